@@ -1,0 +1,3 @@
+from latkit.cli import _entry
+
+_entry()

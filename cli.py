@@ -1,0 +1,111 @@
+"""The ``lat`` command and its ``lat-<subcommand>`` aliases.
+
+Thin by design (STYLE 12): this module only builds the argument parser from the subcommand modules
+and turns a ``LatkitError`` into one line on stderr and exit status 2. Each subcommand lives next to
+the code it drives, in a module that defines ``register_<name>(subparsers)``; the registered parser
+sets ``func`` to a function taking the parsed namespace and returning an exit status.
+
+Subcommand modules must stay cheap to import (no torch or onnxruntime at module level) so that
+``lat --help`` and ``lat space ...`` start instantly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from typing import Callable, Sequence
+
+from latkit import __version__
+from latkit.errors import LatkitError
+
+# name -> module that defines register_<name>(subparsers). Order is the order in `lat --help`.
+COMMANDS: dict[str, str] = {
+    "space": "latkit.supernet.cli",
+    "export": "latkit.profiler.cli_export",
+    "bench": "latkit.devices.cli",
+    "device": "latkit.devices.cli",
+    "profile": "latkit.profiler.cli",
+    "measure": "latkit.profiler.cli",
+    "lut": "latkit.profiler.cli",
+    "fit": "latkit.predictors.cli",
+    "predict": "latkit.predictors.cli",
+    "train": "latkit.supernet.train_cli",
+    "search": "latkit.search.cli",
+}
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """An ArgumentParser whose usage errors are one line (plus exit status 2), not a usage dump."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def build_parser(prog: str = "lat") -> argparse.ArgumentParser:
+    parser = OneLineParser(
+        prog=prog,
+        description="latkit: measure, predict, train and search weight-sharing supernets "
+        "for the devices you deploy on.",
+    )
+    parser.add_argument("--version", action="version", version=f"latkit {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
+    for name, module_name in COMMANDS.items():
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name and exc.name.startswith("latkit"):
+                continue  # subcommand not built yet
+            raise
+        register = getattr(module, f"register_{name}", None)
+        if register is not None:
+            register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None, prog: str = "lat") -> int:
+    parser = build_parser(prog)
+    args = parser.parse_args(argv)
+    func: Callable[[argparse.Namespace], int] | None = getattr(args, "func", None)
+    if func is None:
+        parser.print_help()
+        return 2
+    try:
+        return int(func(args) or 0)
+    except LatkitError as exc:
+        print(f"{prog} {args.command}: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print(f"{prog} {args.command}: interrupted; everything measured so far is kept", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+def _alias(name: str) -> Callable[[], int]:
+    def run() -> int:
+        return main([name, *sys.argv[1:]])
+
+    run.__name__ = f"{name}_main"
+    return run
+
+
+space_main = _alias("space")
+export_main = _alias("export")
+bench_main = _alias("bench")
+device_main = _alias("device")
+profile_main = _alias("profile")
+measure_main = _alias("measure")
+lut_main = _alias("lut")
+fit_main = _alias("fit")
+predict_main = _alias("predict")
+train_main = _alias("train")
+search_main = _alias("search")
+
+
+def _entry() -> None:
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    _entry()

@@ -1,0 +1,282 @@
+"""The device protocol, the one ``Measurement`` type, and the measurement discipline they share.
+
+A device runs an artifact (an exported .onnx or .tflite file) on one target and returns a
+``Measurement``. Every device follows the same protocol (DESIGN.md, "Measurement protocol"):
+
+1. warm up: at least ``warmup_runs`` runs and at least ``warmup_s`` seconds;
+2. time runs until both ``min_runs`` runs and ``min_time_s`` seconds are reached (bounded by
+   ``max_runs``);
+3. summarise: median (the headline figure), p10, p90, mean, std and coefficient of variation, with the
+   raw per-run samples kept;
+4. if the CV is above ``cv_threshold``, measure once more and keep the steadier of the two rounds,
+   recording that it happened (``remeasured``).
+
+Devices differ only in how they prepare an artifact and time one run (or, for devices that time on
+the target itself, such as ``benchmark_model`` on a phone, how they obtain the samples). They are
+looked up by name in one registry (``get_device``); see ``devices/registry.py``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import statistics
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Protocol, Sequence, runtime_checkable
+
+from latkit.errors import DeviceError
+
+
+@dataclass(frozen=True)
+class ProtocolSettings:
+    """How long to warm up and how much to time. Defaults suit single layers and whole subnets."""
+
+    warmup_runs: int = 10
+    warmup_s: float = 0.05
+    min_runs: int = 20
+    min_time_s: float = 0.2
+    max_runs: int = 10_000
+    max_time_s: float = 30.0
+    cv_threshold: float = 0.05
+    remeasure_on_high_cv: bool = True
+
+    def __post_init__(self) -> None:
+        if self.min_runs < 1 or self.warmup_runs < 0:
+            raise DeviceError(
+                f"protocol needs min_runs >= 1 and warmup_runs >= 0, got {self.min_runs} and "
+                f"{self.warmup_runs}"
+            )
+        if self.max_runs < self.min_runs:
+            raise DeviceError(f"max_runs ({self.max_runs}) is below min_runs ({self.min_runs})")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class Stats:
+    """Summary statistics of per-run latencies, all in milliseconds."""
+
+    median_ms: float
+    p10_ms: float
+    p90_ms: float
+    mean_ms: float
+    std_ms: float
+    min_ms: float
+    max_ms: float
+    runs: int
+
+    @property
+    def cv(self) -> float:
+        """Coefficient of variation (std / mean); 0 for a single run."""
+        return self.std_ms / self.mean_ms if self.mean_ms > 0 else 0.0
+
+
+def _percentile(sorted_values: Sequence[float], q: float) -> float:
+    """Linear-interpolated percentile (numpy's default method) of already sorted values."""
+    if not sorted_values:
+        raise DeviceError("no samples to summarise")
+    pos = (len(sorted_values) - 1) * q
+    lo = math.floor(pos)
+    hi = min(lo + 1, len(sorted_values) - 1)
+    return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (pos - lo)
+
+
+def summarize(samples_ms: Sequence[float]) -> Stats:
+    """Summarise per-run latencies (ms). Raises ``DeviceError`` on an empty or non-finite input."""
+    values = [float(v) for v in samples_ms]
+    if not values:
+        raise DeviceError("no samples to summarise")
+    if any(not math.isfinite(v) or v < 0 for v in values):
+        raise DeviceError(f"invalid latency samples (negative or non-finite): {values[:5]}...")
+    s = sorted(values)
+    return Stats(
+        median_ms=statistics.median(s),
+        p10_ms=_percentile(s, 0.10),
+        p90_ms=_percentile(s, 0.90),
+        mean_ms=statistics.fmean(s),
+        std_ms=statistics.pstdev(s) if len(s) > 1 else 0.0,
+        min_ms=s[0],
+        max_ms=s[-1],
+        runs=len(s),
+    )
+
+
+@dataclass
+class Measurement:
+    """One measured latency of one artifact on one device, with everything needed to trust it.
+
+    ``median_ms`` is the figure to use. ``env`` is the environment snapshot: device name, runtime and
+    version, threads, CPU affinity, delegate or execution provider, frequencies and temperatures
+    where readable, artifact hash, tool version, timestamp (see ``environment_base``).
+    """
+
+    median_ms: float
+    p10_ms: float
+    p90_ms: float
+    mean_ms: float
+    std_ms: float
+    cv: float
+    runs: int
+    warmup_runs: int
+    samples_ms: list[float] = field(default_factory=list)
+    remeasured: bool = False
+    first_round_cv: float | None = None
+    env: dict[str, Any] = field(default_factory=dict)
+    protocol: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_samples(
+        cls,
+        samples_ms: Sequence[float],
+        *,
+        warmup_runs: int,
+        env: dict[str, Any],
+        protocol: ProtocolSettings | None = None,
+        **extra: Any,
+    ) -> "Measurement":
+        st = summarize(samples_ms)
+        return cls(
+            median_ms=st.median_ms,
+            p10_ms=st.p10_ms,
+            p90_ms=st.p90_ms,
+            mean_ms=st.mean_ms,
+            std_ms=st.std_ms,
+            cv=st.cv,
+            runs=st.runs,
+            warmup_runs=warmup_runs,
+            samples_ms=[float(v) for v in samples_ms],
+            env=dict(env),
+            protocol=protocol.to_dict() if protocol else {},
+            **extra,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Measurement":
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - names
+        if unknown:
+            raise DeviceError(f"measurement has unknown fields {sorted(unknown)}")
+        return cls(**data)
+
+    @classmethod
+    def from_json(cls, text: str) -> "Measurement":
+        return cls.from_dict(json.loads(text))
+
+
+@runtime_checkable
+class Device(Protocol):
+    """What every device implements. ``name`` is its registry name (``cpu``, ``pixel4``...)."""
+
+    name: str
+    #: artifact formats the device runs, in order of preference: ("onnx",) or ("tflite",)
+    formats: tuple[str, ...]
+
+    def prepare(self, artifact: Path) -> Any:
+        """Make ``artifact`` ready to run (load a session, push to the phone); returns a handle."""
+
+    def benchmark(self, artifact: Path, settings: ProtocolSettings | None = None) -> Measurement:
+        """Measure ``artifact`` under the shared protocol and return its ``Measurement``."""
+
+    def environment(self) -> dict[str, Any]:
+        """A snapshot of the device environment (recorded in every Measurement)."""
+
+    def close(self) -> None:
+        """Release sessions and connections."""
+
+
+def run_protocol(
+    run_once: Callable[[], float | None],
+    settings: ProtocolSettings,
+    clock: Callable[[], float] = time.perf_counter,
+) -> tuple[list[float], int]:
+    """Warm up, then time ``run_once`` until the protocol's count and time minimums are both met.
+
+    ``run_once`` runs one inference. If it returns a float, that is the run's latency in ms (a device
+    that times on its own clock, e.g. CUDA events); if it returns None, the wall time around the
+    call is used. Returns (samples_ms, warmup_runs_done).
+    """
+    warm = 0
+    t0 = clock()
+    while warm < settings.warmup_runs or (clock() - t0) < settings.warmup_s:
+        run_once()
+        warm += 1
+        if warm >= settings.max_runs:
+            break
+    samples: list[float] = []
+    t_start = clock()
+    while True:
+        a = clock()
+        own = run_once()
+        b = clock()
+        samples.append(float(own) if own is not None else (b - a) * 1e3)
+        elapsed = b - t_start
+        if len(samples) >= settings.max_runs or elapsed >= settings.max_time_s:
+            break
+        if len(samples) >= settings.min_runs and elapsed >= settings.min_time_s:
+            break
+    return samples, warm
+
+
+def measure_with_protocol(
+    run_once: Callable[[], float | None],
+    settings: ProtocolSettings,
+    env: dict[str, Any],
+) -> Measurement:
+    """``run_protocol``, then the single CV-triggered re-measurement, as one ``Measurement``."""
+    samples, warm = run_protocol(run_once, settings)
+    first = summarize(samples)
+    remeasured = False
+    first_cv = None
+    if settings.remeasure_on_high_cv and first.cv > settings.cv_threshold:
+        samples2, warm2 = run_protocol(run_once, settings)
+        second = summarize(samples2)
+        remeasured, first_cv = True, first.cv
+        if second.cv <= first.cv:
+            samples, warm = samples2, warm + warm2
+    m = Measurement.from_samples(samples, warmup_runs=warm, env=env, protocol=settings)
+    m.remeasured = remeasured
+    m.first_round_cv = first_cv
+    return m
+
+
+def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while True:
+            block = f.read(chunk)
+            if not block:
+                break
+            h.update(block)
+    return h.hexdigest()
+
+
+def environment_base(device_name: str, **fields: Any) -> dict[str, Any]:
+    """The fields every environment snapshot has; devices add runtime-specific ones."""
+    import platform
+
+    from latkit import __version__
+
+    env: dict[str, Any] = {
+        "device": device_name,
+        "host": platform.node(),
+        "machine": platform.machine(),
+        "python": platform.python_version(),
+        "tool": "latkit",
+        "tool_version": __version__,
+        "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    env.update(fields)
+    return env

@@ -1,0 +1,57 @@
+"""``lat export``: one subnet to ONNX or TFLite, with trained weights when a checkpoint is given."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from latkit.errors import ExportError
+    from latkit.supernet.space import get_space
+
+    space = get_space(args.space)
+    arch = space.parse(args.arch)
+    fmt = args.format or Path(args.output).suffix.lstrip(".")
+    if fmt not in ("onnx", "tflite"):
+        raise ExportError(f"cannot tell the format from {args.output!r}; pass --format onnx|tflite")
+    supernet = None
+    if args.checkpoint:
+        from latkit.supernet.model import load_supernet
+
+        supernet, _ = load_supernet(args.checkpoint, space=space.name)
+    from latkit.profiler.export import build_subnet, export_module, max_abs_diff
+
+    module = build_subnet(space, arch, supernet, seed=args.seed)
+    shape = (args.batch, 3, arch.r, arch.r)
+    path = export_module(module, shape, args.output, fmt)
+    result = {"path": str(path), "arch": str(arch), "space": space.name, "format": fmt,
+              "bytes": path.stat().st_size,
+              "weights": args.checkpoint or f"random (seed {args.seed})"}
+    if args.verify:
+        result["max_abs_diff"] = max_abs_diff(module, path, shape)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        extra = f", max |torch - {fmt}| = {result['max_abs_diff']:.2e}" if args.verify else ""
+        print(f"wrote {path} ({result['bytes'] / 1e6:.2f} MB, {arch}, weights: {result['weights']}{extra})")
+    return 0
+
+
+def register_export(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("export", help="export a subnet to ONNX or TFLite",
+                       description="Export one subnet as a standalone model file. Without "
+                       "--checkpoint the weights are a seeded random initialisation (fine for "
+                       "latency); with it, the subnet's trained weights are extracted.")
+    p.add_argument("--space", required=True)
+    p.add_argument("--arch", required=True, help="canonical key or once-for-all JSON dict")
+    p.add_argument("--format", choices=["onnx", "tflite"], help="default: from the file suffix")
+    p.add_argument("-o", "--output", required=True, help="output file (.onnx or .tflite)")
+    p.add_argument("--checkpoint", help="supernet checkpoint (from lat-train) for trained weights")
+    p.add_argument("--batch", type=int, default=1)
+    p.add_argument("--seed", type=int, default=0, help="weight seed when no checkpoint is given")
+    p.add_argument("--verify", action="store_true", help="compare the file's output with torch")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_cmd_export)

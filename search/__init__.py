@@ -1,0 +1,1 @@
+"""latkit.search."""

@@ -1,0 +1,226 @@
+"""Elastic operations, written once (STYLE 3), and the static layers they are extracted to.
+
+Elastic ops hold the weights of the largest layer and run a smaller one by slicing:
+
+- ``ElasticPointConv``: 1x1 conv; the first ``out_c`` filters and the first ``in_c`` input channels.
+- ``ElasticDepthwiseConv``: depthwise conv over the first C channels with an elastic kernel: a
+  smaller kernel is the centre crop of the next larger one, passed through a learned
+  kernel-transform matrix (once-for-all, initialised to identity). With a single kernel size there
+  are no transforms (CompOFA's fixed kernels).
+- ``ElasticBatchNorm2d``: BatchNorm over the first C channels (statistics and affine weights sliced,
+  running statistics updated in place in the slice).
+- ``ElasticSE``: squeeze-excite over the first C channels, middle width make_divisible(C // 4, 8).
+
+The active sub-layer is an argument of ``forward`` (no mode flags, STYLE 4).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from latkit.supernet.space import make_divisible
+
+
+class HSwish(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * F.relu6(x + 3.0) / 6.0
+
+
+class HSigmoid(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu6(x + 3.0) / 6.0
+
+
+def activation(name: str) -> nn.Module:
+    if name == "relu":
+        return nn.ReLU(inplace=False)
+    if name == "h_swish":
+        return HSwish()
+    if name in ("none", ""):
+        return nn.Identity()
+    raise ValueError(f"unknown activation {name!r}")
+
+
+def _he_fout_(w: torch.Tensor) -> None:
+    n = w.shape[0] * w.shape[2] * w.shape[3]
+    with torch.no_grad():
+        w.normal_(0.0, math.sqrt(2.0 / n))
+
+
+class ElasticPointConv(nn.Module):
+    """1x1 convolution with elastic input and output channel counts (no bias)."""
+
+    def __init__(self, max_in: int, max_out: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(max_out, max_in, 1, 1))
+        _he_fout_(self.weight)
+
+    def active_weight(self, in_c: int, out_c: int) -> torch.Tensor:
+        return self.weight[:out_c, :in_c]
+
+    def forward(self, x: torch.Tensor, out_c: int) -> torch.Tensor:
+        return F.conv2d(x, self.active_weight(x.shape[1], out_c))
+
+
+class ElasticDepthwiseConv(nn.Module):
+    """Depthwise conv with elastic channels and kernel size (centre crop + transform matrices)."""
+
+    def __init__(self, max_c: int, kernel_sizes: tuple[int, ...], stride: int,
+                 transform: bool = True) -> None:
+        super().__init__()
+        self.kernel_sizes = tuple(sorted(set(kernel_sizes)))
+        self.max_k = self.kernel_sizes[-1]
+        self.stride = stride
+        self.weight = nn.Parameter(torch.empty(max_c, 1, self.max_k, self.max_k))
+        _he_fout_(self.weight)
+        self.transform = transform and len(self.kernel_sizes) > 1
+        if self.transform:
+            for big, small in zip(self.kernel_sizes[::-1][:-1], self.kernel_sizes[::-1][1:]):
+                self.register_parameter(
+                    f"t{big}to{small}", nn.Parameter(torch.eye(small * small))
+                )
+
+    def active_weight(self, c: int, k: int) -> torch.Tensor:
+        if k not in self.kernel_sizes:
+            raise ValueError(f"kernel {k} not in {self.kernel_sizes}")
+        w = self.weight[:c]
+        cur = self.max_k
+        for small in reversed(self.kernel_sizes):
+            if cur == k:
+                break
+            if small >= cur:
+                continue
+            lo = (cur - small) // 2
+            w = w[:, :, lo : lo + small, lo : lo + small]
+            if self.transform:
+                t = getattr(self, f"t{cur}to{small}")
+                w = F.linear(w.reshape(c, small * small), t).reshape(c, 1, small, small)
+            cur = small
+        return w
+
+    def forward(self, x: torch.Tensor, k: int) -> torch.Tensor:
+        c = x.shape[1]
+        return F.conv2d(x, self.active_weight(c, k), stride=self.stride, padding=k // 2, groups=c)
+
+
+class ElasticBatchNorm2d(nn.BatchNorm2d):
+    """BatchNorm2d over the first C channels of its (max-width) parameters and statistics."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        c = x.shape[1]
+        if c == self.num_features:
+            return super().forward(x)
+        factor = 0.0
+        if self.training and self.track_running_stats:
+            self.num_batches_tracked.add_(1)
+            factor = self.momentum if self.momentum is not None else 1.0 / float(
+                self.num_batches_tracked
+            )
+        use_batch = self.training or self.running_mean is None
+        return F.batch_norm(
+            x,
+            self.running_mean[:c] if not self.training or self.track_running_stats else None,
+            self.running_var[:c] if not self.training or self.track_running_stats else None,
+            self.weight[:c],
+            self.bias[:c],
+            use_batch,
+            factor,
+            self.eps,
+        )
+
+
+class ElasticSE(nn.Module):
+    """Squeeze-excite (reduction 4, middle rounded to 8) over the first C channels."""
+
+    def __init__(self, max_c: int, reduction: int = 4) -> None:
+        super().__init__()
+        self.reduction = reduction
+        max_mid = make_divisible(max_c // reduction, 8)
+        self.reduce_weight = nn.Parameter(torch.empty(max_mid, max_c, 1, 1))
+        self.reduce_bias = nn.Parameter(torch.zeros(max_mid))
+        self.expand_weight = nn.Parameter(torch.empty(max_c, max_mid, 1, 1))
+        self.expand_bias = nn.Parameter(torch.zeros(max_c))
+        _he_fout_(self.reduce_weight)
+        _he_fout_(self.expand_weight)
+
+    def mid(self, c: int) -> int:
+        return make_divisible(c // self.reduction, 8)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        c = x.shape[1]
+        m = self.mid(c)
+        y = x.mean(dim=(2, 3), keepdim=True)
+        y = F.relu(F.conv2d(y, self.reduce_weight[:m, :c], self.reduce_bias[:m]))
+        y = F.relu6(F.conv2d(y, self.expand_weight[:c, :m], self.expand_bias[:c]) + 3.0) / 6.0
+        return x * y
+
+
+# ----------------------------------------------------------------------------------------------
+# Static layers (what a subnet is extracted to, and what single-layer profiling runs)
+# ----------------------------------------------------------------------------------------------
+
+
+class ConvBNAct(nn.Sequential):
+    def __init__(self, in_c: int, out_c: int, k: int, stride: int = 1, groups: int = 1,
+                 act: str = "relu", bn: bool = True) -> None:
+        layers: list[nn.Module] = [
+            nn.Conv2d(in_c, out_c, k, stride, k // 2, groups=groups, bias=False)
+        ]
+        if bn:
+            layers.append(nn.BatchNorm2d(out_c))
+        layers.append(activation(act))
+        super().__init__(*layers)
+
+
+class SE(nn.Module):
+    def __init__(self, c: int, mid: int) -> None:
+        super().__init__()
+        self.reduce = nn.Conv2d(c, mid, 1, bias=True)
+        self.expand = nn.Conv2d(mid, c, 1, bias=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = x.mean(dim=(2, 3), keepdim=True)
+        y = F.relu(self.reduce(y))
+        return x * (F.relu6(self.expand(y) + 3.0) / 6.0)
+
+
+class MBConv(nn.Module):
+    """A static MobileNetV3 block: [1x1 expand] -> depthwise -> [SE] -> 1x1 project [+ skip]."""
+
+    def __init__(self, in_c: int, mid_c: int, out_c: int, k: int, stride: int, act: str,
+                 se: bool, idskip: bool) -> None:
+        super().__init__()
+        self.expand = ConvBNAct(in_c, mid_c, 1, act=act) if mid_c != in_c else None
+        self.depthwise = ConvBNAct(mid_c, mid_c, k, stride, groups=mid_c, act=act)
+        self.se = SE(mid_c, make_divisible(mid_c // 4, 8)) if se else None
+        self.project = ConvBNAct(mid_c, out_c, 1, act="none")
+        self.idskip = idskip
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.expand(x) if self.expand is not None else x
+        y = self.depthwise(y)
+        if self.se is not None:
+            y = self.se(y)
+        y = self.project(y)
+        return x + y if self.idskip else y
+
+
+class GlobalAvgPool(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.mean(dim=(2, 3), keepdim=True)
+
+
+class Classifier(nn.Module):
+    """Flatten + dropout + linear (the ``Logits`` layer)."""
+
+    def __init__(self, in_c: int, n_classes: int, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        self.linear = nn.Linear(in_c, n_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear(self.dropout(torch.flatten(x, 1)))

@@ -1,0 +1,794 @@
+"""Search spaces, architecture configs and the decomposition of an arch into layers.
+
+This module is the root of latkit's data flow: every other part speaks in ``ArchConfig`` and
+``LayerSpec``. It is pure Python (no torch) so that describing, sampling and predicting stay fast.
+
+Spaces (once-for-all's MobileNetV3 definitions, and CompOFA's coupled space):
+
+================  ===============================================  ==============================
+name              widths                                           elastic dimensions
+================  ===============================================  ==============================
+ofa-mbv3-w1.0     16 | 16 | 24 40 80 112 160 | 960 | 1280          ks {3,5,7}, e {3,4,6} per block,
+                                                                   d {2,3,4} per stage
+ofa-mbv3-w1.2     x1.2 rounded to multiples of 8                   same
+compofa-w1.0      as w1.0                                          (d, e) per stage coupled:
+                                                                   (2,3) (3,4) (4,6); ks fixed
+                                                                   per stage [3,5,3,3,5]
+================  ===============================================  ==============================
+
+Canonical arch key grammar (``str(arch)``, ``ArchConfig.parse``)::
+
+    r<resolution>-k<stage1>.<stage2>.<stage3>.<stage4>.<stage5>-e<stage1>. ... .<stage5>
+
+Each stage group lists one digit per ACTIVE block, so the depth of a stage is the length of its
+group; e.g. ``r224-k35.737.33.5733.35-e34.463.66.3466.44`` has depths 2,3,2,4,2. Blocks beyond a
+stage's depth do not exist in the key, so two once-for-all dicts that differ only in inactive
+entries give the same key. ``ArchConfig.parse`` also accepts the once-for-all JSON dict
+``{"ks": [20 ints], "e": [20 ints], "d": [5 ints], "r": 224}`` (``r`` may be ``[224]``).
+
+Layer keys follow the once-for-all latency-table format (see shared/data/README.md), e.g.
+``expanded_conv-input:112x112x24-output:56x56x32-expand:144-kernel:3-stride:2-idskip:0-se:0-hs:0``
+where ``expand`` is the middle channel count.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import random
+import re
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any, Iterable, Iterator, Mapping, Sequence
+
+from latkit.errors import ArchError, SpaceError
+
+
+def make_divisible(v: float, divisor: int = 8, min_val: int | None = None) -> int:
+    """once-for-all's channel rounding: nearest multiple of ``divisor``, never 10% below ``v``."""
+    if min_val is None:
+        min_val = divisor
+    new_v = max(min_val, int(v + divisor / 2) // divisor * divisor)
+    if new_v < 0.9 * v:
+        new_v += divisor
+    return new_v
+
+
+def out_size(size: int, stride: int) -> int:
+    """Spatial size after a 'same'-padded conv of this stride (ceil division, as once-for-all)."""
+    return (size - 1) // stride + 1
+
+
+# --------------------------------------------------------------------------------------------
+# Data types
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StageConf:
+    """One elastic stage of MobileNetV3 (base width before the width multiplier)."""
+
+    base_width: int
+    stride: int
+    act: str  # "relu" or "h_swish"
+    se: bool
+
+
+@dataclass(frozen=True)
+class SpaceConf:
+    """The config table of a space: data only; ``SearchSpace`` derives every number from it."""
+
+    name: str
+    width_mult: float
+    stem_base: int
+    first_block_base: int
+    stages: tuple[StageConf, ...]
+    final_expand_base: int
+    feature_mix_base: int
+    ks_choices: tuple[tuple[int, ...], ...]  # per stage
+    e_choices: tuple[int, ...]
+    d_choices: tuple[int, ...]
+    coupled: tuple[tuple[int, int], ...] | None  # (d, e) pairs when depth and expand are coupled
+    resolutions: tuple[int, ...]
+    n_classes: int = 1000
+    description: str = ""
+
+
+_MBV3_STAGES = (
+    StageConf(24, 2, "relu", False),
+    StageConf(40, 2, "relu", True),
+    StageConf(80, 2, "h_swish", False),
+    StageConf(112, 1, "h_swish", True),
+    StageConf(160, 2, "h_swish", True),
+)
+# first block: stride 1, relu, no SE (stage 0 of once-for-all's tables)
+FIRST_BLOCK_STRIDE, FIRST_BLOCK_ACT, FIRST_BLOCK_SE = 1, "relu", False
+
+SPACE_CONFS: dict[str, SpaceConf] = {
+    "ofa-mbv3-w1.0": SpaceConf(
+        name="ofa-mbv3-w1.0",
+        width_mult=1.0,
+        stem_base=16,
+        first_block_base=16,
+        stages=_MBV3_STAGES,
+        final_expand_base=960,
+        feature_mix_base=1280,
+        ks_choices=((3, 5, 7),) * 5,
+        e_choices=(3, 4, 6),
+        d_choices=(2, 3, 4),
+        coupled=None,
+        resolutions=tuple(range(128, 225, 4)),
+        description="once-for-all MobileNetV3, width 1.0",
+    ),
+    "ofa-mbv3-w1.2": SpaceConf(
+        name="ofa-mbv3-w1.2",
+        width_mult=1.2,
+        stem_base=16,
+        first_block_base=16,
+        stages=_MBV3_STAGES,
+        final_expand_base=960,
+        feature_mix_base=1280,
+        ks_choices=((3, 5, 7),) * 5,
+        e_choices=(3, 4, 6),
+        d_choices=(2, 3, 4),
+        coupled=None,
+        resolutions=tuple(range(160, 225, 4)),
+        description="once-for-all MobileNetV3, width 1.2",
+    ),
+    "compofa-w1.0": SpaceConf(
+        name="compofa-w1.0",
+        width_mult=1.0,
+        stem_base=16,
+        first_block_base=16,
+        stages=_MBV3_STAGES,
+        final_expand_base=960,
+        feature_mix_base=1280,
+        ks_choices=((3,), (5,), (3,), (3,), (5,)),
+        e_choices=(3, 4, 6),
+        d_choices=(2, 3, 4),
+        coupled=((2, 3), (3, 4), (4, 6)),
+        resolutions=tuple(range(128, 225, 4)),
+        description="CompOFA: depth and expand coupled per stage, kernel fixed per stage",
+    ),
+}
+
+LAYER_KINDS = ("Conv", "expanded_conv", "Conv_1", "AvgPool2D", "Conv_2", "Logits")
+
+
+@dataclass(frozen=True)
+class LayerSpec:
+    """One layer of a subnet, with the shapes a lookup table is keyed by.
+
+    ``kind`` is one of ``LAYER_KINDS``: ``Conv`` (stem 3x3 stride 2, h_swish), ``expanded_conv`` (an
+    MBConv block: optional 1x1 expansion to ``mid_c`` when ``mid_c != in_c``, depthwise
+    ``kernel`` x ``kernel`` with ``stride``, optional squeeze-excite, 1x1 projection, identity skip
+    when ``idskip``), ``Conv_1`` (final 1x1 expand + BN + h_swish), ``AvgPool2D`` (global average
+    pool), ``Conv_2`` (feature mix 1x1, no BN, h_swish) and ``Logits`` (the linear classifier).
+    """
+
+    kind: str
+    in_hw: int
+    in_c: int
+    out_hw: int
+    out_c: int
+    mid_c: int = 0
+    kernel: int = 0
+    stride: int = 1
+    idskip: bool = False
+    se: bool = False
+    act: str = "relu"
+
+    @property
+    def key(self) -> str:
+        """The once-for-all latency-table key of this layer."""
+        i = f"input:{self.in_hw}x{self.in_hw}x{self.in_c}"
+        if self.kind == "Logits":
+            return f"Logits-input:1x1x{self.in_c}-output:{self.out_c}"
+        o = f"output:{self.out_hw}x{self.out_hw}x{self.out_c}"
+        if self.kind != "expanded_conv":
+            return f"{self.kind}-{i}-{o}"
+        return (
+            f"expanded_conv-{i}-{o}-expand:{self.mid_c}-kernel:{self.kernel}-stride:{self.stride}"
+            f"-idskip:{int(self.idskip)}-se:{int(self.se)}-hs:{int(self.act == 'h_swish')}"
+        )
+
+    def __str__(self) -> str:
+        return self.key
+
+    @property
+    def has_expand_conv(self) -> bool:
+        return self.kind == "expanded_conv" and self.mid_c != self.in_c
+
+    @property
+    def se_mid_c(self) -> int:
+        return make_divisible(self.mid_c // 4, 8) if self.se else 0
+
+    @cached_property
+    def params(self) -> int:
+        """Parameters, BatchNorm affine weights included (once-for-all's convention)."""
+        k = self.kind
+        if k == "Conv":
+            return 3 * 3 * 3 * self.out_c + 2 * self.out_c
+        if k == "expanded_conv":
+            p = 0
+            if self.has_expand_conv:
+                p += self.in_c * self.mid_c + 2 * self.mid_c
+            p += self.mid_c * self.kernel * self.kernel + 2 * self.mid_c
+            if self.se:
+                s = self.se_mid_c
+                p += self.mid_c * s + s + s * self.mid_c + self.mid_c
+            p += self.mid_c * self.out_c + 2 * self.out_c
+            return p
+        if k == "Conv_1":
+            return self.in_c * self.out_c + 2 * self.out_c
+        if k == "AvgPool2D":
+            return 0
+        if k == "Conv_2":
+            return self.in_c * self.out_c
+        if k == "Logits":
+            return self.in_c * self.out_c + self.out_c
+        raise ArchError(f"unknown layer kind {k!r}; expected one of {LAYER_KINDS}")
+
+    @cached_property
+    def macs(self) -> int:
+        """Multiply-accumulates of the conv and linear layers (once-for-all's counting)."""
+        k = self.kind
+        o2 = self.out_hw * self.out_hw
+        if k == "Conv":
+            return o2 * 27 * self.out_c
+        if k == "expanded_conv":
+            m = 0
+            if self.has_expand_conv:
+                m += self.in_hw * self.in_hw * self.in_c * self.mid_c
+            m += o2 * self.mid_c * self.kernel * self.kernel
+            if self.se:
+                m += 2 * self.mid_c * self.se_mid_c
+            m += o2 * self.mid_c * self.out_c
+            return m
+        if k == "Conv_1":
+            return o2 * self.in_c * self.out_c
+        if k == "AvgPool2D":
+            return 0
+        if k in ("Conv_2", "Logits"):
+            return self.in_c * self.out_c
+        raise ArchError(f"unknown layer kind {k!r}; expected one of {LAYER_KINDS}")
+
+    _KEY_RE = re.compile(
+        r"^(?P<kind>Conv|Conv_1|Conv_2|AvgPool2D)-input:(?P<ih>\d+)x(?P<iw>\d+)x(?P<ic>\d+)"
+        r"-output:(?P<oh>\d+)x(?P<ow>\d+)x(?P<oc>\d+)$"
+        r"|^Logits-input:1x1x(?P<lic>\d+)-output:(?P<loc>\d+)$"
+        r"|^expanded_conv-input:(?P<eih>\d+)x(?P<eiw>\d+)x(?P<eic>\d+)"
+        r"-output:(?P<eoh>\d+)x(?P<eow>\d+)x(?P<eoc>\d+)-expand:(?P<mid>\d+)-kernel:(?P<k>\d+)"
+        r"-stride:(?P<s>\d+)-idskip:(?P<id>[01])-se:(?P<se>[01])-hs:(?P<hs>[01])$"
+    )
+
+    @classmethod
+    def parse(cls, key: str) -> "LayerSpec":
+        """Inverse of ``key``. Raises ArchError on anything that is not a layer key."""
+        m = cls._KEY_RE.match(key.strip())
+        if not m:
+            raise ArchError(
+                f"not a once-for-all layer key: {key!r} (expected e.g. "
+                "'expanded_conv-input:56x56x24-output:28x28x40-expand:72-kernel:5-stride:2-"
+                "idskip:0-se:1-hs:0' or 'Conv-input:224x224x3-output:112x112x16')"
+            )
+        g = m.groupdict()
+        if g["kind"]:
+            act = "h_swish" if g["kind"] in ("Conv", "Conv_1", "Conv_2") else "relu"
+            return cls(g["kind"], int(g["ih"]), int(g["ic"]), int(g["oh"]), int(g["oc"]), act=act)
+        if g["lic"]:
+            return cls("Logits", 1, int(g["lic"]), 1, int(g["loc"]), act="none")
+        return cls(
+            "expanded_conv",
+            int(g["eih"]),
+            int(g["eic"]),
+            int(g["eoh"]),
+            int(g["eoc"]),
+            mid_c=int(g["mid"]),
+            kernel=int(g["k"]),
+            stride=int(g["s"]),
+            idskip=g["id"] == "1",
+            se=g["se"] == "1",
+            act="h_swish" if g["hs"] == "1" else "relu",
+        )
+
+
+@dataclass(frozen=True)
+class ArchConfig:
+    """A subnet: resolution plus, per stage, the kernel size and expand ratio of each active block.
+
+    Frozen and hashable; ``str(arch)`` is the canonical key (grammar in the module docstring) and
+    ``ArchConfig.parse(str(arch)) == arch``. Depth per stage is ``len(ks[stage])``.
+    """
+
+    r: int
+    ks: tuple[tuple[int, ...], ...]
+    e: tuple[tuple[int, ...], ...]
+
+    def __post_init__(self) -> None:
+        if len(self.ks) != len(self.e):
+            raise ArchError(f"ks has {len(self.ks)} stages but e has {len(self.e)}")
+        for i, (k, e) in enumerate(zip(self.ks, self.e)):
+            if len(k) != len(e):
+                raise ArchError(f"stage {i + 1}: {len(k)} kernel sizes but {len(e)} expand ratios")
+            if len(k) == 0:
+                raise ArchError(f"stage {i + 1} has depth 0")
+
+    @property
+    def d(self) -> tuple[int, ...]:
+        return tuple(len(k) for k in self.ks)
+
+    @property
+    def key(self) -> str:
+        ks = ".".join("".join(str(v) for v in stage) for stage in self.ks)
+        es = ".".join("".join(str(v) for v in stage) for stage in self.e)
+        return f"r{self.r}-k{ks}-e{es}"
+
+    def __str__(self) -> str:
+        return self.key
+
+    _KEY_RE = re.compile(r"^r(\d+)-k(\d+(?:\.\d+)*)-e(\d+(?:\.\d+)*)$")
+
+    @classmethod
+    def parse(cls, text: "str | Mapping[str, Any] | ArchConfig") -> "ArchConfig":
+        """A canonical key, a once-for-all dict, or its JSON text -> ArchConfig (no space checks)."""
+        if isinstance(text, ArchConfig):
+            return text
+        if isinstance(text, Mapping):
+            return cls.from_ofa_dict(text)
+        s = str(text).strip()
+        if s.startswith("{"):
+            try:
+                data = json.loads(s)
+            except json.JSONDecodeError as exc:
+                raise ArchError(f"arch looks like JSON but does not parse: {exc.msg} in {s[:80]!r}")
+            if not isinstance(data, dict):
+                raise ArchError(f"arch JSON must be an object with ks, e, d, r; got {s[:80]!r}")
+            return cls.from_ofa_dict(data)
+        m = cls._KEY_RE.match(s)
+        if not m:
+            raise ArchError(
+                f"malformed arch {s[:100]!r}: expected a key like "
+                "'r224-k35.737.33.5733.35-e34.463.66.3466.44' or a once-for-all JSON dict "
+                '\'{"ks": [...20], "e": [...20], "d": [...5], "r": 224}\''
+            )
+        r = int(m.group(1))
+        ks_groups = m.group(2).split(".")
+        e_groups = m.group(3).split(".")
+        if [len(g) for g in ks_groups] != [len(g) for g in e_groups]:
+            raise ArchError(
+                f"malformed arch {s!r}: kernel groups {ks_groups} and expand groups {e_groups} "
+                "must have the same number of digits per stage (one per active block)"
+            )
+        return cls(
+            r=r,
+            ks=tuple(tuple(int(c) for c in g) for g in ks_groups),
+            e=tuple(tuple(int(c) for c in g) for g in e_groups),
+        )
+
+    @classmethod
+    def from_ofa_dict(cls, data: Mapping[str, Any]) -> "ArchConfig":
+        """once-for-all's ``{"ks": [...], "e": [...], "d": [...], "r": R}``; inactive entries dropped."""
+        missing = [k for k in ("ks", "e", "d") if k not in data]
+        if missing:
+            raise ArchError(f"arch dict is missing {missing}; expected keys ks, e, d, r")
+        r = data.get("r", data.get("image_size"))
+        if isinstance(r, (list, tuple)):
+            if len(r) != 1:
+                raise ArchError(f"arch dict field r must be one resolution, got {r}")
+            r = r[0]
+        if r is None:
+            raise ArchError("arch dict is missing r (input resolution)")
+        try:
+            r = int(r)
+            ks = [int(v) for v in data["ks"]]
+            e = [_as_int_ratio(v) for v in data["e"]]
+            d = [int(v) for v in data["d"]]
+        except (TypeError, ValueError) as exc:
+            raise ArchError(f"arch dict fields must be numbers: {exc}")
+        if not d:
+            raise ArchError("arch dict field d is empty")
+        if len(ks) != len(e) or len(ks) % len(d):
+            raise ArchError(
+                f"arch dict has {len(ks)} ks and {len(e)} e entries for {len(d)} stages; expected "
+                f"equal lengths divisible by the number of stages (once-for-all: 20, 20 and 5)"
+            )
+        per = len(ks) // len(d)
+        for i, di in enumerate(d):
+            if not 1 <= di <= per:
+                raise ArchError(f"d[{i}] = {di} is outside 1..{per}")
+        return cls(
+            r=r,
+            ks=tuple(tuple(ks[i * per : i * per + di]) for i, di in enumerate(d)),
+            e=tuple(tuple(e[i * per : i * per + di]) for i, di in enumerate(d)),
+        )
+
+    def to_ofa_dict(self, max_depth: int = 4) -> dict[str, Any]:
+        """once-for-all's dict; inactive blocks repeat the stage's last active values."""
+        ks: list[int] = []
+        es: list[int] = []
+        for k, e in zip(self.ks, self.e):
+            pad = max_depth - len(k)
+            if pad < 0:
+                raise ArchError(f"depth {len(k)} exceeds max depth {max_depth}")
+            ks += list(k) + [k[-1]] * pad
+            es += list(e) + [e[-1]] * pad
+        return {"ks": ks, "e": es, "d": list(self.d), "r": self.r}
+
+
+def _as_int_ratio(v: Any) -> int:
+    f = float(v)
+    if not f.is_integer():
+        raise ValueError(f"expand ratio {v} is not an integer")
+    return int(f)
+
+
+# --------------------------------------------------------------------------------------------
+# The search space
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    """A search space: validation, sampling, enumeration, genetic operators, layer decomposition."""
+
+    conf: SpaceConf
+    _layer_cache: dict = field(default_factory=dict, compare=False, hash=False, repr=False)
+
+    # ---- derived widths ----
+    @property
+    def name(self) -> str:
+        return self.conf.name
+
+    @property
+    def resolutions(self) -> tuple[int, ...]:
+        return self.conf.resolutions
+
+    @property
+    def n_stages(self) -> int:
+        return len(self.conf.stages)
+
+    @property
+    def max_depth(self) -> int:
+        return max(self.conf.d_choices)
+
+    def _w(self, base: int) -> int:
+        return make_divisible(base * self.conf.width_mult, 8)
+
+    @cached_property
+    def stem_width(self) -> int:
+        return self._w(self.conf.stem_base)
+
+    @cached_property
+    def first_block_width(self) -> int:
+        return self._w(self.conf.first_block_base)
+
+    @cached_property
+    def stage_widths(self) -> tuple[int, ...]:
+        return tuple(self._w(s.base_width) for s in self.conf.stages)
+
+    @cached_property
+    def final_expand_width(self) -> int:
+        return self._w(self.conf.final_expand_base)
+
+    @cached_property
+    def feature_mix_width(self) -> int:
+        return self._w(self.conf.feature_mix_base)
+
+    @property
+    def is_coupled(self) -> bool:
+        return self.conf.coupled is not None
+
+    def stage_in_width(self, stage: int) -> int:
+        return self.first_block_width if stage == 0 else self.stage_widths[stage - 1]
+
+    def mid_width(self, in_c: int, e: int) -> int:
+        return make_divisible(round(in_c * e), 8)
+
+    # ---- validation ----
+    def validate(self, arch: ArchConfig) -> ArchConfig:
+        """Raise ArchError naming the field and the allowed values; return ``arch`` if valid."""
+        c = self.conf
+        if arch.r not in c.resolutions:
+            raise ArchError(
+                f"resolution r={arch.r} is not in {c.name} (allowed: {c.resolutions[0]}.."
+                f"{c.resolutions[-1]} step {c.resolutions[1] - c.resolutions[0]})"
+            )
+        if len(arch.ks) != self.n_stages:
+            raise ArchError(f"{c.name} has {self.n_stages} stages; arch has {len(arch.ks)}")
+        for s in range(self.n_stages):
+            if arch.d[s] not in c.d_choices:
+                raise ArchError(f"d[{s}] = {arch.d[s]} not in {set(c.d_choices)} ({c.name})")
+            for b, (k, e) in enumerate(zip(arch.ks[s], arch.e[s])):
+                if k not in c.ks_choices[s]:
+                    raise ArchError(
+                        f"ks of stage {s + 1} block {b + 1} = {k} not in {set(c.ks_choices[s])} "
+                        f"({c.name})"
+                    )
+                if e not in c.e_choices:
+                    raise ArchError(
+                        f"e of stage {s + 1} block {b + 1} = {e} not in {set(c.e_choices)} ({c.name})"
+                    )
+            if c.coupled is not None:
+                allowed = dict(c.coupled)
+                want = allowed[arch.d[s]]
+                if any(e != want for e in arch.e[s]):
+                    raise ArchError(
+                        f"{c.name} couples depth and expand per stage {c.coupled}: stage {s + 1} "
+                        f"has d={arch.d[s]}, so every block needs e={want}, found {list(arch.e[s])}"
+                    )
+        return arch
+
+    def parse(self, text: "str | Mapping[str, Any] | ArchConfig") -> ArchConfig:
+        """Parse (key, dict or JSON text) and validate against this space."""
+        return self.validate(ArchConfig.parse(text))
+
+    # ---- construction ----
+    def _stage_options(self, s: int) -> list[tuple[tuple[int, ...], tuple[int, ...]]]:
+        """Every (ks, e) tuple pair a stage can take (only used where enumerable)."""
+        c = self.conf
+        opts = []
+        pairs = c.coupled if c.coupled is not None else [(d, None) for d in c.d_choices]
+        for d, e_fixed in pairs:
+            e_sets = [(e_fixed,)] if e_fixed is not None else [c.e_choices]
+            for ks in itertools.product(c.ks_choices[s], repeat=d):
+                for es in itertools.product(*(e_sets * d)) if e_fixed is None else [(e_fixed,) * d]:
+                    opts.append((tuple(ks), tuple(es)))
+        return opts
+
+    def max_arch(self, r: int | None = None) -> ArchConfig:
+        c = self.conf
+        d, e = (c.coupled[-1] if c.coupled else (max(c.d_choices), max(c.e_choices)))
+        return self.validate(
+            ArchConfig(
+                r=r or max(c.resolutions),
+                ks=tuple((max(c.ks_choices[s]),) * d for s in range(self.n_stages)),
+                e=tuple((e,) * d for _ in range(self.n_stages)),
+            )
+        )
+
+    def min_arch(self, r: int | None = None) -> ArchConfig:
+        c = self.conf
+        d, e = (c.coupled[0] if c.coupled else (min(c.d_choices), min(c.e_choices)))
+        return self.validate(
+            ArchConfig(
+                r=r or min(c.resolutions),
+                ks=tuple((min(c.ks_choices[s]),) * d for s in range(self.n_stages)),
+                e=tuple((e,) * d for _ in range(self.n_stages)),
+            )
+        )
+
+    def sample(self, rng: random.Random, resolution: int | Sequence[int] | None = None) -> ArchConfig:
+        """A uniformly random subnet (uniform per choice, as once-for-all samples)."""
+        c = self.conf
+        if resolution is None:
+            r = rng.choice(c.resolutions)
+        elif isinstance(resolution, int):
+            r = resolution
+        else:
+            r = rng.choice(list(resolution))
+        ks, es = [], []
+        for s in range(self.n_stages):
+            if c.coupled is not None:
+                d, e = rng.choice(c.coupled)
+                ks.append(tuple(rng.choice(c.ks_choices[s]) for _ in range(d)))
+                es.append((e,) * d)
+            else:
+                d = rng.choice(c.d_choices)
+                ks.append(tuple(rng.choice(c.ks_choices[s]) for _ in range(d)))
+                es.append(tuple(rng.choice(c.e_choices) for _ in range(d)))
+        return self.validate(ArchConfig(r=r, ks=tuple(ks), e=tuple(es)))
+
+    def enumerate(self, resolution: int | None = None) -> Iterator[ArchConfig]:
+        """Every subnet at ``resolution`` (all resolutions if None). Only for enumerable spaces."""
+        n = self.num_subnets()
+        if n > 10**7:
+            raise ArchError(
+                f"{self.name} has {n:.3g} subnets per resolution, too many to enumerate; "
+                "sample them (lat space sample) or search with evolution"
+            )
+        rs = self.conf.resolutions if resolution is None else (resolution,)
+        for r in rs:
+            if r not in self.conf.resolutions:
+                raise ArchError(f"resolution {r} is not in {self.name} {self.conf.resolutions}")
+            per_stage = [self._stage_options(s) for s in range(self.n_stages)]
+            for combo in itertools.product(*per_stage):
+                yield ArchConfig(
+                    r=r, ks=tuple(k for k, _ in combo), e=tuple(e for _, e in combo)
+                )
+
+    def num_subnets(self, per_resolution: bool = True) -> int:
+        c = self.conf
+        per_stage = []
+        for s in range(self.n_stages):
+            if c.coupled is not None:
+                per_stage.append(sum(len(c.ks_choices[s]) ** d for d, _ in c.coupled))
+            else:
+                per_stage.append(
+                    sum((len(c.ks_choices[s]) * len(c.e_choices)) ** d for d in c.d_choices)
+                )
+        n = math.prod(per_stage)
+        return n if per_resolution else n * len(c.resolutions)
+
+    # ---- genetic operators (for evolutionary search) ----
+    def mutate(self, arch: ArchConfig, rng: random.Random, prob: float = 0.1,
+               resolutions: Sequence[int] | None = None) -> ArchConfig:
+        """Resample each gene with probability ``prob``; the result is always in the space."""
+        c = self.conf
+        r = arch.r
+        if rng.random() < prob:
+            r = rng.choice(list(resolutions or c.resolutions))
+        ks = [list(k) for k in arch.ks]
+        es = [list(e) for e in arch.e]
+        for s in range(self.n_stages):
+            if c.coupled is not None:
+                if rng.random() < prob:
+                    d, e = rng.choice(c.coupled)
+                    ks[s] = [ks[s][i] if i < len(ks[s]) else rng.choice(c.ks_choices[s])
+                             for i in range(d)]
+                    es[s] = [e] * d
+                continue
+            if rng.random() < prob:
+                d = rng.choice(c.d_choices)
+                ks[s] = [ks[s][i] if i < len(ks[s]) else rng.choice(c.ks_choices[s])
+                         for i in range(d)]
+                es[s] = [es[s][i] if i < len(es[s]) else rng.choice(c.e_choices) for i in range(d)]
+            for b in range(len(ks[s])):
+                if rng.random() < prob:
+                    ks[s][b] = rng.choice(c.ks_choices[s])
+                if rng.random() < prob:
+                    es[s][b] = rng.choice(c.e_choices)
+        return self.validate(
+            ArchConfig(r=r, ks=tuple(map(tuple, ks)), e=tuple(map(tuple, es)))
+        )
+
+    def crossover(self, a: ArchConfig, b: ArchConfig, rng: random.Random) -> ArchConfig:
+        """Each stage (depth, kernels, expands) and the resolution from either parent."""
+        pick = [rng.random() < 0.5 for _ in range(self.n_stages)]
+        return self.validate(
+            ArchConfig(
+                r=a.r if rng.random() < 0.5 else b.r,
+                ks=tuple(a.ks[s] if pick[s] else b.ks[s] for s in range(self.n_stages)),
+                e=tuple(a.e[s] if pick[s] else b.e[s] for s in range(self.n_stages)),
+            )
+        )
+
+    # ---- layer decomposition ----
+    def stem_layer(self, r: int) -> LayerSpec:
+        return LayerSpec("Conv", r, 3, out_size(r, 2), self.stem_width, kernel=3, stride=2,
+                         act="h_swish")
+
+    def first_block_layer(self, r: int) -> LayerSpec:
+        hw = out_size(r, 2)
+        c_in, c_out = self.stem_width, self.first_block_width
+        return LayerSpec(
+            "expanded_conv", hw, c_in, out_size(hw, FIRST_BLOCK_STRIDE), c_out, mid_c=c_in,
+            kernel=3, stride=FIRST_BLOCK_STRIDE,
+            idskip=FIRST_BLOCK_STRIDE == 1 and c_in == c_out, se=FIRST_BLOCK_SE,
+            act=FIRST_BLOCK_ACT,
+        )
+
+    def block_layer(self, stage: int, block: int, in_hw: int, k: int, e: int) -> LayerSpec:
+        st = self.conf.stages[stage]
+        c_in = self.stage_in_width(stage) if block == 0 else self.stage_widths[stage]
+        c_out = self.stage_widths[stage]
+        stride = st.stride if block == 0 else 1
+        return LayerSpec(
+            "expanded_conv", in_hw, c_in, out_size(in_hw, stride), c_out,
+            mid_c=self.mid_width(c_in, e), kernel=k, stride=stride,
+            idskip=stride == 1 and c_in == c_out, se=st.se, act=st.act,
+        )
+
+    def final_layers(self, hw: int) -> list[LayerSpec]:
+        c_last, fe, fm = self.stage_widths[-1], self.final_expand_width, self.feature_mix_width
+        return [
+            LayerSpec("Conv_1", hw, c_last, hw, fe, kernel=1, act="h_swish"),
+            LayerSpec("AvgPool2D", hw, fe, 1, fe, act="none"),
+            LayerSpec("Conv_2", 1, fe, 1, fm, kernel=1, act="h_swish"),
+            LayerSpec("Logits", 1, fm, 1, self.conf.n_classes, act="none"),
+        ]
+
+    def layers(self, arch: ArchConfig) -> list[LayerSpec]:
+        """The ordered layers of a (valid) subnet: stem, first block, active blocks, final layers."""
+        cached = self._layer_cache.get(arch)
+        if cached is not None:
+            return cached
+        self.validate(arch)
+        out = [self.stem_layer(arch.r), self.first_block_layer(arch.r)]
+        hw = out[-1].out_hw
+        for s in range(self.n_stages):
+            for b, (k, e) in enumerate(zip(arch.ks[s], arch.e[s])):
+                spec = self.block_layer(s, b, hw, k, e)
+                out.append(spec)
+                hw = spec.out_hw
+        out += self.final_layers(hw)
+        if len(self._layer_cache) < 100_000:
+            self._layer_cache[arch] = out
+        return out
+
+    def params(self, arch: ArchConfig) -> int:
+        return sum(l.params for l in self.layers(arch))
+
+    def macs(self, arch: ArchConfig) -> int:
+        return sum(l.macs for l in self.layers(arch))
+
+    def stage_hw(self, r: int) -> list[int]:
+        """Input spatial size of each stage at resolution ``r``."""
+        hw = out_size(out_size(r, 2), FIRST_BLOCK_STRIDE)
+        sizes = []
+        for st in self.conf.stages:
+            sizes.append(hw)
+            hw = out_size(hw, st.stride)
+        return sizes + [hw]
+
+    def unique_layers(self, resolutions: Iterable[int] | None = None) -> list[LayerSpec]:
+        """Every distinct layer any subnet can contain at these resolutions (a LUT campaign's jobs)."""
+        c = self.conf
+        rs = list(resolutions) if resolutions is not None else list(c.resolutions)
+        seen: dict[str, LayerSpec] = {}
+
+        def add(spec: LayerSpec) -> None:
+            seen.setdefault(spec.key, spec)
+
+        for r in rs:
+            if r not in c.resolutions:
+                raise ArchError(f"resolution {r} is not in {c.name} {c.resolutions}")
+            add(self.stem_layer(r))
+            add(self.first_block_layer(r))
+            hws = self.stage_hw(r)
+            for s in range(self.n_stages):
+                for b in range(self.max_depth):
+                    for k in c.ks_choices[s]:
+                        for e in self._block_e_choices(b):
+                            hw = hws[s] if b == 0 else out_size(hws[s], c.stages[s].stride)
+                            add(self.block_layer(s, b, hw, k, e))
+            for spec in self.final_layers(hws[-1]):
+                add(spec)
+        return list(seen.values())
+
+    def _block_e_choices(self, block: int) -> tuple[int, ...]:
+        """Expand ratios block index ``block`` of a stage can take (coupling restricts deep blocks)."""
+        c = self.conf
+        if c.coupled is None:
+            return c.e_choices if block < max(c.d_choices) else ()
+        return tuple(sorted({e for d, e in c.coupled if d > block}))
+
+    def describe(self) -> dict[str, Any]:
+        c = self.conf
+        return {
+            "name": c.name,
+            "description": c.description,
+            "widths": [self.stem_width, self.first_block_width, *self.stage_widths,
+                       self.final_expand_width, self.feature_mix_width],
+            "ks": [list(k) for k in c.ks_choices],
+            "e": list(c.e_choices),
+            "d": list(c.d_choices),
+            "coupled": [list(p) for p in c.coupled] if c.coupled else None,
+            "resolutions": list(c.resolutions),
+            "subnets_per_resolution": self.num_subnets(),
+            "subnets_total": self.num_subnets(per_resolution=False),
+        }
+
+
+_SPACES: dict[str, SearchSpace] = {}
+
+
+def get_space(name: str) -> SearchSpace:
+    """The space called ``name``; SpaceError listing the known names otherwise."""
+    if isinstance(name, SearchSpace):
+        return name
+    if name not in SPACE_CONFS:
+        raise SpaceError(f"unknown space {name!r}; known spaces: {', '.join(SPACE_CONFS)}")
+    if name not in _SPACES:
+        _SPACES[name] = SearchSpace(SPACE_CONFS[name])
+    return _SPACES[name]
+
+
+def list_spaces() -> list[str]:
+    return list(SPACE_CONFS)
+
+
+def unique_layers(space: "str | SearchSpace", resolutions: Iterable[int] | None = None) -> list[LayerSpec]:
+    """Every distinct layer of ``space`` at ``resolutions`` (all of the space's if None)."""
+    return get_space(space).unique_layers(resolutions)
