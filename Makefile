@@ -50,7 +50,7 @@ test-all: $(VENV)/.deps-test adb-client
 	$(BIN)/python -m pytest -m "not gpu and not phone"
 
 demo: $(VENV)/.deps-demo
-	$(BIN)/python benchmarks/demo.py --out $(DEMO_OUT)
+	$(BIN)/lat demo --out $(DEMO_OUT)
 
 clean:
 	rm -rf $(VENV) out .pytest_cache

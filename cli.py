@@ -32,6 +32,7 @@ COMMANDS: dict[str, str] = {
     "predict": "latkit.predictors.cli",
     "train": "latkit.supernet.train_cli",
     "search": "latkit.search.cli",
+    "demo": "latkit.search.demo",
 }
 
 
@@ -101,6 +102,7 @@ fit_main = _alias("fit")
 predict_main = _alias("predict")
 train_main = _alias("train")
 search_main = _alias("search")
+demo_main = _alias("demo")
 
 
 def _entry() -> None:
