@@ -1,0 +1,521 @@
+"""An ADB device emulator: a real ADB peer (device side) over TCP, for testing the phone path.
+
+Debian's ``adb`` client (``adb connect 127.0.0.1:PORT``) and the pure-Python ``adb-shell`` library
+both talk to it. Behind the transport sits an emulated Pixel 4 (``emulated_phone``): a sandboxed
+filesystem, ``getprop``, thermal zones and cpufreq files, a small shell interpreted in Python
+(``emulated_shell``; nothing a client sends runs on the host) and an emulated ``benchmark_model``
+that runs pushed ``.tflite`` files for real with LiteRT on the host CPU (``emulated_benchmark``).
+
+Usage::
+
+    with EmulatorServer(port=0) as emu:            # background thread, loopback only
+        AdbDeviceTcp("127.0.0.1", emu.port) ...     # or: adb connect 127.0.0.1:<emu.port>
+        emu.counters.snapshot()                     # connections, benchmarks, pushes, faults...
+
+Transport behaviour: CNXN (version answered as min(host, 0x01000001), max payload 256 KiB; every
+message we send carries a correct checksum; incoming checksums are verified for hosts on the old
+version), AUTH (token, RSA signature check against known keys, RSAPUBLICKEY accepted like a user
+tapping "allow" unless ``authorized_keys`` restricts it; a rejected key gets no answer, as a phone
+whose user ignores the dialog), OPEN/OKAY/WRTE/CLSE with one unacknowledged WRTE per stream in
+each direction, CLSE answered with CLSE, any number of streams and connections (a thread each).
+Unknown services (``reboot:``, ``root:``, ``remount:``...) are refused with CLSE.
+The device banner advertises ``shell_v2,stat_v2,ls_v2,fixed_push_mkdir``.
+
+Faults (``FaultSpec.parse``): see ``FaultSpec``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import queue
+import secrets
+import socket
+import struct
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+from latkit.devices import adb_protocol as P
+from latkit.devices.adb_services import is_supported, run_service
+from latkit.devices.emulated_phone import EmulatedPhone, EmulatorCounters, PhoneProfile, ThermalModel
+from latkit.devices.emulated_shell import SessionHooks
+from latkit.errors import DeviceError
+
+FEATURES = ("shell_v2", "stat_v2", "ls_v2", "fixed_push_mkdir")
+MAX_INCOMING_PAYLOAD = 1024 * 1024 + 64
+
+
+@dataclass(frozen=True)
+class FaultSpec:
+    """Injected faults, parsed from a comma-separated spec (empty = none).
+
+    Grammar (``N`` counts ``benchmark_model`` invocations on the server, from 1)::
+
+        drop-after=N   drop the TCP connection during run N's output (after its first
+                       "Running benchmark" line); the client sees a broken pipe / EOF
+        hang-once      = hang-after=1
+        hang-after=N   run N prints its first "Running benchmark" line, then goes silent for
+                       hang-s seconds (the stream stays open); it then finishes normally,
+                       unless the client went away meanwhile
+        hang-s=S       length of a hang (default 600)
+        crash-once     = crash-after=1
+        crash-after=N  run N prints its first "Running benchmark" line, then
+                       "Segmentation fault" on stderr, exit status 139
+        fail-always    every run fails after warm-up: "ERROR: Node number 0 (OP) failed to
+                       invoke." and "ERROR: Benchmarking failed.", exit status 1
+        slow=S         sleep S seconds before every message the device sends
+        temp=MC        thermal zones start at MC millidegrees (CPU zones exactly; others scaled);
+                       without temp-decay the phone stays at least that hot
+        temp-decay=C   the forced excess falls by C degrees per idle second (linear)
+
+    Example: ``drop-after=2,hang-once,slow=0.2,temp=48000,temp-decay=5,crash-once,fail-always``.
+    """
+
+    drop_after: int | None = None
+    hang_after: int | None = None
+    hang_s: float = 600.0
+    crash_after: int | None = None
+    fail_always: bool = False
+    slow_s: float = 0.0
+    temp_mc: int | None = None
+    temp_decay_c_per_s: float | None = None
+
+    @classmethod
+    def parse(cls, text: str | None) -> "FaultSpec":
+        kw: dict = {}
+        ints = {"drop-after": "drop_after", "hang-after": "hang_after", "crash-after": "crash_after",
+                "temp": "temp_mc"}
+        floats = {"hang-s": "hang_s", "slow": "slow_s", "temp-decay": "temp_decay_c_per_s"}
+        flags = {"hang-once": ("hang_after", 1), "crash-once": ("crash_after", 1), "fail-always": ("fail_always", True)}
+        for token in [t.strip() for t in (text or "").split(",") if t.strip()]:
+            key, eq, value = token.partition("=")
+            try:
+                if key in flags and not eq:
+                    kw[flags[key][0]] = flags[key][1]
+                elif key in ints and eq:
+                    kw[ints[key]] = int(value)
+                elif key in floats and eq:
+                    kw[floats[key]] = float(value)
+                else:
+                    raise KeyError(key)
+            except (KeyError, ValueError):
+                known = sorted([f"{k}=N" for k in ints] + [f"{k}=S" for k in floats] + list(flags))
+                raise DeviceError(
+                    f"bad fault {token!r}: expected comma-separated items from {known}, "
+                    "e.g. 'drop-after=2,slow=0.1'"
+                ) from None
+        spec = cls(**kw)
+        for name in ("drop_after", "hang_after", "crash_after"):
+            if getattr(spec, name) is not None and getattr(spec, name) < 1:
+                raise DeviceError(f"fault {name.replace('_', '-')} must be >= 1, got {getattr(spec, name)}")
+        if spec.slow_s < 0 or spec.hang_s < 0 or (spec.temp_decay_c_per_s or 0) < 0:
+            raise DeviceError("fault durations and rates must be >= 0")
+        if spec.temp_mc is not None and not 1000 <= spec.temp_mc < 150_000:
+            raise DeviceError(
+                f"fault temp is in millidegrees Celsius (e.g. temp=48000 for 48 C), got {spec.temp_mc}"
+            )
+        return spec
+
+    def __str__(self) -> str:
+        default = FaultSpec()
+        parts = []
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if value != getattr(default, f.name):
+                name = {"drop_after": "drop-after", "hang_after": "hang-after", "crash_after": "crash-after",
+                        "hang_s": "hang-s", "slow_s": "slow", "temp_mc": "temp",
+                        "temp_decay_c_per_s": "temp-decay"}.get(f.name)
+                parts.append("fail-always" if f.name == "fail_always" else f"{name}={value}")
+        return ",".join(parts)
+
+    def benchmark_fault(self, n: int) -> str | None:
+        """The fault for the ``n``-th benchmark run: crash, hang, drop, fail or None."""
+        if self.crash_after == n:
+            return "crash"
+        if self.hang_after == n:
+            return "hang"
+        if self.drop_after == n:
+            return "drop"
+        return "fail" if self.fail_always else None
+
+
+class _Stream:
+    """One ADB stream (device side)."""
+
+    def __init__(self, conn: "_Connection", local_id: int, remote_id: int) -> None:
+        self.conn, self.local_id, self.remote_id = conn, local_id, remote_id
+        self.inbox: queue.Queue[bytes | None] = queue.Queue()
+        self.ready = threading.Event()
+        self.ready.set()
+        self.closed = threading.Event()
+        self.sent_close = False
+        self._close_lock = threading.Lock()
+        self._buf = bytearray()
+        self._eof = False
+        self.hooks = SessionHooks(drop=conn.drop, wait_closed=self._wait_closed)
+
+    @property
+    def max_payload(self) -> int:
+        return self.conn.max_out
+
+    def _wait_closed(self, seconds: float) -> bool:
+        deadline = time.monotonic() + seconds
+        while True:
+            if self.closed.is_set() or self.conn.closed.is_set():
+                return True
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            self.closed.wait(min(left, 0.05))
+
+    def write(self, data: bytes) -> None:
+        step = self.conn.max_out
+        for off in range(0, len(data), step):
+            while not self.ready.wait(0.1):
+                if self.closed.is_set() or self.conn.closed.is_set():
+                    raise ConnectionAbortedError("stream closed")
+            if self.closed.is_set():
+                raise ConnectionAbortedError("stream closed")
+            self.ready.clear()
+            self.conn.send(P.Message(b"WRTE", self.local_id, self.remote_id, data[off:off + step]))
+
+    def read_some(self) -> bytes | None:
+        if self._buf:
+            data, self._buf = bytes(self._buf), bytearray()
+            return data
+        if self._eof:
+            return None
+        data = self.inbox.get()
+        if data is None:
+            self._eof = True
+        return data
+
+    def read_exact(self, n: int) -> bytes:
+        while len(self._buf) < n:
+            if self._eof:
+                raise EOFError("stream closed")
+            data = self.inbox.get()
+            if data is None:
+                self._eof = True
+                continue
+            self._buf.extend(data)
+        out = bytes(self._buf[:n])
+        del self._buf[:n]
+        return out
+
+    def remote_closed(self) -> None:
+        self.closed.set()
+        self.ready.set()
+        self.inbox.put(None)
+
+    def claim_close(self) -> bool:
+        """True exactly once: whoever gets it sends our CLSE."""
+        with self._close_lock:
+            first, self.sent_close = not self.sent_close, True
+            return first
+
+    def close(self) -> None:
+        self.closed.set()
+        self.conn.forget(self)
+        if self.claim_close() and not self.conn.closed.is_set():
+            self.conn.send(P.Message(b"CLSE", self.local_id, self.remote_id))
+
+
+class _Connection:
+    """One TCP connection from a host; runs in its own thread."""
+
+    def __init__(self, server: "EmulatorServer", sock: socket.socket) -> None:
+        self.server, self.sock = server, sock
+        self.closed = threading.Event()
+        self.send_lock = threading.Lock()
+        self.streams: dict[int, _Stream] = {}
+        self.streams_lock = threading.Lock()
+        self.client_version: int | None = None
+        self.max_out = P.MAX_PAYLOAD_LEGACY
+        self.token: bytes | None = None
+        self.online = False
+
+    def send(self, msg: P.Message) -> None:
+        with self.send_lock:
+            if self.server.faults.slow_s:
+                time.sleep(self.server.faults.slow_s)
+            if self.closed.is_set():
+                raise ConnectionAbortedError("connection closed")
+            self.sock.sendall(msg.pack())
+
+    def drop(self) -> None:
+        """Abruptly close the TCP connection with a reset (injected fault, or server stop)."""
+        self.closed.set()
+        try:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.sock.shutdown(socket.SHUT_RD)  # wakes our reader; the last close sends a RST
+        except OSError:
+            pass
+        self.sock.close()
+
+    def forget(self, stream: _Stream) -> None:
+        with self.streams_lock:
+            self.streams.pop(stream.local_id, None)
+
+    def run(self) -> None:
+        try:
+            while not self.closed.is_set():
+                verify = self.client_version is None or self.client_version < P.VERSION_SKIP_CHECKSUM
+                msg = P.read_message(self.sock, MAX_INCOMING_PAYLOAD, verify_checksum=verify,
+                                     allow_zero_checksum=self.client_version is None)
+                self.dispatch(msg)
+        except (ConnectionError, OSError, DeviceError):
+            pass
+        finally:
+            self.closed.set()
+            with self.streams_lock:
+                streams, self.streams = list(self.streams.values()), {}
+            for s in streams:
+                s.remote_closed()
+            try:
+                self.sock.close()
+            except OSError:
+                pass
+            self.server._forget(self)
+
+    def send_cnxn(self) -> None:
+        self.online = True
+        version = max(P.VERSION_MIN, min(self.client_version or P.VERSION_MIN, P.VERSION_SKIP_CHECKSUM))
+        self.send(P.Message(b"CNXN", version, P.MAX_PAYLOAD, P.device_banner(self.server.phone.props, FEATURES)))
+
+    def send_token(self) -> None:
+        self.token = secrets.token_bytes(P.TOKEN_SIZE)
+        self.server.counters.bump("auth_tokens_sent")
+        self.send(P.Message(b"AUTH", P.AUTH_TOKEN, 0, self.token))
+
+    def dispatch(self, msg: P.Message) -> None:
+        cmd = msg.command
+        if cmd == b"CNXN":
+            self.client_version = msg.arg0
+            self.max_out = min(msg.arg1 or P.MAX_PAYLOAD_LEGACY, P.MAX_PAYLOAD)
+            if self.server.require_auth and not self.online:
+                self.send_token()
+            else:
+                self.send_cnxn()
+        elif cmd == b"AUTH":
+            self.on_auth(msg)
+        elif not self.online:
+            return
+        elif cmd == b"OPEN":
+            self.on_open(msg)
+        elif cmd in (b"OKAY", b"WRTE", b"CLSE"):
+            with self.streams_lock:
+                stream = self.streams.get(msg.arg1)
+            if stream is None:
+                return
+            if cmd == b"OKAY":
+                stream.ready.set()
+            elif cmd == b"WRTE":
+                stream.inbox.put(msg.data)
+                self.send(P.Message(b"OKAY", stream.local_id, stream.remote_id))
+            else:
+                self.forget(stream)
+                stream.remote_closed()
+                if stream.claim_close():
+                    self.send(P.Message(b"CLSE", stream.local_id, stream.remote_id))
+
+    def on_auth(self, msg: P.Message) -> None:
+        if self.online or self.token is None:
+            return
+        if msg.arg0 == P.AUTH_SIGNATURE:
+            if self.server._verify(self.token, msg.data):
+                self.server.counters.bump("auth_signatures_ok")
+                self.send_cnxn()
+            else:
+                self.send_token()
+        elif msg.arg0 == P.AUTH_RSAPUBLICKEY:
+            try:
+                key = P.AndroidPublicKey.parse(msg.data)
+            except DeviceError:
+                return
+            if self.server._accept_key(key):
+                self.server.counters.bump("auth_keys_accepted")
+                self.send_cnxn()
+
+    def on_open(self, msg: P.Message) -> None:
+        service = msg.data.split(b"\0", 1)[0].decode("utf-8", errors="replace")
+        if not is_supported(service):
+            self.send(P.Message(b"CLSE", 0, msg.arg0))
+            return
+        with self.streams_lock:
+            local_id = self.server._next_id()
+            stream = _Stream(self, local_id, msg.arg0)
+            self.streams[local_id] = stream
+        self.server.counters.bump("streams_opened")
+        self.send(P.Message(b"OKAY", local_id, msg.arg0))
+        threading.Thread(target=run_service, args=(service, stream, self.server.phone, self.server.faults),
+                         name=f"adb-emu-stream-{local_id}", daemon=True).start()
+
+
+class EmulatorServer:
+    """A TCP ADB device on a loopback address. ``start()``/``stop()`` or use as a context manager."""
+
+    def __init__(
+        self,
+        port: int = 0,
+        host: str = "127.0.0.1",
+        profile: "str | Path | PhoneProfile" = "pixel4",
+        faults: "FaultSpec | str | None" = None,
+        root: Path | None = None,
+        require_auth: bool = True,
+        authorized_keys: list[str] | None = None,
+    ) -> None:
+        _check_loopback(host)
+        self.host, self.require_auth = host, require_auth
+        self.faults = FaultSpec.parse(faults) if isinstance(faults, str) else (faults or FaultSpec())
+        self.profile = PhoneProfile.load(profile)
+        self.counters = EmulatorCounters()
+        self._trusted = [P.AndroidPublicKey.parse(k) for k in authorized_keys] if authorized_keys is not None else None
+        self._accepted: list[P.AndroidPublicKey] = list(self._trusted or [])
+        self._lock = threading.Lock()
+        self._ids = 0
+        self._conns: set[_Connection] = set()
+        self._tmp = None if root is not None else tempfile.TemporaryDirectory(prefix="latkit-adb-emu-")
+        self.root = Path(root) if root is not None else Path(self._tmp.name)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            self._sock.bind((host, port))
+        except OSError as exc:
+            self._sock.close()
+            raise DeviceError(f"emulator cannot listen on {host}:{port}: {exc}; pick another port") from None
+        self.port = self._sock.getsockname()[1]
+        self.serial = f"{host}:{self.port}"
+        thermal = ThermalModel(self.profile, self.faults.temp_mc, self.faults.temp_decay_c_per_s)
+        self.phone = EmulatedPhone(self.profile, self.root, self.serial, self.counters, thermal)
+        self._thread: threading.Thread | None = None
+        self._stopping = threading.Event()
+
+    def __enter__(self) -> "EmulatorServer":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def start(self) -> "EmulatorServer":
+        if self._thread is None:
+            self._sock.listen(16)
+            self._thread = threading.Thread(target=self._accept_loop, name="adb-emu-accept", daemon=True)
+            self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stopping.set()
+        try:
+            self._sock.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept() on Linux
+        except OSError:
+            pass
+        self._sock.close()
+        with self._lock:
+            conns = list(self._conns)
+        for c in conns:
+            c.drop()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None
+
+    def _accept_loop(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                sock, _ = self._sock.accept()
+            except OSError:
+                return
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            conn = _Connection(self, sock)
+            with self._lock:
+                self._conns.add(conn)
+            self.counters.bump("connections_accepted")
+            threading.Thread(target=conn.run, name="adb-emu-conn", daemon=True).start()
+
+    def _forget(self, conn: _Connection) -> None:
+        with self._lock:
+            self._conns.discard(conn)
+
+    def _next_id(self) -> int:
+        with self._lock:
+            self._ids += 1
+            return self._ids
+
+    def _verify(self, token: bytes, signature: bytes) -> bool:
+        with self._lock:
+            keys = list(self._accepted)
+        return any(k.verify_token(token, signature) for k in keys)
+
+    def _accept_key(self, key: P.AndroidPublicKey) -> bool:
+        with self._lock:
+            if self._trusted is not None and all(k.modulus != key.modulus for k in self._trusted):
+                return False
+            if all(k.modulus != key.modulus for k in self._accepted):
+                self._accepted.append(key)
+            return True
+
+
+def _check_loopback(host: str) -> None:
+    try:
+        addr = ipaddress.ip_address(host)
+    except ValueError:
+        addr = None
+    if addr is None or not addr.is_loopback:
+        raise DeviceError(
+            f"the ADB emulator only binds loopback addresses (127.0.0.1, ::1), got {host!r}: "
+            "it accepts any adb key and must not be reachable from other machines"
+        )
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The CLI options ``serve_forever_cli`` reads (for whoever wires it into ``lat``)."""
+    parser.add_argument("--host", default="127.0.0.1", help="loopback address to listen on")
+    parser.add_argument("--port", type=int, default=0, help="TCP port (0: pick a free one; avoid 5555-5585)")
+    parser.add_argument("--profile", default="pixel4", help="device profile name or YAML path")
+    parser.add_argument("--faults", default="", help="fault spec, e.g. 'drop-after=2,slow=0.1'")
+    parser.add_argument("--root", type=Path, default=None, help="directory standing for the phone's /")
+    parser.add_argument("--no-auth", dest="no_auth", action="store_true", help="skip ADB RSA auth")
+
+
+def serve_forever_cli(args: argparse.Namespace) -> int:
+    """Run an emulator until Ctrl-C; prints one line with the serial to connect to."""
+    server = EmulatorServer(
+        port=args.port, host=getattr(args, "host", "127.0.0.1"), profile=args.profile,
+        faults=FaultSpec.parse(args.faults), root=args.root, require_auth=not args.no_auth,
+    )
+    server.start()
+    print(f"emulating {server.profile.name} on {server.host}:{server.port} (serial {server.serial})", flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m latkit.devices.adb_emulator --port 5600``: a user error is one line, exit 2."""
+    import sys
+
+    from latkit.errors import LatkitError
+
+    parser = argparse.ArgumentParser(prog="python -m latkit.devices.adb_emulator",
+                                     description="ADB device emulator (latkit)")
+    add_arguments(parser)
+    try:
+        return serve_forever_cli(parser.parse_args(argv))
+    except LatkitError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

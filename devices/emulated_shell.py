@@ -1,0 +1,554 @@
+"""A small ``/system/bin/sh`` for the emulated phone: lexer, parser and executor.
+
+It interprets commands itself; nothing a client sends ever runs on the host. Supported syntax:
+words with single/double quotes and backslashes (everything ``shlex.quote`` produces),
+``$?``, ``$VAR``, ``${VAR}``, ``$(cmd)``, globs (``*?[``) over the emulated filesystem, ``NAME=value``
+assignments, pipelines ``|``, lists ``;`` ``&&`` ``||`` ``&`` (run in the foreground) and newlines,
+redirections ``>``, ``>>``, ``<``, ``N>``, ``N>&M``, ``&>``, comments. Compound commands (``if``,
+``for``, ``while``, ``case``, subshells, functions) are refused with a syntax error naming the
+emulator, so a client that needs them fails loudly instead of silently doing less.
+
+Commands are looked up in ``emulated_commands.COMMANDS``; a path ending in ``benchmark_model``
+runs the emulated benchmark tool; a missing command prints
+``/system/bin/sh: NAME: inaccessible or not found`` and returns 127, as mksh does on Android.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import posixpath
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from latkit.devices.emulated_phone import EmulatedPhone, FsError
+
+SH = "/system/bin/sh"
+UNSUPPORTED = {"if", "then", "else", "elif", "fi", "for", "while", "until", "do", "done", "case",
+               "esac", "function", "select", "{", "}", "[[", "]]"}
+
+
+class ShellSyntax(Exception):
+    """A command line this interpreter cannot parse (reported as ``sh: ...`` with status 2)."""
+
+
+class ShellExit(Exception):
+    """Raised by ``exit`` to stop the script."""
+
+
+@dataclass
+class SessionHooks:
+    """What the transport lets a command do to its connection (used by injected faults)."""
+
+    drop: Callable[[], None] = lambda: None
+    #: wait up to the given seconds; True if the connection closed meanwhile
+    wait_closed: Callable[[float], bool] = lambda s: (time.sleep(s), False)[1]
+
+
+@dataclass
+class Session:
+    """One shell: working directory, variables, last status."""
+
+    phone: EmulatedPhone
+    hooks: SessionHooks = field(default_factory=SessionHooks)
+    cwd: str = "/"
+    vars: dict[str, str] = field(default_factory=dict)
+    status: int = 0
+    faults: Any = None  # FaultSpec of the server (benchmark faults)
+
+    def __post_init__(self) -> None:
+        base = {"HOME": "/", "PATH": "/product/bin:/apex/com.android.runtime/bin:/system/bin:/system/xbin:/vendor/bin",
+                "TMPDIR": "/data/local/tmp", "USER": "shell", "HOSTNAME": "localhost", "SHELL": SH,
+                "ANDROID_DATA": "/data", "ANDROID_ROOT": "/system"}
+        self.vars = {**base, **self.vars}
+
+    def child(self) -> "Session":
+        return Session(self.phone, self.hooks, self.cwd, dict(self.vars), self.status, self.faults)
+
+
+@dataclass
+class Ctx:
+    """What a command sees: its session, stdin, and writers for stdout and stderr."""
+
+    session: Session
+    stdin: bytes
+    out_sink: Callable[[bytes], None]
+    err_sink: Callable[[bytes], None]
+    affinity: str | None = None
+
+    @property
+    def phone(self) -> EmulatedPhone:
+        return self.session.phone
+
+    @property
+    def fs(self):
+        return self.session.phone.fs
+
+    def out(self, data: bytes | str) -> None:
+        self.out_sink(data.encode() if isinstance(data, str) else data)
+
+    def err(self, data: bytes | str) -> None:
+        self.err_sink(data.encode() if isinstance(data, str) else data)
+
+    def path(self, p: str) -> str:
+        return self.fs.norm(p, self.session.cwd)
+
+
+# --- lexer --------------------------------------------------------------------------------------
+# A word is a list of parts (kind, text): "lit" unquoted literal (globbable), "q" quoted literal,
+# "var"/"qvar" a variable name, "cmd"/"qcmd" a command substitution (q* = inside double quotes).
+
+
+def _read_dollar(src: str, i: int, quoted: bool) -> tuple[tuple[str, str], int]:
+    """Parse the expansion starting at ``src[i] == '$'``; returns (part, next index)."""
+    n = len(src)
+    j = i + 1
+    if j < n and src[j] in "?$#!0123456789":
+        return ("qvar" if quoted else "var", src[j]), j + 1
+    if j < n and src[j] == "{":
+        k = src.find("}", j)
+        if k < 0:
+            raise ShellSyntax("${ unmatched")
+        return ("qvar" if quoted else "var", src[j + 1:k]), k + 1
+    if j < n and src[j] == "(":
+        depth, k, q = 1, j + 1, None
+        while k < n and depth:
+            c = src[k]
+            if q:
+                q = None if c == q else q
+            elif c in "'\"":
+                q = c
+            elif c == "(":
+                depth += 1
+            elif c == ")":
+                depth -= 1
+            k += 1
+        if depth:
+            raise ShellSyntax("$( unmatched")
+        return ("qcmd" if quoted else "cmd", src[j + 1:k - 1]), k
+    k = j
+    while k < n and (src[k].isalnum() or src[k] == "_"):
+        k += 1
+    if k == j:
+        return ("q" if quoted else "lit", "$"), j
+    return ("qvar" if quoted else "var", src[j:k]), k
+
+
+def lex(src: str) -> list[tuple]:
+    """Tokens: ("word", parts), ("op", text), ("redir", fd|None, op)."""
+    tokens: list[tuple] = []
+    parts: list[tuple[str, str]] = []
+    i, n = 0, len(src)
+
+    def flush() -> None:
+        nonlocal parts
+        if parts:
+            tokens.append(("word", parts))
+            parts = []
+
+    def add(kind: str, text: str) -> None:
+        if parts and parts[-1][0] == kind and kind in ("lit", "q"):
+            parts[-1] = (kind, parts[-1][1] + text)
+        else:
+            parts.append((kind, text))
+
+    while i < n:
+        c = src[i]
+        if c in " \t\r":
+            flush()
+            i += 1
+        elif c == "#" and not parts:
+            while i < n and src[i] != "\n":
+                i += 1
+        elif src.startswith("&>", i):
+            flush()
+            tokens.append(("redir", None, "&>"))
+            i += 2
+        elif c in ";&|\n":
+            flush()
+            two = src[i:i + 2]
+            op = two if two in ("&&", "||", ";;") else c
+            if op == ";;":
+                raise ShellSyntax("syntax error: ';;' unexpected")
+            tokens.append(("op", ";" if op == "\n" else op))
+            i += len(op)
+        elif c in "<>":
+            fd = None
+            if parts and len(parts) == 1 and parts[0][0] == "lit" and parts[0][1].isdigit():
+                fd = int(parts[0][1])
+                parts = []
+            flush()
+            op = src[i:i + 2] if src[i:i + 2] in (">>", ">&", "<&", "<<") else c
+            if op == "<<":
+                raise ShellSyntax("syntax error: here-documents unsupported by the latkit emulator")
+            tokens.append(("redir", fd, op))
+            i += len(op)
+        elif c == "'":
+            j = src.find("'", i + 1)
+            if j < 0:
+                raise ShellSyntax("syntax error: unterminated quoted string")
+            add("q", src[i + 1:j])
+            i = j + 1
+        elif c == '"':
+            i += 1
+            start_len = len(parts)
+            add("q", "")
+            while True:
+                if i >= n:
+                    raise ShellSyntax("syntax error: unterminated quoted string")
+                c = src[i]
+                if c == '"':
+                    i += 1
+                    break
+                if c == "\\" and i + 1 < n and src[i + 1] in '\\"$`\n':
+                    if src[i + 1] != "\n":
+                        add("q", src[i + 1])
+                    i += 2
+                elif c == "$":
+                    part, i = _read_dollar(src, i, quoted=True)
+                    parts.append(part)
+                elif c == "`":
+                    raise ShellSyntax("syntax error: backquotes unsupported by the latkit emulator; use $(...)")
+                else:
+                    add("q", c)
+                    i += 1
+            if len(parts) == start_len:
+                parts.append(("q", ""))
+        elif c == "\\":
+            if i + 1 < n and src[i + 1] != "\n":
+                add("q", src[i + 1])
+            i += 2
+        elif c == "$":
+            part, i = _read_dollar(src, i, quoted=False)
+            parts.append(part)
+        elif c == "`":
+            raise ShellSyntax("syntax error: backquotes unsupported by the latkit emulator; use $(...)")
+        elif c in "()":
+            raise ShellSyntax(f"syntax error: '{c}' unsupported by the latkit emulator")
+        else:
+            add("lit", c)
+            i += 1
+    flush()
+    return tokens
+
+
+# --- parser -------------------------------------------------------------------------------------
+
+
+@dataclass
+class Command:
+    words: list[list[tuple[str, str]]] = field(default_factory=list)
+    redirs: list[tuple[int | None, str, list[tuple[str, str]]]] = field(default_factory=list)
+
+
+def parse(tokens: list[tuple]) -> list[list[tuple[str | None, list[Command]]]]:
+    """A script: a list of and-or lists; each is [(connector, pipeline)], connector None/&&/||."""
+    script: list[list[tuple[str | None, list[Command]]]] = []
+    andor: list[tuple[str | None, list[Command]]] = []
+    pipeline: list[Command] = []
+    cmd = Command()
+    connector: str | None = None
+    i = 0
+
+    def end_command() -> None:
+        nonlocal cmd
+        if not cmd.words and not cmd.redirs:
+            raise ShellSyntax("syntax error: missing command")
+        first = cmd.words[0] if cmd.words else []
+        if len(first) == 1 and first[0][0] == "lit" and first[0][1] in UNSUPPORTED:
+            raise ShellSyntax(f"syntax error: '{first[0][1]}' unsupported by the latkit emulator")
+        pipeline.append(cmd)
+        cmd = Command()
+
+    while i < len(tokens):
+        tok = tokens[i]
+        if tok[0] == "word":
+            cmd.words.append(tok[1])
+        elif tok[0] == "redir":
+            if i + 1 >= len(tokens) or tokens[i + 1][0] != "word":
+                raise ShellSyntax("syntax error: redirection needs a target")
+            cmd.redirs.append((tok[1], tok[2], tokens[i + 1][1]))
+            i += 1
+        else:
+            op = tok[1]
+            if op == "|":
+                end_command()
+            else:
+                if not cmd.words and not cmd.redirs and not pipeline:
+                    if op in (";", "&") and not andor:
+                        i += 1
+                        continue
+                    raise ShellSyntax(f"syntax error: '{op}' unexpected")
+                end_command()
+                andor.append((connector, pipeline))
+                pipeline = []
+                if op in ("&&", "||"):
+                    connector = op
+                else:
+                    script.append(andor)
+                    andor, connector = [], None
+        i += 1
+    if cmd.words or cmd.redirs or pipeline:
+        end_command()  # raises on a dangling '|'
+    if pipeline:
+        andor.append((connector, pipeline))
+    elif connector is not None:
+        raise ShellSyntax("syntax error: unexpected end of file")
+    if andor:
+        script.append(andor)
+    return script
+
+
+# --- expansion ----------------------------------------------------------------------------------
+
+
+def _var(session: Session, name: str) -> str:
+    if name == "?":
+        return str(session.status)
+    if name == "$":
+        return "4242"
+    if name == "#":
+        return "0"
+    return session.vars.get(name, "")
+
+
+def expand_word(parts: list[tuple[str, str]], session: Session, glob: bool = True) -> list[str]:
+    """Expand one word into fields: variables, command substitution, splitting, globbing."""
+    fields: list[list[tuple[str, bool]]] = [[]]
+    saw_quoted = False
+    for kind, text in parts:
+        if kind == "lit":
+            fields[-1].append((text, True))
+        elif kind == "q":
+            fields[-1].append((text, False))
+            saw_quoted = True
+        elif kind in ("qvar", "qcmd"):
+            value = _var(session, text) if kind == "qvar" else command_output(text, session)
+            fields[-1].append((value, False))
+            saw_quoted = True
+        else:  # unquoted var / cmd: split on whitespace
+            value = _var(session, text) if kind == "var" else command_output(text, session)
+            pieces = value.split()
+            if not pieces:
+                continue
+            if value[:1].isspace() and fields[-1]:
+                fields.append([])
+            for j, piece in enumerate(pieces):
+                if j:
+                    fields.append([])
+                fields[-1].append((piece, False))
+            if value[-1:].isspace():
+                fields.append([])
+    result: list[str] = []
+    for f in fields:
+        if not f:
+            continue
+        text = "".join(t for t, _ in f)
+        magic = glob and any(g and any(ch in t for ch in "*?[") for t, g in f)
+        if magic:
+            pattern = "".join(t if g else "".join(f"[{ch}]" if ch in "*?[" else ch for ch in t) for t, g in f)
+            matches = _glob(pattern, session)
+            result.extend(matches if matches else [text])
+        else:
+            result.append(text)
+    if not result and saw_quoted and len(fields) == 1:
+        result.append("")
+    return result
+
+
+def _glob(pattern: str, session: Session) -> list[str]:
+    fs = session.phone.fs
+    absolute = pattern.startswith("/")
+    base = "/" if absolute else session.cwd
+    candidates = [("", base)]
+    for comp in [c for c in pattern.split("/") if c]:
+        nxt = []
+        for shown, real in candidates:
+            if any(ch in comp for ch in "*?["):
+                try:
+                    names = fs.listdir(real)
+                except FsError:
+                    continue
+                for name in names:
+                    if fnmatch.fnmatchcase(name, comp) and (comp.startswith(".") or not name.startswith(".")):
+                        nxt.append((posixpath.join(shown, name) if shown else name, posixpath.join(real, name)))
+            else:
+                lit = comp.replace("[*]", "*").replace("[?]", "?").replace("[[]", "[")
+                nxt.append((posixpath.join(shown, lit) if shown else lit, posixpath.join(real, lit)))
+        candidates = [(s, r) for s, r in nxt if fs.exists(fs.norm(r))]
+    return sorted(("/" + s if absolute else s) for s, _ in candidates)
+
+
+def command_output(src: str, session: Session) -> str:
+    """``$(src)``: run in a child shell, return stdout without trailing newlines."""
+    buf = bytearray()
+    child = session.child()
+    run_script(src, child, buf.extend, lambda b: None)
+    session.status = child.status
+    return buf.decode("utf-8", errors="replace").rstrip("\n")
+
+
+# --- execution ----------------------------------------------------------------------------------
+
+
+class _FileSink:
+    def __init__(self, fs, path: str) -> None:
+        self.fs, self.path, self.chunks = fs, path, []
+
+    def __call__(self, data: bytes) -> None:
+        self.chunks.append(data)
+
+    def flush(self) -> None:
+        if self.chunks:
+            self.fs.write(self.path, b"".join(self.chunks), append=True)
+            self.chunks = []
+
+
+def run_script(src: str, session: Session, out: Callable[[bytes], None], err: Callable[[bytes], None],
+               stdin: bytes = b"") -> int:
+    """Run a command line; returns the exit status (also left in ``session.status``)."""
+    try:
+        script = parse(lex(src))
+    except ShellSyntax as exc:
+        err(f"{SH}: {exc}\n".encode())
+        session.status = 2
+        return 2
+    try:
+        for andor in script:
+            for connector, pipeline in andor:
+                if connector == "&&" and session.status != 0:
+                    continue
+                if connector == "||" and session.status == 0:
+                    continue
+                session.status = _run_pipeline(pipeline, session, out, err, stdin)
+    except ShellExit:
+        pass
+    return session.status
+
+
+def _run_pipeline(pipeline: list[Command], session: Session, out, err, stdin: bytes) -> int:
+    data = stdin
+    status = 0
+    for k, cmd in enumerate(pipeline):
+        last = k == len(pipeline) - 1
+        buf = bytearray()
+        status = _run_command(cmd, session, out if last else buf.extend, err, data)
+        data = bytes(buf)
+    return status
+
+
+def _run_command(cmd: Command, session: Session, out, err, stdin: bytes) -> int:
+    fs = session.phone.fs
+    argv: list[str] = []
+    for w in cmd.words:
+        argv.extend(expand_word(w, session))
+    assigns = {}
+    while argv and "=" in argv[0] and argv[0].split("=", 1)[0].isidentifier() and cmd.words:
+        name, value = argv.pop(0).split("=", 1)
+        assigns[name] = value
+    sinks: dict[int, Callable[[bytes], None]] = {1: out, 2: err}
+    files: list[_FileSink] = []
+    for fd, op, target_parts in cmd.redirs:
+        targets = expand_word(target_parts, session)
+        if len(targets) != 1:
+            err(f"{SH}: {''.join(t for _, t in target_parts)}: ambiguous redirect\n".encode())
+            return 1
+        target = targets[0]
+        if op in (">&", "<&"):
+            src_fd = 1 if fd is None else fd
+            if target == "-":
+                sinks[src_fd] = lambda b: None
+            elif target.isdigit() and int(target) in sinks:
+                sinks[src_fd] = sinks[int(target)]
+            else:
+                err(f"{SH}: {target}: bad file descriptor\n".encode())
+                return 1
+            continue
+        path = fs.norm(target, session.cwd)
+        try:
+            if op == "<":
+                stdin = fs.read(path)
+                continue
+            if path == "/dev/null":
+                sink: Callable[[bytes], None] = lambda b: None
+            else:
+                fs.write(path, b"", append=(op == ">>"))
+                sink = _FileSink(fs, path)
+                files.append(sink)
+        except FsError as exc:
+            verb = "open" if op == "<" else "create"
+            err(f"{SH}: can't {verb} {target}: {exc}\n".encode())
+            return 1
+        if op == "&>":
+            sinks[1] = sinks[2] = sink
+        else:
+            sinks[1 if fd is None else fd] = sink
+    if not argv:
+        session.vars.update(assigns)
+        for f in files:
+            f.flush()
+        return session.status if cmd.words else 0
+    ctx = Ctx(session, stdin, sinks.get(1, out), sinks.get(2, err))
+    try:
+        status = execute(argv, ctx)
+    finally:
+        for f in files:
+            try:
+                f.flush()
+            except FsError:
+                pass
+    return status
+
+
+def execute(argv: list[str], ctx: Ctx) -> int:
+    """Run one expanded command (also used by ``taskset``, ``nice``, ``sh -c``)."""
+    from latkit.devices.emulated_commands import COMMANDS
+
+    ctx.phone.counters.bump("commands_run")
+    name = argv[0]
+    fs = ctx.fs
+    if "/" in name:
+        path = ctx.path(name)
+        base = posixpath.basename(path)
+        if (posixpath.dirname(path) in ("/system/bin", "/system/xbin", "/vendor/bin") and base in COMMANDS
+                and not fs.isfile(path)):
+            return _guarded(COMMANDS[base], [base] + argv[1:], ctx)
+        if not fs.exists(path):
+            ctx.err(f"{SH}: {name}: inaccessible or not found\n")
+            return 127
+        if fs.isdir(path):
+            ctx.err(f"{SH}: {name}: can't execute: Is a directory\n")
+            return 126
+        if not fs.is_executable(path):
+            ctx.err(f"{SH}: {name}: can't execute: Permission denied\n")
+            return 126
+        if posixpath.basename(path) == "benchmark_model":
+            from latkit.devices.emulated_benchmark import run_benchmark_model
+
+            return _guarded(run_benchmark_model, argv, ctx)
+        head = fs.read(path)[:64]
+        if head.startswith((b"#!/system/bin/sh", b"#!/bin/sh")):
+            child = ctx.session.child()
+            return run_script(fs.read(path).decode("utf-8", errors="replace"), child, ctx.out_sink,
+                              ctx.err_sink, ctx.stdin)
+        ctx.err(f"{SH}: {name}: can't execute: Exec format error\n")
+        return 126
+    if name in COMMANDS:
+        return _guarded(COMMANDS[name], argv, ctx)
+    if name == "benchmark_model" and ctx.phone.profile.preinstalled:
+        from latkit.devices.emulated_benchmark import run_benchmark_model
+
+        return _guarded(run_benchmark_model, argv, ctx)
+    ctx.err(f"{SH}: {name}: inaccessible or not found\n")
+    return 127
+
+
+def _guarded(fn, argv: list[str], ctx: Ctx) -> int:
+    """Run a command; a bug in the emulator becomes a loud stderr line and status 1, not a hang."""
+    try:
+        return fn(argv, ctx)
+    except (ShellExit, OSError):  # exit, and connection errors (dropped client), pass through
+        raise
+    except Exception as exc:
+        ctx.err(f"{SH}: {argv[0]}: latkit emulator error: {type(exc).__name__}: {exc}\n")
+        return 1
