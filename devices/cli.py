@@ -1,0 +1,141 @@
+"""``lat bench`` (measure one artifact on one device) and ``lat device`` (list devices, and the
+Android ``check``/``emulate`` subcommands when ``latkit.devices.android_cli`` is present).
+
+Thin: parse arguments, call the registry and the device, print. No runtime is imported at module
+level.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+from pathlib import Path
+from typing import Any
+
+from latkit.errors import DeviceError
+
+
+def _bench_options(args: argparse.Namespace) -> dict[str, Any]:
+    """Device options from the flags the user gave (unset flags are left to the device's defaults)."""
+    options = {
+        "threads": args.threads,
+        "affinity": args.affinity,
+        "serial": args.serial,
+        "delegate": args.delegate,
+        "batch": args.batch,
+        "graph_opt_level": args.graph_opt_level,
+        "warmup_runs": args.warmup_runs,
+        "min_runs": args.min_runs,
+        "min_time_s": args.min_time,
+    }
+    return {k: v for k, v in options.items() if v is not None}
+
+
+def _affinity(env: dict[str, Any]) -> str:
+    if not env.get("affinity_mask"):
+        return ""
+    return f"affinity 0x{env['affinity_mask']}" + ("" if env.get("affinity_pinned", True) else " (not pinned)")
+
+
+def format_measurement(m: Any) -> str:
+    """A short human-readable table of a ``Measurement``."""
+    env = m.env
+    runtime = f"{env.get('runtime', '?')} {env.get('runtime_version', '')}".strip()
+    where = env.get("execution_provider") or env.get("delegate") or ""
+    threads = env.get("threads")
+    head = ", ".join(str(x) for x in (runtime, where, f"{threads} thread(s)" if threads else "",
+                                      _affinity(env))
+                     if x)
+    sha = str(env.get("artifact_sha256", ""))[:12]
+    rows = [
+        ("device", f"{env.get('device', '?')} ({head})"),
+        ("artifact", f"{Path(str(env.get('artifact', '?'))).name} (sha256 {sha}...)"),
+        ("median", f"{m.median_ms:.4f} ms"),
+        ("p10 / p90", f"{m.p10_ms:.4f} / {m.p90_ms:.4f} ms"),
+        ("mean ± std", f"{m.mean_ms:.4f} ± {m.std_ms:.4f} ms (cv {m.cv * 100:.1f}%)"),
+        ("runs", f"{m.runs} timed, {m.warmup_runs} warm-up"
+                 + (f"; re-measured (first-round cv {m.first_round_cv * 100:.1f}%)" if m.remeasured else "")),
+    ]
+    load = env.get("load_avg")
+    if load:
+        busy = load[0] > (env.get("cpu_count") or 1)
+        rows.append(("load", f"{load[0]:.2f} (1 min) on {env.get('cpu_count')} CPUs"
+                             + ("; other processes compete for the CPUs, expect noise" if busy else "")))
+    return "\n".join(f"{k:<11} {v}" for k, v in rows)
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from latkit.devices.registry import get_device
+
+    path = Path(args.file)
+    if not path.is_file():
+        what = "is not a file" if path.exists() else "does not exist"
+        raise DeviceError(f"artifact {path} {what}; export one with `lat export`")
+    device = get_device(args.device, **_bench_options(args))
+    try:
+        m = device.benchmark(path)
+    finally:
+        device.close()
+    print(m.to_json() if args.json else format_measurement(m))
+    return 0
+
+
+def _cmd_device_list(args: argparse.Namespace) -> int:
+    from latkit.devices.registry import list_devices
+
+    rows = list_devices()
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    width = max(len(r["name"]) for r in rows)
+    print(f"{'NAME':<{width}}  {'KIND':<8} {'FORMATS':<8} DESCRIPTION")
+    for r in rows:
+        print(f"{r['name']:<{width}}  {r['kind']:<8} {','.join(r['formats']):<8} {r['description']}")
+    return 0
+
+
+def register_bench(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "bench",
+        help="measure one exported model (.onnx/.tflite) on one device",
+        description="Measure FILE on DEVICE under the shared protocol (warm-up, then time until both "
+        "a minimum run count and a minimum time are reached) and print the median latency with "
+        "its spread and the environment.",
+    )
+    p.add_argument("file", metavar="FILE", help="exported model: .onnx (cpu, cuda) or .tflite (cpu-tflite, android)")
+    p.add_argument("--device", default="cpu", help="device name (see `lat device list`; default cpu)")
+    p.add_argument("--threads", type=int, help="CPU threads for the runtime (default 1)")
+    p.add_argument("--affinity", metavar="MASK", help="CPU affinity as a hex mask, e.g. 3 or 0xf0 (taskset style)")
+    p.add_argument("--serial", help="adb serial or host:port of an android device")
+    p.add_argument("--delegate", choices=["cpu", "gpu", "nnapi"], help="TFLite delegate (android devices)")
+    p.add_argument("--batch", type=int, help="input batch size (the model must allow it)")
+    p.add_argument("--graph-opt-level", choices=["disable", "basic", "extended", "layout", "all"],
+                   help="onnxruntime graph optimisation level (default all)")
+    p.add_argument("--warmup-runs", type=int, help="minimum warm-up runs (default 10)")
+    p.add_argument("--min-runs", type=int, help="minimum timed runs (default 20)")
+    p.add_argument("--min-time", type=float, metavar="S", help="minimum timed seconds (default 0.2)")
+    p.add_argument("--json", action="store_true", help="print the Measurement as one JSON object")
+    p.set_defaults(func=_cmd_bench)
+
+
+def register_device(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("device", help="list devices; check or emulate android devices",
+                       description="Devices latkit can measure on.")
+    device_subparsers = p.add_subparsers(dest="device_command", metavar="SUBCOMMAND",
+                                         parser_class=type(p))
+    lst = device_subparsers.add_parser("list", help="list known devices (local and android profiles)")
+    lst.add_argument("--json", action="store_true", help="print the list as JSON")
+    lst.set_defaults(func=_cmd_device_list)
+
+    def _no_subcommand(args: argparse.Namespace) -> int:
+        p.print_help()
+        return 2
+
+    p.set_defaults(func=_no_subcommand)
+    try:  # `check` and `emulate` come with the android module (optional)
+        android_cli = importlib.import_module("latkit.devices.android_cli")
+    except ModuleNotFoundError:
+        pass
+    else:
+        android_cli.register(device_subparsers)
