@@ -1,0 +1,164 @@
+"""End-to-end campaigns: whole subnets exported and measured, the ground truth for predictors.
+
+Output: a CSV with header ``E2E_COLUMNS`` (``arch`` = canonical key, ``latency_ms`` = median), one
+row per arch and device in input order, plus ``FILE.csv.meta.json`` with the provenance. Rows are
+appended as they are measured; at the end the file is rewritten from the store (latest row per
+arch), so a resumed campaign's CSV also holds what earlier runs measured.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+from latkit.profiler.jobs import (NETWORK_PROTOCOL, CampaignResult, CampaignSettings, DeviceSpec,
+                                  ProgressFn, _Job, device_specs, export_cache,
+                                  job_settings, resolve_space)
+from latkit.profiler.pool import _Campaign, _run_pool
+from latkit.profiler.store import MeasurementStore, settings_fingerprint
+
+E2E_COLUMNS = ("arch", "latency_ms", "space", "device", "p10_ms", "p90_ms", "mean_ms", "std_ms",
+               "cv", "runs")
+
+# ---------------------------------------------------------------------------------------------
+# End-to-end campaigns
+# ---------------------------------------------------------------------------------------------
+
+
+def sample_archs(space: Any, n: int, seed: int, resolutions: Sequence[int] | None = None) -> list:
+    """``n`` distinct random subnets (``random.Random(seed)``); ``ArchError`` if there are fewer."""
+    import random
+
+    from latkit.errors import ArchError
+
+    sp, rs = resolve_space(space, resolutions)
+    rng = random.Random(seed)
+    seen: dict[str, Any] = {}
+    for _ in range(max(100, 50 * n)):
+        if len(seen) >= n:
+            break
+        a = sp.sample(rng, rs)
+        seen.setdefault(str(a), a)
+    if len(seen) < n:
+        raise ArchError(f"could draw only {len(seen)} distinct subnets of {sp.name} at "
+                        f"{rs}; ask for fewer (-n {len(seen)})")
+    return list(seen.values())
+
+
+def _e2e_row(arch_key: str, space: str, device: str, m: Any) -> dict[str, Any]:
+    return {"arch": arch_key, "latency_ms": m.median_ms, "space": space, "device": device,
+            "p10_ms": m.p10_ms, "p90_ms": m.p90_ms, "mean_ms": m.mean_ms, "std_ms": m.std_ms,
+            "cv": m.cv, "runs": m.runs}
+
+
+def write_e2e_csv(path: "str | Path", rows: Iterable[Mapping[str, Any]]) -> Path:
+    """Write the end-to-end CSV atomically (header ``E2E_COLUMNS``)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=E2E_COLUMNS, lineterminator="\n", extrasaction="ignore")
+        w.writeheader()
+        for r in rows:
+            w.writerow({k: (repr(float(v)) if isinstance(v, float) else v) for k, v in r.items()})
+    os.replace(tmp, path)
+    return path
+
+
+def run_e2e_campaign(
+    space: Any,
+    archs: Sequence[Any],
+    devices: "str | DeviceSpec | Iterable[str | DeviceSpec]",
+    store: "MeasurementStore | str | Path",
+    out_csv: "str | Path",
+    *,
+    remeasure: bool = False,
+    measured_after_id: int | None = None,
+    progress: ProgressFn | None = None,
+    settings: CampaignSettings | None = None,
+    supernet: Any = None,
+    cache_dir: "str | Path | None" = None,
+    command: str = "",
+) -> CampaignResult:
+    """Export and measure whole subnets; write ``out_csv`` (one row per arch and device, input order).
+
+    Rows are appended to ``out_csv`` as they are measured; at the end the file is rewritten from the
+    store in input order (so a resumed campaign's CSV also holds what earlier runs measured).
+    """
+    t0 = time.perf_counter()
+    settings = settings or CampaignSettings()
+    from latkit.supernet.space import get_space
+
+    sp = get_space(space) if isinstance(space, str) else space
+    parsed = [sp.parse(a) for a in archs]
+    order: dict[str, Any] = {}
+    for a in parsed:
+        order.setdefault(str(a), a)
+    jobs = [_Job(k, a) for k, a in order.items()]
+    specs = device_specs(devices)
+    own_store = not isinstance(store, MeasurementStore)
+    st = MeasurementStore(store) if own_store else store
+    try:
+        from latkit.profiler.artifacts import ArtifactMaker
+        from latkit.profiler.store import process_run_id
+
+        settings_of = {d.name: job_settings(d, settings, "network") for d in specs}
+        protocol = settings.protocol or NETWORK_PROTOCOL
+        maker = ArtifactMaker(export_cache(cache_dir, st), seed=settings.seed,
+                              batch=settings.batch, supernet=supernet,
+                              weights_id=settings.weights_id)
+        c = _Campaign(st, "network", sp, progress, process_run_id())
+        out = Path(out_csv)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        live_lock = threading.Lock()
+        with open(out, "w", newline="") as live:
+            writer = csv.DictWriter(live, fieldnames=E2E_COLUMNS, lineterminator="\n")
+            writer.writeheader()
+            live.flush()
+
+            def on_row(device: str, job: _Job, m: Any) -> None:
+                with live_lock:
+                    writer.writerow(_e2e_row(job.key, sp.name, device, m))
+                    live.flush()
+
+            _run_pool(c, specs, jobs, settings_of, lambda j, fmt: maker.network(sp, j.payload, fmt),
+                      protocol, remeasure, measured_after_id, settings.max_consecutive_failures,
+                      on_row)
+        res = c.result
+        by_device = {}
+        for d in specs:
+            latest = st.latest("network", sp.name, d.name, settings_fingerprint(settings_of[d.name]),
+                               order)
+            if len(latest) < len(order):
+                res.complete = False
+            by_device[d.name] = {k: _e2e_row(k, sp.name, d.name, r.to_measurement())
+                                 for k, r in latest.items()}
+        final = [by_device[d.name][k] for k in order for d in specs if k in by_device[d.name]]
+        write_e2e_csv(out, final)
+        _write_e2e_meta(out, sp, specs, settings_of, c, command, res, len(order))
+        res.entries = len(final)
+        res.outputs = {d.name: str(out) for d in specs}
+        res.seconds = time.perf_counter() - t0
+        return res
+    finally:
+        if own_store:
+            st.close()
+
+
+def _write_e2e_meta(out: Path, sp: Any, specs: list[DeviceSpec], settings_of: dict[str, Any],
+                    c: _Campaign, command: str, res: CampaignResult, n_archs: int) -> None:
+    """Provenance next to the CSV: ``FILE.csv.meta.json``."""
+    meta = {
+        "format": "latkit-e2e", "version": 1, "space": sp.name, "archs": n_archs,
+        "devices": [d.name for d in specs], "env": c.env, "settings": settings_of,
+        "versions": c.versions, "command": command, "store": str(c.store.path),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "partial": not res.complete,
+        "interrupted": res.interrupted,
+    }
+    side = out.with_name(out.name + ".meta.json")
+    side.write_text(json.dumps(meta, indent=2, sort_keys=True, default=str) + "\n")

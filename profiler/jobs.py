@@ -1,0 +1,227 @@
+"""Campaign data types and settings: devices, protocol presets, progress events, results.
+
+What identifies a measurement besides its key is ``job_settings(...)``: the protocol, the device
+options that change a figure (threads, affinity, delegate..., not the serial or address), the export
+format and dynamic spatial axes, batch, seed and weights. Its ``settings_fingerprint`` is the
+store's ``settings_hash``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
+
+from latkit.devices.base import ProtocolSettings
+from latkit.errors import DeviceError
+
+if TYPE_CHECKING:
+    from latkit.profiler.store import MeasurementStore
+
+#: protocol for single layers (0.05-3 ms on a CPU): a longer warm-up and ~0.3 s of timed runs
+LAYER_PROTOCOL = ProtocolSettings(warmup_runs=10, warmup_s=0.1, min_runs=20, min_time_s=0.3,
+                                  max_time_s=10.0)
+#: protocol for whole subnets (5-50 ms on a CPU)
+NETWORK_PROTOCOL = ProtocolSettings(warmup_runs=5, warmup_s=0.2, min_runs=20, min_time_s=1.0,
+                                    max_time_s=30.0)
+#: a tiny protocol for tests and smoke runs (``--quick``): figures are noisy
+QUICK_PROTOCOL = ProtocolSettings(warmup_runs=2, warmup_s=0.0, min_runs=5, min_time_s=0.01,
+                                  max_time_s=2.0, remeasure_on_high_cv=False)
+#: device options that say where a device is, not how it measures: not part of the settings hash
+CONNECTION_OPTIONS = frozenset({"serial", "host", "port", "key_path", "adb_key", "timeout_s",
+                                "connect_timeout_s", "read_timeout_s", "emulator"})
+
+
+# ---------------------------------------------------------------------------------------------
+# Data types
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DeviceSpec:
+    """A device to measure on: a registry name plus options, or an already built ``device``."""
+
+    name: str
+    options: Mapping[str, Any] = field(default_factory=dict)
+    device: Any = None
+
+    def open(self) -> Any:
+        if self.device is not None:
+            return self.device
+        from latkit.devices.registry import get_device
+
+        return get_device(self.name, **dict(self.options))
+
+    def settings_options(self) -> dict[str, Any]:
+        return {k: v for k, v in sorted(self.options.items())
+                if k not in CONNECTION_OPTIONS and v is not None}
+
+
+@dataclass(frozen=True)
+class CampaignSettings:
+    """Everything besides the artifact that changes a figure (hashed into the store's identity).
+
+    ``protocol`` None means ``LAYER_PROTOCOL`` for layer campaigns, ``NETWORK_PROTOCOL`` for
+    end-to-end ones. ``fmt`` None means the device's preferred format. ``dynamic_hw`` exports ONNX
+    layers once per shape family (see ``profiler/artifacts.py``). ``realtime_priority`` (Linux, needs
+    root or CAP_SYS_NICE) runs each benchmark call in SCHED_FIFO at that priority, so that other
+    processes on a shared machine do not preempt a local measurement (it removes the multi-ms
+    stalls that otherwise dominate a sub-millisecond layer's spread); the worker thread returns to
+    normal scheduling between benchmarks and rests briefly so that the kernel's RT throttling
+    (0.95 s per second by default) never stops it in the middle of a timed run.
+    """
+
+    protocol: ProtocolSettings | None = None
+    fmt: str | None = None
+    dynamic_hw: bool = True
+    seed: int = 0
+    batch: int = 1
+    weights_id: str | None = None
+    max_consecutive_failures: int = 3
+    realtime_priority: int | None = None
+
+
+@dataclass(frozen=True)
+class ProgressEvent:
+    """One step of a campaign, given to the ``progress`` callback.
+
+    ``kind``: "start" (totals known), "measured", "skipped" (already in the store; one event per
+    device with ``count``), "failed", "device_error" (the device gave up), "done".
+    """
+
+    kind: str
+    device: str = ""
+    key: str = ""
+    done: int = 0
+    total: int = 0
+    count: int = 0
+    median_ms: float | None = None
+    cv: float | None = None
+    message: str = ""
+
+
+@dataclass
+class CampaignResult:
+    """What a campaign did. ``entries`` = rows in the written table (or CSV)."""
+
+    entries: int = 0
+    measured: int = 0
+    skipped: int = 0
+    failed: int = 0
+    seconds: float = 0.0
+    interrupted: bool = False
+    complete: bool = True
+    outputs: dict[str, str] = field(default_factory=dict)  # device -> table dir / csv path
+    errors: list[str] = field(default_factory=list)
+    per_device: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class _Job:
+    key: str
+    payload: Any  # LayerSpec or ArchConfig
+
+
+ProgressFn = Callable[[ProgressEvent], None]
+
+
+# ---------------------------------------------------------------------------------------------
+# Settings and provenance
+# ---------------------------------------------------------------------------------------------
+
+
+def device_specs(devices: "str | DeviceSpec | Iterable[str | DeviceSpec]") -> list[DeviceSpec]:
+    """Normalise ``"cpu"``, ``"cpu,pixel4"``, DeviceSpecs or a mix into distinct DeviceSpecs."""
+    if isinstance(devices, (str, DeviceSpec)):
+        devices = [devices]
+    out: list[DeviceSpec] = []
+    for d in devices:
+        if isinstance(d, str):
+            out += [DeviceSpec(n.strip()) for n in d.split(",") if n.strip()]
+        elif isinstance(d, DeviceSpec):
+            out.append(d)
+        else:
+            raise DeviceError(f"a device is a name or a DeviceSpec, got {type(d).__name__}")
+    names = [d.name for d in out]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise DeviceError(f"device(s) {', '.join(dup)} listed twice; a device runs one "
+                          "benchmark at a time, list it once")
+    if not out:
+        raise DeviceError("no device given; e.g. --device cpu")
+    return out
+
+
+def _device_formats(spec: DeviceSpec) -> tuple[str, ...]:
+    if spec.device is not None:
+        return tuple(spec.device.formats)
+    from latkit.devices.registry import LOCAL_DEVICES, android_profiles
+
+    if spec.name in LOCAL_DEVICES:
+        return LOCAL_DEVICES[spec.name].formats
+    if spec.name in android_profiles():
+        return ("tflite",)
+    from latkit.devices.registry import device_names
+
+    raise DeviceError(f"unknown device {spec.name!r}; known devices: {', '.join(device_names())}")
+
+
+def job_settings(spec: DeviceSpec, settings: CampaignSettings, kind: str) -> dict[str, Any]:
+    """The settings mapping hashed into a measurement's identity for ``spec`` (kind layer/network)."""
+    fmt = settings.fmt or _device_formats(spec)[0]
+    protocol = settings.protocol or (LAYER_PROTOCOL if kind == "layer" else NETWORK_PROTOCOL)
+    out: dict[str, Any] = {
+        "protocol": protocol.to_dict(),
+        "device_options": spec.settings_options(),
+        "format": fmt,
+        "batch": settings.batch,
+        "seed": settings.seed,
+    }
+    if settings.realtime_priority:
+        out["realtime_priority"] = int(settings.realtime_priority)
+    if kind == "layer":
+        out["dynamic_hw"] = bool(settings.dynamic_hw and fmt == "onnx")
+    else:
+        out["weights"] = settings.weights_id or f"seed{settings.seed}"
+    return out
+
+
+def tool_versions() -> dict[str, str]:
+    """Versions of latkit, python and the runtimes/exporters that are installed."""
+    import platform
+    from importlib import metadata
+
+    from latkit import __version__
+
+    v = {"latkit": __version__, "python": platform.python_version()}
+    for dist in ("torch", "onnx", "onnxruntime", "litert-torch", "ai-edge-litert", "adb-shell"):
+        try:
+            v[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            pass
+    return v
+
+
+def resolve_space(space: Any, resolutions: "Sequence[int] | str | None") -> tuple[Any, list[int]]:
+    from latkit.errors import ArchError
+    from latkit.supernet.space import get_space
+
+    sp = get_space(space) if isinstance(space, str) else space
+    if resolutions is None or resolutions == "all":
+        return sp, list(sp.resolutions)
+    rs = sorted({int(r) for r in resolutions})
+    bad = [r for r in rs if r not in sp.resolutions]
+    if bad:
+        raise ArchError(f"resolution(s) {bad} not in {sp.name} (allowed {sp.resolutions[0]}.."
+                        f"{sp.resolutions[-1]} step {sp.resolutions[1] - sp.resolutions[0]})")
+    return sp, rs
+
+
+def export_cache(cache_dir: "str | Path | None", store: MeasurementStore) -> Any:
+    from latkit.profiler.export import ExportCache
+
+    return ExportCache(Path(cache_dir) if cache_dir else store.path.parent / "exports")

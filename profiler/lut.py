@@ -1,0 +1,312 @@
+"""Per-layer latency lookup tables: the ``lut.csv`` + ``meta.json`` directory format.
+
+A lookup table maps once-for-all layer keys (``LayerSpec.key``) to measured latency statistics on
+one device. On disk it is a directory::
+
+    DIR/lut.csv    header key,kind,median_ms,p10_ms,p90_ms,mean_ms,std_ms,cv,runs
+                   (one row per distinct layer key, sorted by key)
+    DIR/meta.json  {"format": "latkit-lut", "version": 1, "space", "resolutions", "device",
+                    "env", "versions", "command", "created", "entries", ...}
+
+``median_ms`` is the figure to use. A network's predicted latency is the sum of its layers' medians
+(``predict_arch_sum``). A missing key raises ``LookupMiss`` naming the key and the ``lat-profile``
+command that fills it: gaps are loud (STYLE 8). Tables are built from the measurement store
+(``profiler/campaign.py``) or imported from once-for-all YAML (``profiler/ofa_tables.py``).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Mapping
+
+from latkit.errors import LookupMiss, StoreError
+
+LUT_FORMAT = "latkit-lut"
+LUT_VERSION = 1
+CSV_NAME = "lut.csv"
+META_NAME = "meta.json"
+COLUMNS = ("key", "kind", "median_ms", "p10_ms", "p90_ms", "mean_ms", "std_ms", "cv", "runs")
+_FLOAT_COLUMNS = ("median_ms", "p10_ms", "p90_ms", "mean_ms", "std_ms", "cv")
+
+
+@dataclass(frozen=True)
+class LutEntry:
+    """The latency statistics of one layer on one device (milliseconds; ``cv`` is std / mean)."""
+
+    key: str
+    kind: str
+    median_ms: float
+    p10_ms: float
+    p90_ms: float
+    mean_ms: float
+    std_ms: float
+    cv: float
+    runs: int
+
+    def row(self) -> list[str]:
+        return [self.key, self.kind, *(_fmt(getattr(self, c)) for c in _FLOAT_COLUMNS),
+                str(self.runs)]
+
+    @classmethod
+    def from_measurement(cls, key: str, kind: str, m: Any) -> "LutEntry":
+        """From a ``latkit.devices.base.Measurement`` (or anything with the same attributes)."""
+        return cls(key, kind, float(m.median_ms), float(m.p10_ms), float(m.p90_ms),
+                   float(m.mean_ms), float(m.std_ms), float(m.cv), int(m.runs))
+
+
+def _fmt(v: float) -> str:
+    return repr(float(v))
+
+
+def _kind_of(key: str) -> str:
+    return key.split("-", 1)[0]
+
+
+def _parse_row(row: Mapping[str, str], line: int, path: Path) -> LutEntry:
+    try:
+        values = {c: float(row[c]) for c in _FLOAT_COLUMNS}
+        runs = int(row["runs"]) if row.get("runs") not in (None, "") else 0
+    except (TypeError, ValueError) as exc:
+        raise StoreError(f"{path} line {line}: bad number ({exc}); the table is corrupt, rebuild "
+                         "it with lat-profile or re-import it")
+    key = (row.get("key") or "").strip()
+    if not key:
+        raise StoreError(f"{path} line {line}: empty key; the table is corrupt")
+    if not all(math.isfinite(v) and v >= 0 for v in values.values()) or values["median_ms"] <= 0:
+        raise StoreError(f"{path} line {line}: latency of {key!r} must be a positive finite number, "
+                         f"found median_ms={row.get('median_ms')!r}; the table is corrupt")
+    return LutEntry(key, (row.get("kind") or _kind_of(key)).strip(), runs=runs, **values)
+
+
+@dataclass
+class LookupTable:
+    """Layer key -> ``LutEntry`` on one device, plus the table's provenance (``meta``).
+
+    ``meta`` holds at least space, resolutions, device, env, versions, command, created (written by
+    ``save``; ``entries``, ``format`` and ``version`` are filled in there).
+    """
+
+    entries: dict[str, LutEntry] = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    # ---- reading ----
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def __contains__(self, key: object) -> bool:
+        return str(key) in self.entries
+
+    def __iter__(self) -> Iterator[LutEntry]:
+        return iter(self.entries.values())
+
+    def keys(self) -> list[str]:
+        return list(self.entries)
+
+    @property
+    def space(self) -> str | None:
+        return self.meta.get("space")
+
+    @property
+    def device(self) -> str | None:
+        return self.meta.get("device")
+
+    @property
+    def resolutions(self) -> list[int]:
+        return [int(r) for r in self.meta.get("resolutions") or []]
+
+    def fill_command(self, key: str | None = None) -> str:
+        """The ``lat-profile`` command that measures the missing layer(s)."""
+        dev = self.device or "DEVICE"
+        space = self.space or "SPACE"
+        rs = self.resolutions
+        if key is not None:
+            r = _resolution_hint(key, self.space)
+            if r is not None and r not in rs:
+                rs = sorted({*rs, r})
+        res = ",".join(str(r) for r in rs) if rs else "RESOLUTIONS"
+        out = self.meta.get("dir") or "DIR"
+        return f"lat-profile --device {dev} --space {space} --resolutions {res} --out {out}"
+
+    def entry(self, key: "str | Any") -> LutEntry:
+        k = key if isinstance(key, str) else key.key
+        e = self.entries.get(k)
+        if e is None:
+            raise LookupMiss(
+                f"layer {k} is not in the lookup table ({len(self.entries)} entries, device "
+                f"{self.device}, space {self.space}, resolutions {_res_str(self.resolutions)}); "
+                f"measure it with: {self.fill_command(k)}"
+            )
+        return e
+
+    def latency_ms(self, key: "str | Any") -> float:
+        """Median latency of a layer (key string or ``LayerSpec``); ``LookupMiss`` if absent."""
+        return self.entry(key).median_ms
+
+    def predict_arch_sum(self, space: Any, arch: Any) -> float:
+        """Predicted latency of a subnet: the sum of its layers' medians (ms).
+
+        ``space`` is a ``SearchSpace`` or its name; ``arch`` an ``ArchConfig`` or anything
+        ``space.parse`` accepts. Raises ``LookupMiss`` on the first missing layer.
+        """
+        from latkit.supernet.space import get_space
+
+        sp = get_space(space) if isinstance(space, str) else space
+        a = sp.parse(arch)
+        return sum(self.latency_ms(spec.key) for spec in sp.layers(a))
+
+    def layer_latencies_ms(self, space: Any, arch: Any) -> list[tuple[str, float]]:
+        """(key, median_ms) for each layer of ``arch``, in network order."""
+        from latkit.supernet.space import get_space
+
+        sp = get_space(space) if isinstance(space, str) else space
+        return [(s.key, self.latency_ms(s.key)) for s in sp.layers(sp.parse(arch))]
+
+    def missing(self, keys: Iterable[str]) -> list[str]:
+        return [k for k in keys if k not in self.entries]
+
+    # ---- construction ----
+    @classmethod
+    def from_entries(cls, entries: Iterable[LutEntry], meta: Mapping[str, Any] | None = None
+                     ) -> "LookupTable":
+        return cls({e.key: e for e in entries}, dict(meta or {}))
+
+    # ---- persistence ----
+    @classmethod
+    def load(cls, directory: "str | Path") -> "LookupTable":
+        """Read ``DIR/lut.csv`` and ``DIR/meta.json``; ``StoreError`` (one line) if missing/corrupt."""
+        d = Path(directory)
+        csv_path, meta_path = d / CSV_NAME, d / META_NAME
+        if not d.is_dir():
+            raise StoreError(f"lookup table directory {d} does not exist; build one with "
+                             "lat-profile --device D --space S --out DIR, or lat lut import-ofa")
+        if not csv_path.is_file():
+            raise StoreError(f"{d} has no {CSV_NAME}; it is not a lookup table directory "
+                             "(expected lut.csv and meta.json written by lat-profile)")
+        meta: dict[str, Any] = {}
+        if meta_path.is_file():
+            try:
+                meta = json.loads(meta_path.read_text())
+            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+                raise StoreError(f"{meta_path} is not valid JSON ({exc}); the table is corrupt, "
+                                 "rebuild it with lat-profile")
+            if not isinstance(meta, dict) or meta.get("format") != LUT_FORMAT:
+                raise StoreError(f"{meta_path} is not latkit lookup-table metadata (expected "
+                                 f"format {LUT_FORMAT!r}, found {meta.get('format') if isinstance(meta, dict) else type(meta).__name__!r})")
+            if int(meta.get("version", 0)) > LUT_VERSION:
+                raise StoreError(f"{meta_path} has table version {meta.get('version')}, newer than "
+                                 f"this latkit reads ({LUT_VERSION}); upgrade latkit")
+        entries: dict[str, LutEntry] = {}
+        try:
+            with open(csv_path, newline="") as f:
+                reader = csv.DictReader(f)
+                header = reader.fieldnames or []
+                lacking = [c for c in COLUMNS if c not in header and c not in ("kind", "runs")]
+                if lacking:
+                    raise StoreError(f"{csv_path} lacks columns {lacking}; expected header "
+                                     f"{','.join(COLUMNS)}")
+                for i, row in enumerate(reader, start=2):
+                    e = _parse_row(row, i, csv_path)
+                    if e.key in entries:
+                        raise StoreError(f"{csv_path} line {i}: duplicate key {e.key!r}; the "
+                                         "table is corrupt")
+                    entries[e.key] = e
+        except (UnicodeDecodeError, csv.Error) as exc:
+            raise StoreError(f"{csv_path} is not a readable CSV ({exc}); the table is corrupt")
+        meta.setdefault("dir", str(d))
+        return cls(entries, meta)
+
+    def save(self, directory: "str | Path", **meta_updates: Any) -> Path:
+        """Write ``DIR/lut.csv`` (sorted by key) and ``DIR/meta.json`` atomically; returns DIR."""
+        d = Path(directory)
+        d.mkdir(parents=True, exist_ok=True)
+        meta = {k: v for k, v in self.meta.items() if k != "dir"}
+        meta.update(meta_updates)
+        meta.setdefault("space", None)
+        meta.setdefault("resolutions", [])
+        meta.setdefault("device", None)
+        meta.setdefault("env", {})
+        meta.setdefault("versions", _versions())
+        meta.setdefault("command", "")
+        meta.setdefault("created", time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+        meta.update({"format": LUT_FORMAT, "version": LUT_VERSION, "entries": len(self.entries)})
+        tmp_csv = d / f".{CSV_NAME}.tmp"
+        with open(tmp_csv, "w", newline="") as f:
+            w = csv.writer(f, lineterminator="\n")
+            w.writerow(COLUMNS)
+            for key in sorted(self.entries):
+                w.writerow(self.entries[key].row())
+        tmp_meta = d / f".{META_NAME}.tmp"
+        tmp_meta.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+        tmp_csv.replace(d / CSV_NAME)
+        tmp_meta.replace(d / META_NAME)
+        self.meta = {**meta, "dir": str(d)}
+        return d
+
+    # ---- summary ----
+    def summary(self, top: int = 10) -> dict[str, Any]:
+        """Entries, resolutions, device, kinds and the slowest layers (for ``lat lut show``)."""
+        vals = sorted(self.entries.values(), key=lambda e: -e.median_ms)
+        cvs = sorted(e.cv for e in vals)
+        kinds: dict[str, int] = {}
+        for e in vals:
+            kinds[e.kind] = kinds.get(e.kind, 0) + 1
+        return {
+            "dir": self.meta.get("dir"),
+            "entries": len(vals),
+            "space": self.space,
+            "device": self.device,
+            "resolutions": self.resolutions,
+            "source": self.meta.get("source", "latkit"),
+            "statistic": self.meta.get("statistic", "median"),
+            "partial": bool(self.meta.get("partial", False)),
+            "created": self.meta.get("created"),
+            "kinds": kinds,
+            "median_cv": cvs[len(cvs) // 2] if cvs else None,
+            "total_ms": sum(e.median_ms for e in vals),
+            "slowest": [{"key": e.key, "median_ms": e.median_ms, "cv": e.cv} for e in vals[:top]],
+        }
+
+
+def _res_str(rs: list[int]) -> str:
+    if not rs:
+        return "unknown"
+    return f"{rs[0]}..{rs[-1]} ({len(rs)})" if len(rs) > 3 else ",".join(map(str, rs))
+
+
+def _resolution_hint(key: str, space: str | None) -> int | None:
+    """A resolution of ``space`` whose subnets contain layer ``key`` (None if unknown)."""
+    if key.startswith("Conv-input:"):
+        try:
+            return int(key.split(":")[1].split("x")[0])
+        except (IndexError, ValueError):
+            return None
+    if not space:
+        return None
+    try:
+        from latkit.supernet.space import get_space
+
+        sp = get_space(space)
+        for r in sp.resolutions:
+            if any(s.key == key for s in sp.unique_layers([r])):
+                return r
+    except Exception:  # a hint only: never mask the LookupMiss itself
+        return None
+    return None
+
+
+def _versions() -> dict[str, str]:
+    import platform
+
+    from latkit import __version__
+
+    return {"latkit": __version__, "python": platform.python_version()}
+
+
+def load_lut(directory: "str | Path") -> LookupTable:
+    """Shorthand for ``LookupTable.load``."""
+    return LookupTable.load(directory)

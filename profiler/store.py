@@ -1,0 +1,380 @@
+"""The resumable measurement store: every measurement persisted the moment it is taken.
+
+SQLite (WAL mode) is the embedded default. One row per measurement, committed in its own
+transaction as it arrives, so a campaign killed at any instant loses at most the benchmark that was
+running. Rows are never updated or deleted: ``--remeasure`` adds a newer row and readers use the
+latest row per key.
+
+Identity of a measurement (what "already measured" means)::
+
+    (kind, key, space, device, settings_hash)
+
+``kind`` is ``"layer"`` (key = ``LayerSpec.key``) or ``"network"`` (key = canonical arch key);
+``settings_hash`` is ``settings_fingerprint(...)`` of everything that changes the figure apart from
+the artifact itself: protocol settings, threads, affinity, delegate, batch, export format and
+dynamic spatial axes, weights identity.
+
+Concurrency: one connection per thread (``threading.local``), WAL journal, ``busy_timeout``, and
+each insert in its own ``BEGIN IMMEDIATE`` transaction, so several device workers, or several
+processes, can write to one store at once.
+
+Schema (version ``SCHEMA_VERSION``, recorded in table ``meta``)::
+
+    meta(name TEXT PRIMARY KEY, value TEXT)
+    measurements(id INTEGER PRIMARY KEY AUTOINCREMENT, kind, key, space, device, settings_hash,
+                 settings_json, median_ms, p10_ms, p90_ms, mean_ms, std_ms, cv, runs,
+                 measurement_json, artifact_sha256, versions_json, run_id, created)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Mapping
+
+from latkit.errors import StoreError
+
+SCHEMA_VERSION = 1
+STORE_FORMAT = "latkit-store"
+KINDS = ("layer", "network")
+BUSY_TIMEOUT_MS = 60_000
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS measurements (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind TEXT NOT NULL,
+    key TEXT NOT NULL,
+    space TEXT NOT NULL,
+    device TEXT NOT NULL,
+    settings_hash TEXT NOT NULL,
+    settings_json TEXT NOT NULL,
+    median_ms REAL NOT NULL,
+    p10_ms REAL NOT NULL,
+    p90_ms REAL NOT NULL,
+    mean_ms REAL NOT NULL,
+    std_ms REAL NOT NULL,
+    cv REAL NOT NULL,
+    runs INTEGER NOT NULL,
+    measurement_json TEXT NOT NULL,
+    artifact_sha256 TEXT,
+    versions_json TEXT NOT NULL,
+    run_id TEXT,
+    created TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS measurements_identity
+    ON measurements (kind, space, device, settings_hash, key);
+"""
+
+_COLUMNS = ("id", "kind", "key", "space", "device", "settings_hash", "settings_json", "median_ms",
+            "p10_ms", "p90_ms", "mean_ms", "std_ms", "cv", "runs", "measurement_json",
+            "artifact_sha256", "versions_json", "run_id", "created")
+
+
+def settings_fingerprint(settings: Mapping[str, Any]) -> str:
+    """A short stable hash of a JSON-able settings mapping (key order does not matter)."""
+    text = json.dumps(settings, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class StoredMeasurement:
+    """One row of the store. ``measurement`` is the full ``Measurement.to_dict()``."""
+
+    kind: str
+    key: str
+    space: str
+    device: str
+    settings_hash: str
+    settings: dict[str, Any]
+    measurement: dict[str, Any]
+    versions: dict[str, Any]
+    run_id: str | None = None
+    created: str = ""
+    id: int | None = None
+
+    @property
+    def median_ms(self) -> float:
+        return float(self.measurement["median_ms"])
+
+    @property
+    def cv(self) -> float:
+        return float(self.measurement["cv"])
+
+    def to_measurement(self) -> Any:
+        from latkit.devices.base import Measurement
+
+        return Measurement.from_dict(self.measurement)
+
+
+def _check_measurement(m: Mapping[str, Any]) -> None:
+    for f in ("median_ms", "p10_ms", "p90_ms", "mean_ms", "std_ms", "cv", "runs"):
+        if f not in m:
+            raise StoreError(f"refusing to store a measurement without {f!r}")
+    if not (float(m["median_ms"]) > 0):
+        raise StoreError(f"refusing to store a non-positive latency ({m['median_ms']!r} ms)")
+
+
+class MeasurementStore:
+    """A SQLite measurement store at ``path`` (created unless ``create=False``).
+
+    Thread-safe: each thread gets its own connection. Use as a context manager or ``close()``.
+    """
+
+    def __init__(self, path: "str | Path", *, create: bool = True) -> None:
+        self.path = Path(path)
+        self._local = threading.local()
+        self._conns: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        if not self.path.exists():
+            if not create:
+                raise StoreError(f"measurement store {self.path} does not exist; a campaign "
+                                 "creates it (lat-profile ... --store PATH, or lat measure)")
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StoreError(f"cannot create {self.path.parent}: {exc.strerror}")
+        elif self.path.is_dir():
+            raise StoreError(f"measurement store {self.path} is a directory; give a file path "
+                             "such as DIR/store.sqlite")
+        self._init()
+
+    # ---- connections ----
+    def _connect(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            return conn
+        try:
+            conn = sqlite3.connect(str(self.path), timeout=BUSY_TIMEOUT_MS / 1000,
+                                   isolation_level=None, check_same_thread=False)
+            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            conn.execute("PRAGMA synchronous = NORMAL")
+        except sqlite3.DatabaseError as exc:
+            raise self._corrupt(exc)
+        if str(mode).lower() != "wal":
+            conn.close()
+            raise StoreError(f"{self.path}: cannot switch SQLite to WAL mode (got {mode!r}); "
+                             "put the store on a local file system")
+        self._local.conn = conn
+        with self._lock:
+            self._conns.append(conn)
+        return conn
+
+    def _corrupt(self, exc: Exception) -> StoreError:
+        return StoreError(f"{self.path} is not a usable latkit measurement store ({exc}); "
+                          "give another --store path, or move the file away to start afresh")
+
+    def _init(self) -> None:
+        conn = self._connect()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                tables = {r[0] for r in conn.execute(
+                    "SELECT name FROM sqlite_master WHERE type = 'table'")}
+                if tables and "meta" not in tables:
+                    raise StoreError(f"{self.path} is an SQLite database but not a latkit "
+                                     f"measurement store (tables: {', '.join(sorted(tables))}); "
+                                     "give another --store path")
+                for stmt in _SCHEMA.split(";"):
+                    if stmt.strip():
+                        conn.execute(stmt)
+                meta = dict(conn.execute("SELECT name, value FROM meta").fetchall())
+                if not meta:
+                    from latkit import __version__
+
+                    conn.executemany("INSERT INTO meta (name, value) VALUES (?, ?)", [
+                        ("format", STORE_FORMAT), ("schema_version", str(SCHEMA_VERSION)),
+                        ("created", _now()), ("latkit", __version__)])
+                elif meta.get("format") != STORE_FORMAT:
+                    raise StoreError(f"{self.path} is not a latkit measurement store (format "
+                                     f"{meta.get('format')!r}); give another --store path")
+                elif int(meta.get("schema_version", "0")) > SCHEMA_VERSION:
+                    raise StoreError(f"{self.path} has store schema {meta['schema_version']}, newer "
+                                     f"than this latkit reads ({SCHEMA_VERSION}); upgrade latkit")
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        except sqlite3.DatabaseError as exc:
+            self.close()
+            raise self._corrupt(exc)
+        except StoreError:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        with self._lock:
+            conns, self._conns = self._conns, []
+        for c in conns:
+            try:
+                c.close()
+            except sqlite3.Error:
+                pass
+        self._local = threading.local()
+
+    def close_thread(self) -> None:
+        """Close the calling thread's connection (call at the end of a worker thread)."""
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            return
+        with self._lock:
+            if conn in self._conns:
+                self._conns.remove(conn)
+        conn.close()
+        self._local.conn = None
+
+    def __enter__(self) -> "MeasurementStore":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def _query(self, sql: str, params: Iterable[Any] = ()) -> list[tuple]:
+        try:
+            return self._connect().execute(sql, tuple(params)).fetchall()
+        except sqlite3.DatabaseError as exc:
+            raise self._corrupt(exc)
+
+    # ---- writing ----
+    def add(self, kind: str, key: str, space: str, device: str, settings: Mapping[str, Any],
+            measurement: "Mapping[str, Any] | Any", *, versions: Mapping[str, Any] | None = None,
+            run_id: str | None = None) -> StoredMeasurement:
+        """Insert one measurement in its own transaction (committed on return)."""
+        if kind not in KINDS:
+            raise StoreError(f"measurement kind must be one of {KINDS}, got {kind!r}")
+        m = measurement.to_dict() if hasattr(measurement, "to_dict") else dict(measurement)
+        _check_measurement(m)
+        settings = dict(settings)
+        rec = StoredMeasurement(kind, key, space, device, settings_fingerprint(settings), settings,
+                                m, dict(versions or {}), run_id, _now())
+        env = m.get("env") or {}
+        row = (rec.kind, rec.key, rec.space, rec.device, rec.settings_hash,
+               json.dumps(settings, sort_keys=True, default=str),
+               float(m["median_ms"]), float(m["p10_ms"]), float(m["p90_ms"]), float(m["mean_ms"]),
+               float(m["std_ms"]), float(m["cv"]), int(m["runs"]),
+               json.dumps(m, sort_keys=True, default=str), env.get("artifact_sha256"),
+               json.dumps(rec.versions, sort_keys=True, default=str), run_id, rec.created)
+        conn = self._connect()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                cur = conn.execute(
+                    f"INSERT INTO measurements ({', '.join(_COLUMNS[1:])}) "
+                    f"VALUES ({', '.join('?' * (len(_COLUMNS) - 1))})", row)
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        except sqlite3.DatabaseError as exc:
+            raise self._corrupt(exc)
+        return StoredMeasurement(**{**rec.__dict__, "id": cur.lastrowid})
+
+    # ---- reading ----
+    def done_keys(self, kind: str, space: str, device: str, settings_hash: str,
+                  after_id: int | None = None) -> set[str]:
+        """Keys already measured with exactly these settings (only rows with id > ``after_id``)."""
+        rows = self._query(
+            "SELECT DISTINCT key FROM measurements WHERE kind = ? AND space = ? AND device = ? "
+            "AND settings_hash = ? AND id > ?",
+            (kind, space, device, settings_hash, int(after_id or 0)))
+        return {r[0] for r in rows}
+
+    def max_id(self) -> int:
+        """The id of the newest row (0 for an empty store): a remeasure campaign's starting mark."""
+        return int(self._query("SELECT COALESCE(MAX(id), 0) FROM measurements")[0][0])
+
+    def has(self, kind: str, key: str, space: str, device: str, settings_hash: str) -> bool:
+        return bool(self._query(
+            "SELECT 1 FROM measurements WHERE kind = ? AND key = ? AND space = ? AND device = ? "
+            "AND settings_hash = ? LIMIT 1", (kind, key, space, device, settings_hash)))
+
+    def latest(self, kind: str, space: str, device: str, settings_hash: str,
+               keys: Iterable[str] | None = None) -> dict[str, StoredMeasurement]:
+        """The newest row per key (all keys, or only ``keys``) for these settings."""
+        rows = self._query(
+            f"SELECT {', '.join(_COLUMNS)} FROM measurements m WHERE kind = ? AND space = ? AND "
+            "device = ? AND settings_hash = ? AND id = (SELECT MAX(id) FROM measurements n WHERE "
+            "n.kind = m.kind AND n.space = m.space AND n.device = m.device AND "
+            "n.settings_hash = m.settings_hash AND n.key = m.key)",
+            (kind, space, device, settings_hash))
+        wanted = set(keys) if keys is not None else None
+        out = {}
+        for r in rows:
+            if wanted is None or r[2] in wanted:
+                out[r[2]] = self._record(r)
+        return out
+
+    def records(self, kind: str | None = None, **where: Any) -> Iterator[StoredMeasurement]:
+        """Every row (oldest first), optionally filtered by kind and column equality."""
+        conds, params = [], []
+        if kind is not None:
+            conds.append("kind = ?")
+            params.append(kind)
+        for col, val in where.items():
+            if col not in _COLUMNS:
+                raise StoreError(f"unknown store column {col!r}")
+            conds.append(f"{col} = ?")
+            params.append(val)
+        sql = f"SELECT {', '.join(_COLUMNS)} FROM measurements"
+        if conds:
+            sql += " WHERE " + " AND ".join(conds)
+        for r in self._query(sql + " ORDER BY id", params):
+            yield self._record(r)
+
+    def count(self, kind: str | None = None, **where: Any) -> int:
+        conds, params = [], []
+        if kind is not None:
+            conds.append("kind = ?")
+            params.append(kind)
+        for col, val in where.items():
+            if col not in _COLUMNS:
+                raise StoreError(f"unknown store column {col!r}")
+            conds.append(f"{col} = ?")
+            params.append(val)
+        sql = "SELECT COUNT(*) FROM measurements" + (" WHERE " + " AND ".join(conds) if conds else "")
+        return int(self._query(sql, params)[0][0])
+
+    def meta(self) -> dict[str, str]:
+        return dict(self._query("SELECT name, value FROM meta"))
+
+    def _record(self, r: tuple) -> StoredMeasurement:
+        d = dict(zip(_COLUMNS, r))
+        try:
+            return StoredMeasurement(
+                kind=d["kind"], key=d["key"], space=d["space"], device=d["device"],
+                settings_hash=d["settings_hash"], settings=json.loads(d["settings_json"]),
+                measurement=json.loads(d["measurement_json"]),
+                versions=json.loads(d["versions_json"]), run_id=d["run_id"],
+                created=d["created"], id=d["id"])
+        except json.JSONDecodeError as exc:
+            raise StoreError(f"{self.path}: row {d['id']} holds malformed JSON ({exc.msg}); the "
+                             "store is corrupt")
+
+
+def _now() -> str:
+    t = time.time()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(t)) + f".{int(t % 1 * 1e6):06d}" \
+        + time.strftime("%z", time.localtime(t))
+
+
+def open_store(path: "str | Path", *, create: bool = True) -> MeasurementStore:
+    """Open (or create) the store at ``path``; ``StoreError`` with one clear line if unusable."""
+    return MeasurementStore(path, create=create)
+
+
+def default_store_path(out_dir: "str | Path") -> Path:
+    return Path(out_dir) / "store.sqlite"
+
+
+def process_run_id() -> str:
+    """An id for one campaign run (host, pid, start time): recorded with every row it writes."""
+    import platform
+
+    return f"{platform.node()}:{os.getpid()}:{int(time.time())}"
