@@ -303,7 +303,8 @@ def load_supernet(path: "str | Path", space: str | None = None) -> tuple[Elastic
     if space is not None and ck_space != space:
         raise TrainError(f"checkpoint {p} is for space {ck_space!r}, not {space!r}")
     model = ElasticMobileNetV3(ck_space, n_classes=int(ckpt["n_classes"]),
-                               dropout=float(ckpt.get("dropout", 0.1)))
+                               dropout=float(ckpt.get("dropout", 0.1)),
+                               kernel_transform=bool(ckpt.get("kernel_transform", True)))
     try:
         model.load_state_dict(ckpt["model"])
     except (RuntimeError, KeyError) as exc:

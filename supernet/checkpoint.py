@@ -1,0 +1,134 @@
+"""Training checkpoints: everything needed to resume exactly, written atomically, read safely.
+
+A checkpoint is a dict that ``torch.load(weights_only=True)`` can read (tensors, numbers, strings,
+lists, dicts only) and that ``latkit.supernet.model.load_supernet`` accepts:
+
+``format`` ("latkit-supernet"), ``version``, ``space``, ``n_classes``, ``dropout``,
+``kernel_transform``, ``model`` (state dict), ``optimizer`` (state dict of the current phase's
+SGD), ``step`` (global steps done), ``phase_index``, ``phase``, ``epoch`` (data epochs done,
+fractional), ``rng`` (python, numpy, torch CPU and CUDA generator states as tensors/lists),
+``sampler`` (its seed and position: batches are a function of (seed, step)), ``counters`` (images,
+subnet-image passes, training seconds), ``schedule``, ``config``, ``data``, ``command``, ``versions``,
+``world_size``, ``created``, ``finished``.
+
+Writes go to a temporary file in the same directory, are flushed to disk, then renamed over the old
+file (``os.replace``), so a run killed at any moment leaves either the old or the new checkpoint.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import random
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from latkit.errors import TrainError
+
+FORMAT_VERSION = 1
+
+
+def versions() -> dict[str, str]:
+    from latkit import __version__
+
+    return {"latkit": __version__, "torch": str(torch.__version__), "numpy": str(np.__version__),
+            "python": platform.python_version()}
+
+
+def rng_state() -> dict[str, Any]:
+    """Every global RNG state, in types the weights-only unpickler accepts."""
+    py = random.getstate()
+    np_state = np.random.get_state()
+    out: dict[str, Any] = {
+        "python": {"version": int(py[0]), "state": torch.tensor(py[1], dtype=torch.int64),
+                   "gauss": py[2]},
+        "numpy": {"kind": str(np_state[0]),
+                  "keys": torch.from_numpy(np.asarray(np_state[1], dtype=np.int64)),
+                  "pos": int(np_state[2]), "has_gauss": int(np_state[3]),
+                  "cached_gaussian": float(np_state[4])},
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        out["cuda"] = torch.cuda.get_rng_state_all()
+    return out
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    py = state["python"]
+    random.setstate((int(py["version"]), tuple(int(v) for v in py["state"].tolist()), py["gauss"]))
+    nps = state["numpy"]
+    np.random.set_state((nps["kind"], nps["keys"].numpy().astype(np.uint32), int(nps["pos"]),
+                         int(nps["has_gauss"]), float(nps["cached_gaussian"])))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_atomic(payload: dict[str, Any], path: "str | Path") -> Path:
+    """``torch.save`` to a temporary file, fsync, then ``os.replace`` onto ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            torch.save(payload, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+def load_checkpoint(path: "str | Path") -> dict[str, Any]:
+    """A training checkpoint (``weights_only=True``); TrainError naming the problem otherwise."""
+    from latkit.supernet.model import CHECKPOINT_FORMAT
+
+    p = Path(path)
+    if not p.is_file():
+        raise TrainError(f"checkpoint {p} does not exist")
+    try:
+        ckpt = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unpickling failure is a bad file
+        raise TrainError(f"checkpoint {p} could not be read safely ({type(exc).__name__}: "
+                         f"{str(exc).splitlines()[0][:200]})")
+    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
+        raise TrainError(f"{p} is not a latkit supernet checkpoint")
+    return ckpt
+
+
+def now_iso() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
+
+
+def command_line() -> str:
+    import shlex
+
+    return " ".join(shlex.quote(a) for a in [Path(sys.argv[0]).name, *sys.argv[1:]])
+
+
+def export_checkpoint(src: "str | Path", dst: "str | Path", *, half: bool = False) -> Path:
+    """A small copy of a checkpoint with only what evaluation needs (optionally fp16 weights).
+
+    Keeps format, space, n_classes, dropout, kernel_transform, model, config, data, schedule,
+    command, versions and counters; drops the optimizer and RNG states. ``load_supernet`` reads it
+    (fp16 tensors are cast back to fp32 on load).
+    """
+    ck = load_checkpoint(src)
+    model = ck["model"]
+    if half:
+        model = {k: (v.half() if torch.is_floating_point(v) else v) for k, v in model.items()}
+    keep = ("format", "version", "space", "n_classes", "dropout", "kernel_transform", "config",
+            "data", "schedule", "command", "versions", "counters", "step", "phase", "created",
+            "finished")
+    out = {k: ck[k] for k in keep if k in ck}
+    out["model"] = model
+    out["exported_from"] = str(src)
+    out["weights_dtype"] = "float16" if half else "float32"
+    return save_atomic(out, dst)

@@ -1,0 +1,67 @@
+"""Losses of one training step: label-smoothed cross-entropy and distillation from soft labels.
+
+In-place distillation: the first subnet of every step is the largest one the phase can reach; it
+learns from the labels alone, and its detached softened output is the target of every other subnet
+of the step. This keeps once-for-all's loss (``kd_ratio * KD + CE``, rescaled by
+``2 / (kd_ratio + 1)``, KD = cross-entropy with the teacher's soft labels, temperature 1) but replaces
+once-for-all's separately trained, frozen teacher with the supernet's own largest subnet, which is
+trained in the same step anyway: no second network in memory and no extra forward pass. With a
+temperature T != 1 the KD term is Hinton's: cross-entropy between softmax(t / T) and
+softmax(s / T), times T^2.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from latkit.supernet.space import ArchConfig
+
+
+def soft_target_ce(logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float = 1.0
+                   ) -> torch.Tensor:
+    """Mean over the batch of -sum(softmax(teacher / T) * log_softmax(logits / T)) * T^2."""
+    t = temperature
+    soft = F.softmax(teacher_logits.detach() / t, dim=1)
+    return -(soft * F.log_softmax(logits / t, dim=1)).sum(dim=1).mean() * (t * t)
+
+
+def subnet_loss(logits: torch.Tensor, target: torch.Tensor, teacher_logits: torch.Tensor | None,
+                *, label_smoothing: float = 0.1, kd_ratio: float = 1.0,
+                temperature: float = 1.0) -> torch.Tensor:
+    """once-for-all's loss: CE (label-smoothed), plus KD from ``teacher_logits`` when given."""
+    ce = F.cross_entropy(logits, target, label_smoothing=label_smoothing)
+    if teacher_logits is None or kd_ratio <= 0:
+        return ce
+    kd = soft_target_ce(logits, teacher_logits, temperature)
+    return (kd_ratio * kd + ce) * (2.0 / (kd_ratio + 1.0))
+
+
+def accumulate_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
+                    archs: Sequence[ArchConfig], *, distill: bool, label_smoothing: float = 0.1,
+                    kd_ratio: float = 1.0, temperature: float = 1.0,
+                    autocast: Callable[[], object] | None = None) -> list[float]:
+    """Forward and backward every subnet of a step on the same batch (gradients accumulate).
+
+    ``archs[0]`` is the teacher (the largest subnet); returns each subnet's loss value.
+    """
+    teacher: torch.Tensor | None = None
+    losses = []
+    for j, arch in enumerate(archs):
+        if autocast is not None:
+            with autocast():  # type: ignore[attr-defined]
+                logits = model(x, arch)
+        else:
+            logits = model(x, arch)
+        logits = logits.float()
+        loss = subnet_loss(logits, y, teacher if (distill and j > 0) else None,
+                           label_smoothing=label_smoothing, kd_ratio=kd_ratio,
+                           temperature=temperature)
+        loss.backward()
+        if j == 0:
+            teacher = logits.detach()
+        losses.append(float(loss.detach()))
+    return losses

@@ -1,0 +1,429 @@
+"""The supernet trainer: schedules of phases, several subnets per step, torchrun DDP, exact resume.
+
+``train(config, out_dir)`` trains ``ElasticMobileNetV3(config.space)`` with a schedule of
+``latkit.supernet.schedules`` on a data set of ``latkit.supernet.data`` and writes ``out_dir/last.pt``
+(see ``checkpoint`` for its contents), ``out_dir/config.json`` and ``out_dir/train_log.jsonl``.
+
+One step: the batch plan gives this rank's images and the batch resolution (from (seed, step)); the
+phase gives the subnets (the largest first, then random ones, from (seed, step)); every subnet runs
+forward and backward on the batch (gradients accumulate, the others distilled from the first); under
+torchrun the accumulated gradients are averaged over ranks in one flat all-reduce; SGD with Nesterov
+momentum steps with the learning rate of the phase's warmup-then-cosine curve. Every phase starts
+with a fresh optimizer (each once-for-all/CompOFA phase is a separate run), after re-ordering
+channels by importance where the phase asks for it.
+
+Distributed: torchrun's environment (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR...) selects
+``torch.distributed`` with gloo on CPU and nccl on CUDA. Data parallelism is written out instead of
+wrapping the model in ``DistributedDataParallel``: every rank samples the same subnets, so the same
+parameters receive gradients on every rank and one all-reduce after the step's last backward
+replaces DDP's per-backward synchronisation and its unused-parameter search. BatchNorm statistics
+are per rank (as in once-for-all); only rank 0 writes files.
+
+Resume: a checkpoint holds model, optimizer, step, phase, counters and RNG states; batches and
+subnets are functions of (seed, step), so ``train(..., resume=True)`` continues a killed run and
+ends with the weights an uninterrupted run would have.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import time
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from latkit.errors import TrainError
+from latkit.supernet.checkpoint import (
+    FORMAT_VERSION,
+    command_line,
+    load_checkpoint,
+    now_iso,
+    rng_state,
+    save_atomic,
+    set_rng_state,
+    versions,
+)
+from latkit.supernet.data import BatchPlan, TrainData, load_train_batch, open_data
+from latkit.supernet.distill import accumulate_step
+from latkit.supernet.schedules import Phase, Schedule, get_schedule, step_subnets
+from latkit.supernet.space import get_space
+
+REFERENCE_BATCH = 256  # published learning rates are for this global batch
+
+
+# --------------------------------------------------------------------------------------------
+# Data types
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that defines a training run (saved in every checkpoint)."""
+
+    space: str = "compofa-w1.0"
+    schedule: str = "compofa"
+    data: str = "builtin:digits"
+    resolutions: tuple[int, ...] | None = None  # None: the data set's default
+    epochs_scale: float = 1.0
+    batch_size: int = 16  # per process
+    lr_scale: float = 1.0  # times the published lr rescaled to the global batch
+    weight_decay: float = 3e-5
+    momentum: float = 0.9
+    label_smoothing: float = 0.1
+    kd_ratio: float = 1.0
+    kd_temperature: float = 1.0
+    dropout: float = 0.1
+    seed: int = 0
+    max_train_images: int | None = None
+    precision: str = "fp32"  # or "bf16" (autocast)
+    deterministic: bool = False
+    # how a run is carried out; may change on --resume
+    checkpoint_every_steps: int = 0
+    checkpoint_every_s: float = 600.0
+    max_steps: int | None = None
+    device: str = "auto"
+
+    RUNTIME_FIELDS = ("checkpoint_every_steps", "checkpoint_every_s", "max_steps", "device")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["resolutions"] = list(self.resolutions) if self.resolutions else None
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
+        names = {f.name for f in fields(cls)}
+        kw = {k: v for k, v in d.items() if k in names}
+        if kw.get("resolutions") is not None:
+            kw["resolutions"] = tuple(int(r) for r in kw["resolutions"])
+        return cls(**kw)
+
+    def differences(self, other: "TrainConfig") -> list[str]:
+        return [f"{f.name}: {getattr(other, f.name)!r} -> {getattr(self, f.name)!r}"
+                for f in fields(self) if f.name not in self.RUNTIME_FIELDS
+                and getattr(self, f.name) != getattr(other, f.name)]
+
+
+@dataclass(frozen=True)
+class PhasePlan:
+    index: int
+    phase: Phase
+    start: int  # first global step
+    steps: int
+    warmup_steps: int
+
+    @property
+    def end(self) -> int:
+        return self.start + self.steps
+
+
+@dataclass(frozen=True)
+class StepInfo:
+    """What the progress hook gets after every step."""
+
+    step: int
+    total_steps: int
+    phase: str
+    lr: float
+    loss: float
+    resolution: int
+    n_subnets: int
+    images_per_s: float
+    images: int
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    checkpoint: Path
+    steps: int
+    total_steps: int
+    finished: bool
+    train_s: float
+    images: int
+    image_passes: int
+
+
+@dataclass(frozen=True)
+class DistContext:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    device: str = "cpu"
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+# --------------------------------------------------------------------------------------------
+# Pieces
+# --------------------------------------------------------------------------------------------
+
+
+def plan_phases(schedule: Schedule, steps_per_epoch: int) -> list[PhasePlan]:
+    """Phase lengths in steps: round(epochs * steps_per_epoch), at least 1 (0 epochs: skipped)."""
+    plans, start = [], 0
+    for i, p in enumerate(schedule.phases):
+        if p.epochs <= 0:
+            continue
+        steps = max(1, int(round(p.epochs * steps_per_epoch)))
+        warm = min(steps - 1, int(round(p.warmup_epochs * steps_per_epoch)))
+        plans.append(PhasePlan(i, p, start, steps, max(0, warm)))
+        start += steps
+    return plans
+
+
+def lr_at(pp: PhasePlan, step: int, peak: float) -> float:
+    """Linear warmup to ``peak`` over the warmup steps, then cosine to 0 over the rest."""
+    t = step - pp.start
+    if t < pp.warmup_steps:
+        return peak * (t + 1) / pp.warmup_steps
+    n = pp.steps - pp.warmup_steps
+    return 0.5 * peak * (1.0 + math.cos(math.pi * (t - pp.warmup_steps) / max(1, n)))
+
+
+def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.SGD:
+    """SGD, Nesterov momentum; no weight decay on BN weights and biases (1-d parameters)."""
+    decay = [p for p in model.parameters() if p.ndim > 1]
+    no_decay = [p for p in model.parameters() if p.ndim <= 1]
+    return torch.optim.SGD(
+        [{"params": decay, "weight_decay": cfg.weight_decay},
+         {"params": no_decay, "weight_decay": 0.0}],
+        lr=0.0, momentum=cfg.momentum, nesterov=True,
+    )
+
+
+def init_distributed(device: str = "auto") -> DistContext:
+    """torchrun's environment -> process group (gloo on CPU, nccl on CUDA); single process otherwise."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    use_cuda = torch.cuda.is_available() if device == "auto" else device.startswith("cuda")
+    dev = f"cuda:{local}" if use_cuda else "cpu"
+    if use_cuda:
+        torch.cuda.set_device(local)
+    if world > 1:
+        import torch.distributed as dist
+
+        if not dist.is_initialized():
+            dist.init_process_group("nccl" if use_cuda else "gloo")
+    return DistContext(rank, world, local, dev)
+
+
+def allreduce_gradients(model: torch.nn.Module, world_size: int) -> None:
+    """Average the gradients over ranks in one flat all-reduce (same parameters on every rank)."""
+    if world_size <= 1:
+        return
+    import torch.distributed as dist
+    from torch._utils import _flatten_dense_tensors, _unflatten_dense_tensors
+
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    flat = _flatten_dense_tensors(grads)
+    dist.all_reduce(flat)
+    flat.div_(world_size)
+    for g, r in zip(grads, _unflatten_dense_tensors(flat, grads)):
+        g.copy_(r)
+
+
+def broadcast_state(model: torch.nn.Module, world_size: int) -> None:
+    if world_size <= 1:
+        return
+    import torch.distributed as dist
+
+    for t in model.state_dict().values():
+        dist.broadcast(t, 0)
+
+
+def _autocast(cfg: TrainConfig, device: str) -> Callable[[], Any] | None:
+    if cfg.precision == "fp32":
+        return None
+    if cfg.precision != "bf16":
+        raise TrainError(f"--precision must be fp32 or bf16, got {cfg.precision!r}")
+    kind = "cuda" if device.startswith("cuda") else "cpu"
+    return lambda: torch.autocast(kind, dtype=torch.bfloat16)
+
+
+def _checkpoint_payload(model, optimizer, cfg: TrainConfig, schedule: Schedule, pp: PhasePlan,
+                        step: int, plan: BatchPlan, data: TrainData, counters: dict,
+                        command: str, ctx: DistContext, finished: bool) -> dict[str, Any]:
+    return model.checkpoint_dict(
+        version=FORMAT_VERSION,
+        kernel_transform=schedule.kernel_transform,
+        optimizer=optimizer.state_dict() if optimizer is not None else None,
+        step=step, phase_index=pp.index, phase=pp.phase.name, epoch=plan.epoch(step),
+        rng=rng_state(), sampler={"seed": plan.seed, "step": step,
+                                  "steps_per_epoch": plan.steps_per_epoch},
+        counters=dict(counters), schedule=schedule.to_dict(), config=cfg.to_dict(),
+        data=data.describe(), command=command, versions=versions(),
+        world_size=ctx.world_size, created=now_iso(), finished=finished,
+    )
+
+
+def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, cfg: TrainConfig,
+               space, data: TrainData, plan: BatchPlan, pp: PhasePlan, step: int,
+               ctx: DistContext, autocast: Callable[[], Any] | None = None
+               ) -> tuple[float, float, int, int]:
+    """One global step on this rank; returns (lr, mean loss, resolution, number of subnets)."""
+    peak = pp.phase.lr * plan.global_batch / REFERENCE_BATCH * cfg.lr_scale
+    lr = lr_at(pp, step, peak)
+    for g in optimizer.param_groups:
+        g["lr"] = lr
+    x, y, r = load_train_batch(data, plan, step)
+    x, y = x.to(ctx.device, non_blocking=True), y.to(ctx.device, non_blocking=True)
+    archs = step_subnets(space, pp.phase, cfg.seed, step, r)
+    optimizer.zero_grad(set_to_none=True)
+    losses = accumulate_step(
+        model, x, y, archs, distill=pp.phase.distill, label_smoothing=cfg.label_smoothing,
+        kd_ratio=cfg.kd_ratio, temperature=cfg.kd_temperature, autocast=autocast)
+    allreduce_gradients(model, ctx.world_size)
+    optimizer.step()
+    return lr, float(np.mean(losses)), r, len(archs)
+
+
+def _open_log(path: Path, step: int):
+    """The per-step JSON-lines log, cut back to ``step`` (a killed run logged steps it lost)."""
+    if path.is_file():
+        keep = [ln for ln in path.read_text().splitlines()
+                if ln.strip() and json.loads(ln).get("step", 0) <= step]
+        path.write_text("".join(ln + "\n" for ln in keep))
+    return path.open("a")
+
+
+# --------------------------------------------------------------------------------------------
+# The entry point
+# --------------------------------------------------------------------------------------------
+
+
+def train(cfg: TrainConfig, out_dir: "str | Path", *, resume: bool = False,
+          command: str | None = None, on_step: Callable[[StepInfo], None] | None = None,
+          log: Callable[[str], None] | None = None, data: TrainData | None = None) -> TrainResult:
+    """Train (or, with ``resume``, continue) a supernet; see the module docstring."""
+    from latkit.supernet.model import ElasticMobileNetV3
+
+    out = Path(out_dir)
+    last = out / "last.pt"
+    command = command if command is not None else command_line()
+    ctx = init_distributed(cfg.device)
+    say = (log if ctx.is_main else None) or (lambda msg: None)
+    if cfg.deterministic:
+        torch.use_deterministic_algorithms(True)
+    if cfg.batch_size < 1:
+        raise TrainError(f"--batch-size must be >= 1, got {cfg.batch_size}")
+
+    ckpt = None
+    if last.is_file():
+        if not resume:
+            raise TrainError(f"{out} already holds a run ({last}); pass --resume to continue it, "
+                             "or choose another --out")
+        ckpt = load_checkpoint(last)
+        old = TrainConfig.from_dict(ckpt.get("config") or {})
+        diff = cfg.differences(old)
+        if diff:
+            raise TrainError(f"--resume with a different configuration than {last} ("
+                             + "; ".join(diff[:4]) + "); rerun with the original flags")
+        if int(ckpt.get("world_size", 1)) != ctx.world_size:
+            raise TrainError(f"{last} was written by {ckpt.get('world_size')} processes; resume "
+                             f"with the same number (now {ctx.world_size}) to continue exactly")
+    elif resume:
+        say(f"no checkpoint in {out}; starting a new run")
+
+    space = get_space(cfg.space)
+    schedule = get_schedule(cfg.schedule, space).scaled(cfg.epochs_scale)
+    for r in cfg.resolutions or ():
+        if r not in space.resolutions:
+            raise TrainError(f"resolution {r} is not in {space.name} (allowed "
+                             f"{space.resolutions[0]}..{space.resolutions[-1]} step 4)")
+    if data is None:
+        data = open_data(cfg.data, max_train=cfg.max_train_images, warn=say)
+    resolutions = tuple(r for r in (cfg.resolutions or data.default_resolutions)
+                        if r in space.resolutions) or (space.resolutions[0],)
+    plan = BatchPlan(len(data.train), cfg.batch_size, resolutions, cfg.seed, ctx.rank,
+                     ctx.world_size)
+    phases = plan_phases(schedule, plan.steps_per_epoch)
+    total = phases[-1].end
+
+    random.seed(cfg.seed)
+    np.random.seed(cfg.seed)
+    torch.manual_seed(cfg.seed)
+    model = ElasticMobileNetV3(space, n_classes=data.n_classes, dropout=cfg.dropout,
+                               kernel_transform=schedule.kernel_transform).to(ctx.device)
+    counters = {"images": 0, "image_passes": 0, "train_s": 0.0}
+    step, optimizer = 0, None
+    if ckpt is not None:
+        model.load_state_dict(ckpt["model"])
+        step = int(ckpt["step"])
+        counters.update(ckpt.get("counters") or {})
+        if ckpt.get("optimizer") is not None and step < total and not any(
+                pp.start == step for pp in phases):
+            optimizer = make_optimizer(model, cfg)
+            optimizer.load_state_dict(ckpt["optimizer"])
+        set_rng_state(ckpt["rng"])
+        say(f"resuming {last} at step {step}/{total} (phase {ckpt.get('phase')})")
+    broadcast_state(model, ctx.world_size)
+    model.train()
+
+    if ctx.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "config.json").write_text(json.dumps(
+            {"config": cfg.to_dict(), "schedule": schedule.to_dict(), "data": data.describe(),
+             "phases": [{"name": p.phase.name, "start": p.start, "steps": p.steps,
+                         "warmup_steps": p.warmup_steps} for p in phases],
+             "steps_per_epoch": plan.steps_per_epoch, "world_size": ctx.world_size,
+             "command": command, "versions": versions()}, indent=1) + "\n")
+    log_f = _open_log(out / "train_log.jsonl", step) if ctx.is_main else None
+    autocast = _autocast(cfg, ctx.device)
+    stop = total if cfg.max_steps is None else min(total, cfg.max_steps)
+    pp = next(p for p in phases if p.start <= min(step, total - 1) < p.end)
+    last_save = time.monotonic()
+    ema_ips = 0.0
+    first_step = step
+
+    def save(finished: bool) -> None:
+        nonlocal last_save
+        if ctx.is_main:
+            save_atomic(_checkpoint_payload(model, optimizer, cfg, schedule, pp, step, plan, data,
+                                            counters, command, ctx, finished), last)
+        last_save = time.monotonic()
+
+    try:
+        while step < stop:
+            pp = next(p for p in phases if p.start <= step < p.end)
+            if step == pp.start or optimizer is None:
+                if step == pp.start and pp.phase.reorder_channels_before:
+                    model.reorder_channels()
+                optimizer = make_optimizer(model, cfg)
+            t0 = time.perf_counter()
+            lr, loss, r, n_sub = train_step(model, optimizer, cfg, space, data, plan, pp, step,
+                                            ctx, autocast)
+            step += 1
+            dt = time.perf_counter() - t0
+            counters["images"] += plan.global_batch
+            counters["image_passes"] += plan.global_batch * n_sub
+            counters["train_s"] += dt
+            ips = plan.global_batch / max(dt, 1e-9)
+            ema_ips = ips if ema_ips == 0 else 0.9 * ema_ips + 0.1 * ips
+            info = StepInfo(step, total, pp.phase.name, lr, loss, r, n_sub, ema_ips,
+                            counters["images"])
+            if log_f is not None:
+                log_f.write(json.dumps({**asdict(info), "time": round(time.time(), 3)}) + "\n")
+                log_f.flush()
+            if on_step is not None and ctx.is_main:
+                on_step(info)
+            due = (cfg.checkpoint_every_steps and step % cfg.checkpoint_every_steps == 0) or (
+                time.monotonic() - last_save >= cfg.checkpoint_every_s) or step == pp.end
+            if due and step < stop:
+                save(finished=False)
+        if step > first_step:
+            save(finished=step >= total)
+    finally:
+        if log_f is not None:
+            log_f.close()
+    return TrainResult(last, step, total, step >= total, counters["train_s"], counters["images"],
+                       counters["image_passes"])
+

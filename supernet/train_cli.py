@@ -1,0 +1,335 @@
+"""``lat train``: train a supernet, evaluate its subnets, fit an accuracy predictor, export it.
+
+Four forms (the first token after ``train`` picks one; none of them means a training run)::
+
+    lat train [--space S] [--schedule compofa|ofa] [--data builtin:NAME|DIR] [--resolutions R,...]
+              [--epochs-scale F] --out DIR [--resume]
+    lat train eval --checkpoint C [--space S] [--resolutions R,...] [--archs FILE | -n N] --out acc.csv
+    lat train fit-accuracy --space S --accuracy acc.csv -o ACC_PRED.json [--model xgb|rf|ridge]
+    lat train export-checkpoint --checkpoint C --out small.pt [--half]
+
+``lat-train ARGS`` is ``lat train ARGS``, and runs unchanged under
+``torchrun --nproc_per_node N --no-python lat-train ...``. torch is imported inside the handlers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+import time
+from pathlib import Path
+
+from latkit.errors import TrainError
+
+DESCRIPTION = """\
+Train a weight-sharing supernet and turn it into accuracy sources for search.
+
+  lat train ...                 a training run (this page): CompOFA's compound schedule or
+                                once-for-all's progressive shrinking; writes DIR/last.pt
+  lat train eval ...            top-1 of every CompOFA subnet (or --archs / -n random ones) after
+                                BatchNorm recalibration -> acc.csv (arch,top1,...)
+  lat train fit-accuracy ...    fit an accuracy predictor (arch -> top-1) on acc.csv, report its
+                                held-out Spearman -> predictor JSON
+  lat train export-checkpoint   a small copy of a checkpoint with only what eval needs (--half: fp16)
+
+Run `lat train eval --help` (etc.) for the options of each form."""
+
+EPILOG = """\
+examples:
+  lat-train --epochs-scale 0.01 --out runs/demo            # built-in digits, CompOFA, 1-2 min
+  lat-train --space ofa-mbv3-w1.0 --schedule ofa --data /data/imagenet --out runs/ofa
+  torchrun --nproc_per_node 2 --no-python lat-train --epochs-scale 0.01 --out runs/ddp
+  lat train eval --checkpoint runs/demo/last.pt --resolutions 128 --out acc.csv
+  lat train fit-accuracy --space compofa-w1.0 --accuracy acc.csv -o acc_pred.json"""
+
+
+def parse_resolutions(text: str | None) -> tuple[int, ...] | None:
+    """``128,144`` or ranges ``128-144`` (step 4) -> tuple of ints."""
+    if text is None:
+        return None
+    out: list[int] = []
+    try:
+        for item in text.split(","):
+            item = item.strip()
+            if not item:
+                continue
+            if "-" in item:
+                lo, hi = (int(v) for v in item.split("-", 1))
+                out += list(range(lo, hi + 1, 4))
+            else:
+                out.append(int(item))
+    except ValueError:
+        raise TrainError(f"--resolutions takes comma-separated integers or ranges like 128-144, "
+                         f"got {text!r}")
+    if not out:
+        raise TrainError(f"--resolutions is empty: {text!r}")
+    return tuple(dict.fromkeys(out))
+
+
+# --------------------------------------------------------------------------------------------
+# Training run
+# --------------------------------------------------------------------------------------------
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    import torch
+
+    from latkit.supernet.space import get_space
+    from latkit.supernet.train import TrainConfig, train
+
+    if not args.out:
+        raise TrainError("a training run needs --out DIR (the run directory; see lat train --help)")
+    space = get_space(args.space)
+    schedule = args.schedule or ("compofa" if space.is_coupled else "ofa")
+    cfg = TrainConfig(
+        space=space.name, schedule=schedule, data=args.data,
+        resolutions=parse_resolutions(args.resolutions), epochs_scale=args.epochs_scale,
+        batch_size=args.batch_size, lr_scale=args.lr_scale, weight_decay=args.weight_decay,
+        label_smoothing=args.label_smoothing, kd_ratio=args.kd_ratio,
+        kd_temperature=args.kd_temperature, dropout=args.dropout, seed=args.seed,
+        max_train_images=args.max_train_images, precision=args.precision,
+        deterministic=args.deterministic, checkpoint_every_steps=args.checkpoint_every,
+        checkpoint_every_s=args.checkpoint_minutes * 60.0, max_steps=args.max_steps,
+        device=args.device,
+    )
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    bar = None
+
+    def on_step(info) -> None:
+        nonlocal bar
+        if bar is None:
+            from tqdm import tqdm
+
+            bar = tqdm(total=info.total_steps, initial=info.step - 1, unit="step",
+                       file=sys.stderr, dynamic_ncols=True, disable=args.quiet)
+        bar.set_postfix_str(f"{info.phase} loss {info.loss:.3f} lr {info.lr:.2e} r{info.resolution} "
+                            f"x{info.n_subnets} {info.images_per_s:.1f} img/s", refresh=False)
+        bar.update(1)
+
+    def log(msg: str) -> None:
+        print(msg, file=sys.stderr)
+
+    t0 = time.perf_counter()
+    try:
+        res = train(cfg, args.out, resume=args.resume, on_step=on_step, log=log)
+    finally:
+        if bar is not None:
+            bar.close()
+    import torch.distributed as dist
+
+    is_main = not dist.is_initialized() or dist.get_rank() == 0
+    if is_main:
+        print(f"{'finished' if res.finished else 'stopped'} at step {res.steps}/{res.total_steps}: "
+              f"{res.train_s:.1f} s training ({time.perf_counter() - t0:.1f} s wall), "
+              f"{res.images} images, {res.image_passes} subnet-image passes -> {res.checkpoint}")
+        if res.finished and not args.no_final_eval:
+            _final_eval(res.checkpoint, cfg)
+    if dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+    return 0
+
+
+def _final_eval(checkpoint: Path, cfg) -> None:
+    from latkit.supernet.accuracy import evaluate_subnets, make_eval_images
+    from latkit.supernet.data import open_data
+    from latkit.supernet.model import load_supernet
+
+    model, _ = load_supernet(checkpoint)
+    data = open_data(cfg.data, max_train=cfg.max_train_images)
+    r = min(cfg.resolutions or data.default_resolutions)
+    sp = model.space
+    archs = [sp.max_arch(r), sp.min_arch(r)]
+    acc = evaluate_subnets(model, archs, {r: make_eval_images(data, r, 256, 500)})
+    print(f"held-out top-1 at r={r} (BN recalibrated): largest {acc[archs[0]]:.1f}%, "
+          f"smallest {acc[archs[1]]:.1f}%")
+
+
+# --------------------------------------------------------------------------------------------
+# eval / fit-accuracy / export-checkpoint
+# --------------------------------------------------------------------------------------------
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from latkit.supernet.accuracy import accuracy_table
+    from latkit.supernet.checkpoint import command_line, load_checkpoint
+    from latkit.supernet.cli import read_archs
+    from latkit.supernet.space import get_space
+
+    ck = load_checkpoint(args.checkpoint)
+    space = get_space(args.eval_space or ck["space"])
+    cfg = ck.get("config") or {}
+    rs = parse_resolutions(args.resolutions) or (min(cfg.get("resolutions") or
+                                                     ck.get("data", {}).get("default_resolutions")
+                                                     or [space.resolutions[0]]),)
+    for r in rs:
+        if r not in space.resolutions:
+            raise TrainError(f"resolution {r} is not in {space.name}")
+    if args.archs and args.n:
+        raise TrainError("give --archs FILE or -n N, not both")
+    if args.archs:
+        archs = read_archs(args.archs, space)
+    elif args.n:
+        rng = random.Random(args.seed)
+        archs = [space.sample(rng, rs) for _ in range(args.n)]
+    else:
+        if space.num_subnets() > 100_000:
+            raise TrainError(f"{space.name} has {space.num_subnets():.3g} subnets per resolution; "
+                             "evaluate a sample with -n N or a list with --archs FILE")
+        archs = [a for r in rs for a in space.enumerate(r)]
+    from tqdm import tqdm
+
+    bar = tqdm(total=len(archs), unit="subnet", file=sys.stderr, dynamic_ncols=True,
+               disable=args.quiet)
+    try:
+        res = accuracy_table(args.checkpoint, space, archs, args.out, data_spec=args.data,
+                             n_calib=args.calib_images, n_eval=args.eval_images,
+                             batch_size=args.batch_size, overwrite=args.overwrite,
+                             device=args.device, command=command_line(),
+                             on_result=lambda a, t: bar.update(1),
+                             log=lambda m: print(m, file=sys.stderr))
+    finally:
+        bar.close()
+    vals = list(res.top1.values())
+    print(f"{res.n_evaluated} subnets evaluated ({res.n_kept} kept from an earlier run) in "
+          f"{res.elapsed_s:.1f} s; top-1 {min(vals):.1f}..{max(vals):.1f}% -> {res.path}")
+    return 0
+
+
+def _cmd_fit_accuracy(args: argparse.Namespace) -> int:
+    from latkit.predictors.io import save_predictor
+    from latkit.supernet.accuracy import fit_accuracy_predictor, read_accuracy_csv
+    from latkit.supernet.checkpoint import command_line
+    from latkit.supernet.space import get_space
+
+    space = get_space(args.fit_space)
+    rows = read_accuracy_csv(args.accuracy, space)
+    archs = [a for a, _, _ in rows]
+    y = [t for _, t, _ in rows]
+    pred, metrics = fit_accuracy_predictor(space, archs, y, model=args.model, seed=args.seed,
+                                           test_fraction=args.test_fraction)
+    meta = getattr(pred, "meta_", None)
+    if isinstance(meta, dict):
+        meta["accuracy_table"] = str(args.accuracy)
+        meta["command"] = command_line()
+    path = save_predictor(pred, args.output)
+    print(f"accuracy predictor ({args.model}) on {len(archs)} subnets: held-out Spearman "
+          f"{metrics['spearman_heldout']:.3f}, MAE {metrics['mae_heldout']:.2f} points "
+          f"({metrics['n_test']} held out) -> {path}")
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from latkit.supernet.checkpoint import export_checkpoint
+
+    p = export_checkpoint(args.checkpoint, args.out, half=args.half)
+    print(f"wrote {p} ({p.stat().st_size / 1e6:.1f} MB)")
+    return 0
+
+
+# --------------------------------------------------------------------------------------------
+# Parsers
+# --------------------------------------------------------------------------------------------
+
+
+def _add_train_args(p: argparse.ArgumentParser) -> None:
+    from latkit.supernet.space import list_spaces
+
+    g = p.add_argument_group("what to train")
+    g.add_argument("--space", default="compofa-w1.0", choices=list_spaces(),
+                   help="search space of the supernet (default compofa-w1.0)")
+    g.add_argument("--schedule", choices=("compofa", "ofa"),
+                   help="compofa: full network then compound (d,e) phases; ofa: progressive "
+                   "shrinking (full, kernel, depth x2, expand x2). Default: compofa on coupled "
+                   "spaces, ofa otherwise")
+    g.add_argument("--data", default="builtin:digits",
+                   help="builtin:digits (no download) or a class-per-directory image folder "
+                   "(default builtin:digits)")
+    g.add_argument("--resolutions", help="training resolutions, one per batch drawn at random, "
+                   "e.g. 128,160,192,224 or 128-144 (default: the data set's; digits: 128-144)")
+    g.add_argument("--epochs-scale", type=float, default=1.0,
+                   help="multiply every phase's published epochs (0.01: a 1-2 minute run on "
+                   "the built-in data on a 2-core CPU)")
+    g.add_argument("--out", help="run directory (required); the final checkpoint is OUT/last.pt")
+    g.add_argument("--resume", action="store_true", help="continue the run in --out")
+    h = p.add_argument_group("optimisation")
+    h.add_argument("--batch-size", type=int, default=16, help="per process (default 16)")
+    h.add_argument("--lr-scale", type=float, default=1.0,
+                   help="multiply the published learning rates (already rescaled to the batch)")
+    h.add_argument("--weight-decay", type=float, default=3e-5)
+    h.add_argument("--label-smoothing", type=float, default=0.1)
+    h.add_argument("--kd-ratio", type=float, default=1.0, help="distillation weight (0: off)")
+    h.add_argument("--kd-temperature", type=float, default=1.0)
+    h.add_argument("--dropout", type=float, default=0.1)
+    h.add_argument("--seed", type=int, default=0)
+    h.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
+    r = p.add_argument_group("running")
+    r.add_argument("--max-train-images", type=int, help="use only this many training images")
+    r.add_argument("--max-steps", type=int, help="stop after this global step (resumable)")
+    r.add_argument("--checkpoint-every", type=int, default=0, metavar="STEPS",
+                   help="also write OUT/last.pt every STEPS steps (always: phase ends, the end)")
+    r.add_argument("--checkpoint-minutes", type=float, default=10.0,
+                   help="and at least this often (default 10)")
+    r.add_argument("--deterministic", action="store_true",
+                   help="torch deterministic algorithms (bitwise-reproducible runs)")
+    r.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    r.add_argument("--threads", type=int, help="torch intra-op threads")
+    r.add_argument("--no-final-eval", action="store_true",
+                   help="skip the top-1 of the largest and smallest subnet after training")
+    r.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+
+def register_train(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train a supernet (CompOFA / once-for-all), evaluate "
+                       "subnets, fit an accuracy predictor", description=DESCRIPTION, epilog=EPILOG,
+                       formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False)
+    _add_train_args(p)
+    p.set_defaults(func=_cmd_train)
+    forms = p.add_subparsers(dest="train_form", metavar="{eval,fit-accuracy,export-checkpoint}",
+                             parser_class=type(p))
+
+    q = forms.add_parser("eval", help="top-1 of subnets after BN recalibration -> acc.csv",
+                         description="Evaluate subnets of a trained supernet on the held-out split, "
+                         "each after re-estimating its BatchNorm statistics on a fixed subset of "
+                         "training images; writes arch,top1,space,resolution,checkpoint rows as "
+                         "they are computed (an interrupted run keeps its rows).")
+    q.add_argument("--checkpoint", required=True)
+    q.add_argument("--space", dest="eval_space",
+                   help="space whose subnets to evaluate (default: the checkpoint's; compofa-w1.0 "
+                   "subnets can be evaluated on an ofa-mbv3-w1.0 supernet)")
+    q.add_argument("--resolutions", help="e.g. 128,160 (default: the smallest training resolution)")
+    q.add_argument("--archs", help="evaluate these archs (one per line or a CSV with an arch column)")
+    q.add_argument("-n", type=int, help="evaluate N random subnets (for spaces too large to enumerate)")
+    q.add_argument("--seed", type=int, default=0, help="for -n")
+    q.add_argument("--data", help="data set (default: the one the checkpoint was trained on)")
+    q.add_argument("--calib-images", type=int, default=256,
+                   help="training images BN statistics are re-estimated on (default 256)")
+    q.add_argument("--eval-images", type=int, default=500, help="held-out images (default 500)")
+    q.add_argument("--batch-size", type=int, default=128)
+    q.add_argument("--device", default="cpu")
+    q.add_argument("--out", required=True, help="accuracy CSV")
+    q.add_argument("--overwrite", action="store_true", help="start the CSV afresh")
+    q.add_argument("-q", "--quiet", action="store_true")
+    q.set_defaults(func=_cmd_eval)
+
+    q = forms.add_parser("fit-accuracy", help="fit an arch -> top-1 predictor, held-out Spearman",
+                         description="Fit the predictors package's regressor on an accuracy table "
+                         "and report its Spearman rank correlation on a held-out split.")
+    q.add_argument("--space", dest="fit_space", required=True)
+    q.add_argument("--accuracy", required=True, help="CSV with columns arch,top1")
+    q.add_argument("-o", "--output", required=True, help="predictor JSON")
+    q.add_argument("--model", default="xgb", choices=("xgb", "rf", "ridge"))
+    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--test-fraction", type=float, default=0.2)
+    q.set_defaults(func=_cmd_fit_accuracy)
+
+    q = forms.add_parser("export-checkpoint", help="a small checkpoint with only what eval needs",
+                         description="Copy a checkpoint without optimizer and RNG state; --half "
+                         "stores the weights as fp16 (cast back to fp32 on load).")
+    q.add_argument("--checkpoint", required=True)
+    q.add_argument("--out", dest="export_out", required=True)
+    q.add_argument("--half", action="store_true")
+    q.set_defaults(func=lambda a: _cmd_export(argparse.Namespace(
+        checkpoint=a.checkpoint, out=a.export_out, half=a.half)))
