@@ -1,0 +1,120 @@
+"""``lat search`` (``lat-search``): the most accurate subnet per device and latency budget."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Sequence
+
+from latkit.errors import BudgetError, LatkitError
+
+
+def format_choices(rows: Sequence[dict[str, Any]]) -> str:
+    """The choices as an aligned text table (device, budget, arch, predicted, measured, top-1)."""
+    head = ("device", "budget ms", "arch", "predicted ms", "measured ms", "top1 %", "within")
+    lines = []
+    for r in rows:
+        meas = r.get("measured_latency_ms")
+        within = r.get("within_budget")
+        lines.append((r["device"], f"{r['budget_ms']:g}", r["arch"],
+                      f"{r['predicted_latency_ms']:.2f}",
+                      f"{meas:.2f}" if meas is not None else "-",
+                      f"{r['accuracy']:.2f}",
+                      "-" if within is None else ("yes" if within else "NO")
+                      + (f" ({r['tried']} tried)" if r.get("tried", 1) > 1 else "")))
+    widths = [max(len(h), *(len(l[i]) for l in lines)) if lines else len(h)
+              for i, h in enumerate(head)]
+    fmt = "  ".join(f"{{:<{w}}}" if i == 2 or i == 0 else f"{{:>{w}}}" for i, w in enumerate(widths))
+    return "\n".join([fmt.format(*head), *(fmt.format(*l) for l in lines)])
+
+
+def _int_list(text: str | None, flag: str) -> list[int] | None:
+    if not text or text == "all":
+        return None
+    try:
+        return [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise LatkitError(f"{flag} takes comma-separated integers, got {text!r}")
+
+
+def _cmd_search(args: argparse.Namespace) -> int:
+    from latkit.search.evolution import FAST
+    from latkit.search.protocols import parse_latency_specs
+    from latkit.search.run import SearchRequest, parse_budgets, run_search
+
+    evo = FAST
+    if args.population is not None:
+        evo = replace(evo, population=args.population)
+    if args.generations is not None:
+        evo = replace(evo, generations=args.generations)
+    req = SearchRequest(
+        space=args.space,
+        latency=parse_latency_specs(args.latency),
+        accuracy=args.accuracy,
+        budgets_ms=parse_budgets(args.budget_ms),
+        out=Path(args.out),
+        verify=args.verify,
+        checkpoint=Path(args.checkpoint) if args.checkpoint else None,
+        method=args.method,
+        resolutions=_int_list(args.resolutions, "--resolutions"),
+        seed=args.seed,
+        evolution=evo,
+        max_tries=args.max_tries,
+        export=not args.no_export,
+        command=" ".join(shlex.quote(a) for a in sys.argv),
+    )
+    log = None if args.json else (lambda m: print(f"  {m}", flush=True))
+    report = run_search(req, log=log)
+    s = report.summary
+    if args.json:
+        print(json.dumps(s))
+    else:
+        print(format_choices(s["choices"]))
+        print(f"search: {s['search_seconds']:.3f} s ({s['method']}, "
+              f"{s.get('candidates') or 'evolution'} candidates); frontiers "
+              + ", ".join(f"{d}: {n}" for d, n in s["frontier_sizes"].items()))
+        print(f"wrote {s['out']['pareto_csv']}, {s['out']['choices_json']}, "
+              f"{s['out']['pareto_png']}" + (f" and {len(s['out']['models'])} model(s) in "
+                                           f"{Path(s['out']['dir']) / 'models'}"
+                                           if s["out"]["models"] else ""))
+    if s["failed"]:
+        raise BudgetError(s["failed"][0] + (f" (and {len(s['failed']) - 1} more; see "
+                                            f"{s['out']['choices_json']})" if len(s["failed"]) > 1 else ""))
+    return 0
+
+
+def register_search(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "search", help="most accurate subnet per device and latency budget (optionally verified)",
+        description="Pick, for every device and latency budget, the most accurate subnet whose "
+        "predicted latency fits; with --verify, export and measure each choice on its device and "
+        "walk down the frontier until the measured median fits. Enumerable spaces (CompOFA) are "
+        "searched exhaustively, the once-for-all space by evolution.")
+    p.add_argument("--space", required=True, help="search space (lat space list)")
+    p.add_argument("--latency", required=True, metavar="DEV=PRED[,DEV=PRED...]",
+                   help="per device: a latency predictor JSON (lat fit), lut:DIR (a lookup table) "
+                   "or measure (live measurement); DEV is a registered device (lat device list)")
+    p.add_argument("--accuracy", required=True, metavar="ACC.csv|ACC.json",
+                   help="accuracy table (arch,top1 CSV from lat train eval) or accuracy predictor "
+                   "JSON (lat train fit-accuracy)")
+    p.add_argument("--budget-ms", required=True, metavar="B[,B...]", help="latency budgets in ms")
+    p.add_argument("--verify", action="store_true",
+                   help="export and measure every choice on its device; walk down the frontier "
+                   "until one fits")
+    p.add_argument("--checkpoint", help="supernet checkpoint: ship the choices with its weights")
+    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--method", default="auto", choices=("auto", "pareto", "evolution"),
+                   help="auto: exhaustive for enumerable spaces or accuracy tables, else evolution")
+    p.add_argument("--resolutions", help="comma-separated resolutions to search (default: all)")
+    p.add_argument("--seed", type=int, default=0, help="evolution seed (default 0)")
+    p.add_argument("--population", type=int, help="evolution population (default 100)")
+    p.add_argument("--generations", type=int, help="evolution generations (default 60)")
+    p.add_argument("--max-tries", type=int, default=10,
+                   help="verification: subnets measured per choice at most (default 10)")
+    p.add_argument("--no-export", action="store_true", help="do not write models/")
+    p.set_defaults(func=_cmd_search)

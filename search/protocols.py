@@ -1,0 +1,400 @@
+"""What search needs from the rest of latkit: a latency source per device and one accuracy source.
+
+Search never cares where a number comes from. A latency source answers "how many milliseconds does
+each of these subnets take on device D?" and an accuracy source "what top-1 (percent) does each of
+these subnets reach?", both for a whole batch at once (numpy arrays, one value per arch, in order):
+
+=====================  ===========================================================================
+``PredictorLatency``   a fitted latency predictor (``lat fit`` JSON, via ``load_predictor``)
+``TableLatency``       a per-layer lookup table (``lat profile`` directory): sum of the layers' medians,
+                       plus the table's calibration (``meta.json`` "calibration") when it has one
+``MeasuredLatency``    live measurement on the device, cached in memory and on disk by the full arch
+                       key (resolution included)
+``AccuracyTable``      the ``arch,top1`` CSV written by ``lat train eval``; a missing arch is an error
+``PredictedAccuracy``  an accuracy predictor (``lat train fit-accuracy`` JSON, target "top1")
+=====================  ===========================================================================
+
+Every source is checked against the search space when it is built: a predictor fitted for another
+space is a one-line ``PredictorError`` ("predictor X.json is for space A, not B").
+
+Command-line specs (``--latency DEV=SPEC``): ``cpu=pred.json`` (a predictor file), ``cpu=lut:DIR``
+(a lookup table) or ``cpu=measure`` (live); ``--accuracy acc.csv`` or ``--accuracy acc.json``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Protocol, Sequence, runtime_checkable
+
+import numpy as np
+
+from latkit.errors import ArchError, LatkitError, PredictorError
+from latkit.supernet.space import ArchConfig, SearchSpace, get_space
+
+
+@runtime_checkable
+class LatencySource(Protocol):
+    """Predicted (or measured) latency of subnets on one device, in milliseconds."""
+
+    device: str
+    space: str
+
+    def predict_ms(self, archs: Sequence[ArchConfig]) -> np.ndarray: ...
+
+    def describe(self) -> dict[str, Any]: ...
+
+
+@runtime_checkable
+class AccuracySource(Protocol):
+    """Top-1 accuracy (percent) of subnets. ``candidates()`` is the finite set it knows, or None."""
+
+    space: str
+
+    def top1(self, archs: Sequence[ArchConfig]) -> np.ndarray: ...
+
+    def candidates(self) -> list[ArchConfig] | None: ...
+
+    def describe(self) -> dict[str, Any]: ...
+
+
+def _checked(values: Any, n: int, what: str) -> np.ndarray:
+    """A float array of length ``n`` with finite values, else PredictorError naming the source."""
+    arr = np.asarray(values, dtype=np.float64).reshape(-1)
+    if arr.shape[0] != n:
+        raise PredictorError(f"{what} returned {arr.shape[0]} values for {n} subnets")
+    if not np.all(np.isfinite(arr)):
+        raise PredictorError(f"{what} returned non-finite values (NaN or inf) for some subnets")
+    return arr
+
+
+def _check_arch_predictor(predictor: Any, what: str) -> None:
+    if getattr(predictor, "kind", None) == "table":
+        raise PredictorError(f"{what} is a feature-table predictor (lat fit --table): it predicts "
+                             "from numeric columns, not subnets; fit one on archs (lat fit --space)")
+
+
+def _check_space(meta_space: Any, space: SearchSpace, what: str) -> None:
+    if meta_space is not None and str(meta_space) != space.name:
+        raise PredictorError(f"{what} is for space {meta_space}, not {space.name}; fit one for "
+                             f"{space.name} (lat fit --space {space.name} ...)")
+
+
+# ----------------------------------------------------------------------------------------------
+# Latency sources
+# ----------------------------------------------------------------------------------------------
+
+
+@dataclass
+class PredictorLatency:
+    """A fitted latency predictor (anything with ``.predict(archs)`` and ``.meta_``)."""
+
+    predictor: Any
+    space: str
+    device: str
+    source: str = "predictor"
+
+    def __post_init__(self) -> None:
+        meta = getattr(self.predictor, "meta_", None) or {}
+        sp = get_space(self.space)
+        self.space = sp.name
+        _check_arch_predictor(self.predictor, self.source)
+        _check_space(meta.get("space"), sp, self.source)
+        target = meta.get("target", "latency_ms")
+        if target != "latency_ms":
+            raise PredictorError(f"{self.source} predicts {target!r}, not latency_ms; give a "
+                                 "latency predictor (lat fit) to --latency")
+
+    @property
+    def fitted_device(self) -> str | None:
+        meta = getattr(self.predictor, "meta_", None) or {}
+        return meta.get("device")
+
+    def predict_ms(self, archs: Sequence[ArchConfig]) -> np.ndarray:
+        if not archs:
+            return np.zeros(0)
+        return _checked(self.predictor.predict(list(archs)), len(archs), self.source)
+
+    def describe(self) -> dict[str, Any]:
+        meta = getattr(self.predictor, "meta_", None) or {}
+        keep = ("kind", "space", "target", "device", "n_train", "metrics", "created")
+        return {"kind": "predictor", "source": self.source,
+                **{k: meta[k] for k in keep if k in meta}}
+
+
+@dataclass
+class TableLatency:
+    """Sum of per-layer medians from a lookup table, plus its calibration when it has one.
+
+    The calibration, if ``table.meta["calibration"]`` exists, is ``{"scale": a, "offset_ms": b}``
+    and gives ``a * sum + b`` (what ``lat fit`` learns from end-to-end measurements).
+    """
+
+    table: Any  # latkit.profiler.lut.LookupTable
+    space: str
+    device: str
+    source: str = "lookup table"
+    _memo: dict[str, float] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        sp = get_space(self.space)
+        self.space = sp.name
+        _check_space(self.table.meta.get("space"), sp, self.source)
+
+    def _sum_ms(self, sp: SearchSpace, arch: ArchConfig) -> float:
+        key = str(arch)
+        v = self._memo.get(key)
+        if v is None:
+            v = sum(self.table.latency_ms(spec.key) for spec in sp.layers(arch))
+            self._memo[key] = v
+        return v
+
+    def predict_ms(self, archs: Sequence[ArchConfig]) -> np.ndarray:
+        sp = get_space(self.space)
+        sums = np.fromiter((self._sum_ms(sp, a) for a in archs), dtype=np.float64, count=len(archs))
+        cal = self.table.meta.get("calibration") or {}
+        return sums * float(cal.get("scale", 1.0)) + float(cal.get("offset_ms", 0.0))
+
+    def describe(self) -> dict[str, Any]:
+        m = self.table.meta
+        return {"kind": "lookup-table", "source": self.source, "entries": len(self.table),
+                "device": m.get("device"), "resolutions": m.get("resolutions"),
+                "calibration": m.get("calibration")}
+
+
+@dataclass
+class MeasuredLatency:
+    """Live end-to-end measurement on ``device`` (a ``Device``), cached by the full arch key.
+
+    The on-disk cache is ``cache_dir/measured-<device>.jsonl`` (one measurement per line, keyed by
+    space, device and arch key, the resolution being part of the key); exports go through an
+    ``ExportCache`` in ``cache_dir/exports``. ``supernet``/``weights_id`` export trained weights.
+    """
+
+    device_obj: Any
+    space: str
+    cache_dir: Path
+    supernet: Any = None
+    weights_id: str | None = None
+    on_measure: Callable[[ArchConfig, float], None] | None = None
+    device: str = field(init=False, default="")
+    _memo: dict[str, float] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        self.space = get_space(self.space).name
+        self.device = self.device_obj.name
+        self.cache_dir = Path(self.cache_dir)
+        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        self._file = self.cache_dir / f"measured-{self.device}.jsonl"
+        if self._file.is_file():
+            for line in self._file.read_text().splitlines():
+                try:
+                    rec = json.loads(line)
+                except json.JSONDecodeError:
+                    continue  # a line cut short by a kill: measure that arch again
+                if rec.get("space") == self.space and rec.get("device") == self.device:
+                    self._memo[rec["arch"]] = float(rec["median_ms"])
+
+    def measure(self, arch: ArchConfig) -> float:
+        from latkit.profiler.export import ExportCache, export_arch
+
+        key = str(arch)
+        if key in self._memo:
+            return self._memo[key]
+        path = export_arch(self.space, arch, self.device_obj.formats[0],
+                           cache=ExportCache(self.cache_dir / "exports"),
+                           supernet=self.supernet, weights_id=self.weights_id)
+        m = self.device_obj.benchmark(path)
+        ms = float(m.median_ms)
+        if not ms > 0:
+            raise LatkitError(f"device {self.device} reported {ms} ms for {key}; refusing it")
+        self._memo[key] = ms
+        with open(self._file, "a") as f:
+            f.write(json.dumps({"space": self.space, "device": self.device, "arch": key,
+                                "median_ms": ms, "measurement": m.to_dict()}) + "\n")
+        if self.on_measure is not None:
+            self.on_measure(arch, ms)
+        return ms
+
+    def predict_ms(self, archs: Sequence[ArchConfig]) -> np.ndarray:
+        return np.array([self.measure(a) for a in archs], dtype=np.float64)
+
+    def describe(self) -> dict[str, Any]:
+        return {"kind": "measured", "device": self.device, "cache": str(self._file),
+                "cached": len(self._memo)}
+
+
+# ----------------------------------------------------------------------------------------------
+# Accuracy sources
+# ----------------------------------------------------------------------------------------------
+
+
+@dataclass
+class AccuracyTable:
+    """Top-1 per arch key, from the ``arch,top1`` CSV (``lat train eval``)."""
+
+    top1_by_key: dict[str, float]
+    space: str
+    source: str = "accuracy table"
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, path: "str | Path", space: "str | SearchSpace") -> "AccuracyTable":
+        p = Path(path)
+        sp = get_space(space)
+        if not p.is_file():
+            raise LatkitError(f"accuracy table {p} does not exist; write one with lat train eval "
+                              "(CSV with columns arch,top1)")
+        with open(p, newline="") as f:
+            reader = csv.DictReader(line for line in f if not line.startswith("#"))
+            cols = reader.fieldnames or []
+            if "arch" not in cols or "top1" not in cols:
+                raise LatkitError(f"accuracy table {p} needs columns arch,top1; found "
+                                  f"{','.join(cols) or 'no header'}")
+            table: dict[str, float] = {}
+            checkpoints: set[str] = set()
+            for i, row in enumerate(reader, start=2):
+                if row.get("space") and row["space"] != sp.name:
+                    raise PredictorError(f"accuracy table {p} is for space {row['space']}, "
+                                         f"not {sp.name} (line {i})")
+                try:
+                    arch = sp.parse(row["arch"])
+                    top1 = float(row["top1"])
+                except ArchError as exc:
+                    raise ArchError(f"{p}:{i}: {exc}")
+                except (TypeError, ValueError):
+                    raise LatkitError(f"{p}:{i}: top1 must be a number, found {row.get('top1')!r}")
+                if not 0.0 <= top1 <= 100.0:
+                    raise LatkitError(f"{p}:{i}: top1 is a percentage (0..100), found {top1}")
+                key = str(arch)
+                if key in table and table[key] != top1:
+                    raise LatkitError(f"{p}:{i}: {key} appears twice with different top1 "
+                                      f"({table[key]} and {top1})")
+                table[key] = top1
+                if row.get("checkpoint"):
+                    checkpoints.add(row["checkpoint"])
+        if not table:
+            raise LatkitError(f"accuracy table {p} has no rows")
+        return cls(table, sp.name, source=str(p), meta={"checkpoints": sorted(checkpoints)})
+
+    def top1(self, archs: Sequence[ArchConfig]) -> np.ndarray:
+        out = np.empty(len(archs), dtype=np.float64)
+        for i, a in enumerate(archs):
+            v = self.top1_by_key.get(str(a))
+            if v is None:
+                raise LatkitError(f"{a} is not in accuracy table {self.source} "
+                                  f"({len(self.top1_by_key)} subnets); evaluate it with lat train "
+                                  "eval, or search only the table's subnets")
+            out[i] = v
+        return out
+
+    def candidates(self) -> list[ArchConfig]:
+        return [ArchConfig.parse(k) for k in self.top1_by_key]
+
+    def describe(self) -> dict[str, Any]:
+        return {"kind": "table", "source": self.source, "subnets": len(self.top1_by_key), **self.meta}
+
+
+@dataclass
+class PredictedAccuracy:
+    """An accuracy predictor (``.predict(archs)`` in percent top-1, ``meta_['target'] == 'top1'``)."""
+
+    predictor: Any
+    space: str
+    source: str = "accuracy predictor"
+
+    def __post_init__(self) -> None:
+        meta = getattr(self.predictor, "meta_", None) or {}
+        sp = get_space(self.space)
+        self.space = sp.name
+        _check_arch_predictor(self.predictor, self.source)
+        _check_space(meta.get("space"), sp, self.source)
+        target = meta.get("target", "top1")
+        if target != "top1":
+            raise PredictorError(f"{self.source} predicts {target!r}, not top1; give an accuracy "
+                                 "predictor (lat train fit-accuracy) or an arch,top1 CSV to --accuracy")
+
+    def top1(self, archs: Sequence[ArchConfig]) -> np.ndarray:
+        if not archs:
+            return np.zeros(0)
+        return _checked(self.predictor.predict(list(archs)), len(archs), self.source)
+
+    def candidates(self) -> None:
+        return None
+
+    def describe(self) -> dict[str, Any]:
+        meta = getattr(self.predictor, "meta_", None) or {}
+        keep = ("kind", "space", "target", "n_train", "metrics", "created", "checkpoint")
+        return {"kind": "predictor", "source": self.source,
+                **{k: meta[k] for k in keep if k in meta}}
+
+
+# ----------------------------------------------------------------------------------------------
+# Building sources from command-line specs
+# ----------------------------------------------------------------------------------------------
+
+
+def _load_predictor(path: Path) -> Any:
+    if not path.is_file():
+        raise PredictorError(f"predictor file {path} does not exist; fit one with lat fit")
+    try:
+        from latkit.predictors.io import load_predictor
+    except ModuleNotFoundError as exc:  # pragma: no cover - only in a partial checkout
+        raise PredictorError(f"cannot read predictor files: {exc.name} is missing from this build")
+    return load_predictor(path)
+
+
+def parse_latency_specs(text: str) -> list[tuple[str, str]]:
+    """``"cpu=a.json,pixel4=lut:DIR"`` -> [("cpu", "a.json"), ("pixel4", "lut:DIR")]."""
+    out: list[tuple[str, str]] = []
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        dev, sep, spec = part.partition("=")
+        if not sep or not dev.strip() or not spec.strip():
+            raise LatkitError(f"--latency takes DEV=PRED.json (or DEV=lut:DIR, DEV=measure), "
+                              f"comma-separated; got {part!r}")
+        out.append((dev.strip(), spec.strip()))
+    if not out:
+        raise LatkitError("--latency is empty; give DEV=PRED.json[,DEV=...]")
+    names = [d for d, _ in out]
+    dup = sorted({d for d in names if names.count(d) > 1})
+    if dup:
+        raise LatkitError(f"--latency names device(s) {', '.join(dup)} more than once")
+    return out
+
+
+def latency_source(device: str, spec: str, space: "str | SearchSpace", *,
+                   cache_dir: "str | Path | None" = None, device_obj: Any = None,
+                   supernet: Any = None, weights_id: str | None = None) -> LatencySource:
+    """One latency source from its spec: a predictor JSON, ``lut:DIR`` or ``measure``."""
+    sp = get_space(space)
+    if spec == "measure":
+        if device_obj is None:
+            from latkit.devices.registry import get_device
+
+            device_obj = get_device(device)
+        return MeasuredLatency(device_obj, sp.name, Path(cache_dir or ".latkit-cache"),
+                               supernet=supernet, weights_id=weights_id)
+    if spec.startswith("lut:"):
+        from latkit.profiler.lut import LookupTable
+
+        directory = spec[4:]
+        return TableLatency(LookupTable.load(directory), sp.name, device,
+                            source=f"lookup table {directory}")
+    path = Path(spec)
+    return PredictorLatency(_load_predictor(path), sp.name, device, source=f"predictor {path.name}")
+
+
+def accuracy_source(spec: str, space: "str | SearchSpace") -> AccuracySource:
+    """An ``arch,top1`` CSV or an accuracy predictor JSON."""
+    path = Path(spec)
+    if path.suffix.lower() == ".csv":
+        return AccuracyTable.load(path, space)
+    if path.suffix.lower() == ".json":
+        return PredictedAccuracy(_load_predictor(path), get_space(space).name,
+                                 source=f"predictor {path.name}")
+    raise LatkitError(f"--accuracy takes an arch,top1 CSV (lat train eval) or an accuracy "
+                      f"predictor JSON (lat train fit-accuracy); got {spec!r}")

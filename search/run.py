@@ -1,0 +1,236 @@
+"""One search run, as ``lat-search`` and ``lat demo`` do it: load, search, verify, ship, write.
+
+``run_search(request)`` is the single library entry point behind the CLI. It writes, under
+``request.out``:
+
+- ``pareto.csv``: every device's frontier (device, pos, arch, resolution, predicted_latency_ms, top1);
+- ``choices.json``: a list, one object per (device, budget): device, budget_ms, arch, resolution,
+  predicted_latency_ms, accuracy (top-1 %), measured_latency_ms / within_budget / tried when
+  verified, model (the shipped file);
+- ``pareto.png``: the frontiers with budgets and choices;
+- ``models/<device>-<budget>ms.<fmt>``: the chosen subnets, ready to ship (trained weights when a
+  checkpoint is given, else seeded random weights: the latency is the same, the accuracy is not);
+- ``search.json``: provenance (command, versions, sources, settings, timings).
+
+``search_seconds`` is the time spent searching, every predictor call included; loading predictor
+files, checkpoints and devices is start-up and is not counted.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import platform
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from latkit.errors import DeviceError, LatkitError
+from latkit.search.evolution import FAST, EvolutionSettings, evolution_search
+from latkit.search.pareto import SearchResult, pareto_search
+from latkit.search.protocols import accuracy_source, latency_source
+from latkit.search.verify import Choice, Exporter, checkpoint_sha256, ship, verify_picks
+from latkit.supernet.space import get_space
+
+#: above this many candidates (subnets per resolution x resolutions), "auto" uses evolution
+ENUMERABLE_MAX = 200_000
+METHODS = ("auto", "pareto", "evolution")
+
+
+@dataclass(frozen=True)
+class SearchRequest:
+    space: str
+    latency: Sequence[tuple[str, str]]  # (device, spec) pairs: spec = PRED.json | lut:DIR | measure
+    accuracy: str  # arch,top1 CSV or accuracy predictor JSON
+    budgets_ms: Sequence[float]
+    out: Path
+    verify: bool = False
+    checkpoint: Path | None = None
+    method: str = "auto"
+    resolutions: Sequence[int] | None = None
+    seed: int = 0
+    evolution: EvolutionSettings = FAST
+    max_tries: int = 10
+    export: bool = True
+    command: str = ""
+    device_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    protocol: Any = None  # ProtocolSettings for verification; None: the end-to-end campaign's
+
+
+@dataclass
+class SearchReport:
+    """What a run produced: the search result, the (verified) choices and the JSON summary."""
+
+    result: SearchResult
+    choices: list[Choice]
+    summary: dict[str, Any]
+
+
+def parse_budgets(text: str) -> list[float]:
+    try:
+        budgets = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise LatkitError(f"--budget-ms takes comma-separated milliseconds, got {text!r}")
+    if not budgets or any(not math.isfinite(b) or b <= 0 for b in budgets):
+        raise LatkitError(f"--budget-ms needs positive latencies in ms, got {text!r}")
+    return budgets
+
+
+def check_devices(names: Sequence[str]) -> dict[str, str]:
+    """Each device name -> its first artifact format; DeviceError listing the known ones."""
+    from latkit.devices.registry import list_devices
+
+    known = {row["name"]: row["formats"][0] for row in list_devices()}
+    for n in names:
+        if n not in known:
+            raise DeviceError(f"unknown device {n!r} in --latency {n}=...; known devices: "
+                              f"{', '.join(known)} (lat device list)")
+    return {n: known[n] for n in names}
+
+
+def _versions() -> dict[str, str]:
+    from importlib import metadata
+
+    from latkit import __version__
+
+    v = {"latkit": __version__, "python": platform.python_version()}
+    for pkg in ("numpy", "torch", "onnxruntime", "xgboost", "scikit-learn"):
+        try:
+            v[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            pass
+    return v
+
+
+def _method(req: SearchRequest, acc_has_candidates: bool) -> str:
+    if req.method not in METHODS:
+        raise LatkitError(f"--method must be one of {', '.join(METHODS)}, got {req.method!r}")
+    if req.method != "auto":
+        return req.method
+    sp = get_space(req.space)
+    n = sp.num_subnets() * len(req.resolutions or sp.resolutions)
+    return "pareto" if acc_has_candidates or n <= ENUMERABLE_MAX else "evolution"
+
+
+def write_pareto_csv(result: SearchResult, path: Path) -> None:
+    cols = ("device", "pos", "arch", "resolution", "predicted_latency_ms", "top1")
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=cols, lineterminator="\n")
+        w.writeheader()
+        for row in result.frontier_rows():
+            w.writerow(row)
+
+
+def run_search(req: SearchRequest, log: Callable[[str], None] | None = None, *,
+               supernet: Any = None, weights_id: str | None = None) -> SearchReport:
+    """Search, optionally verify on the devices, ship the choices and write every output.
+
+    ``supernet`` (anything with ``extract(arch)``) and ``weights_id`` replace loading
+    ``req.checkpoint``: the demo passes its supernet with per-subnet BatchNorm recalibration.
+    """
+    sp = get_space(req.space)
+    if not req.budgets_ms or any(not math.isfinite(b) or b <= 0 for b in req.budgets_ms):
+        raise LatkitError(f"budgets must be positive latencies in ms, got {list(req.budgets_ms)}")
+    if req.resolutions:
+        bad = [r for r in req.resolutions if r not in sp.resolutions]
+        if bad:
+            raise LatkitError(f"resolutions {bad} are not in {sp.name} {list(sp.resolutions)}")
+    formats = check_devices([d for d, _ in req.latency])
+    out = Path(req.out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    # ---- start-up: checkpoint, sources, devices ----
+    if supernet is None and req.checkpoint is not None:
+        from latkit.supernet.model import load_supernet
+
+        supernet, _ = load_supernet(req.checkpoint, sp.name)
+        weights_id = checkpoint_sha256(req.checkpoint)
+    if supernet is not None and weights_id is None:
+        raise LatkitError("a supernet given to run_search needs its weights_id")
+    acc = accuracy_source(req.accuracy, sp)
+    devices: dict[str, Any] = {}
+    try:
+        if req.verify or any(spec == "measure" for _, spec in req.latency):
+            from latkit.devices.registry import get_device
+            from latkit.profiler.campaign import NETWORK_PROTOCOL
+
+            for d, _ in req.latency:
+                opts = {"protocol": req.protocol or NETWORK_PROTOCOL, **req.device_options.get(d, {})}
+                devices[d] = get_device(d, **opts)
+        lat = [latency_source(d, spec, sp, cache_dir=out / "cache", device_obj=devices.get(d),
+                              supernet=supernet, weights_id=weights_id) for d, spec in req.latency]
+        method = _method(req, acc.candidates() is not None)
+        if method == "evolution" and any(spec == "measure" for _, spec in req.latency):
+            raise LatkitError("live measurement (DEV=measure) needs a finite candidate set: give "
+                              "an accuracy table (arch,top1 CSV), or fit a latency predictor (lat fit)")
+
+        # ---- search ----
+        if log:
+            log(f"searching {sp.name} by {method} for {len(lat)} device(s) x "
+                f"{len(req.budgets_ms)} budget(s)")
+        if method == "pareto":
+            result = pareto_search(sp, lat, acc, req.budgets_ms, resolutions=req.resolutions, log=log)
+        else:
+            settings = req.evolution
+            if req.resolutions:
+                from dataclasses import replace
+
+                settings = replace(settings, resolutions=tuple(req.resolutions))
+            result = evolution_search(sp, lat, acc, req.budgets_ms, random.Random(req.seed),
+                                      settings, log=log)
+
+        # ---- verify and ship ----
+        exporter = Exporter(sp.name, out / "cache" / "exports", supernet, weights_id)
+        t_verify = time.perf_counter()
+        if req.verify:
+            choices = verify_picks(result, devices, exporter, max_tries=req.max_tries, log=log)
+        else:
+            choices = [Choice.from_pick(p) for p in result.picks]
+        verify_seconds = time.perf_counter() - t_verify if req.verify else None
+        if req.export:
+            ship(choices, out, exporter, formats)
+    finally:
+        for d in devices.values():
+            close = getattr(d, "close", None)
+            if close is not None:
+                close()
+
+    # ---- write ----
+    rows = [c.to_dict(sp.name) for c in choices]
+    write_pareto_csv(result, out / "pareto.csv")
+    (out / "choices.json").write_text(json.dumps(rows, indent=1) + "\n")
+    from latkit.search.plot import plot_frontiers
+
+    plot_frontiers(result, choices, out / "pareto.png",
+                   title=f"{sp.name}: most accurate subnet per budget "
+                         f"({'verified by measurement' if req.verify else 'predicted'})")
+    prov = {
+        "format": "latkit-search", "version": 1, "space": sp.name, "method": result.method,
+        "command": req.command, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "versions": _versions(), "budgets_ms": list(req.budgets_ms), "seed": req.seed,
+        "latency_sources": {s.device: s.describe() for s in lat},
+        "accuracy_source": acc.describe(),
+        "checkpoint": ({"path": str(req.checkpoint), "weights_id": weights_id}
+                       if req.checkpoint else None),
+        "search_seconds": result.search_seconds, "verify_seconds": verify_seconds,
+        "info": result.info, "frontier_sizes": {d: len(f) for d, f in result.frontiers.items()},
+    }
+    (out / "search.json").write_text(json.dumps(prov, indent=1, default=str) + "\n")
+    summary = {
+        "space": sp.name,
+        "method": result.method,
+        "search_seconds": round(result.search_seconds, 4),
+        "verify_seconds": round(verify_seconds, 2) if verify_seconds is not None else None,
+        "candidates": result.info.get("candidates"),
+        "frontier_sizes": prov["frontier_sizes"],
+        "choices": rows,
+        "out": {"dir": str(out), "pareto_csv": str(out / "pareto.csv"),
+                "choices_json": str(out / "choices.json"), "pareto_png": str(out / "pareto.png"),
+                "search_json": str(out / "search.json"),
+                "models": [c.model_path for c in choices if c.model_path]},
+        "failed": [c.note for c in choices if c.within_budget is False],
+    }
+    return SearchReport(result, choices, summary)

@@ -1,0 +1,163 @@
+"""Verification on the device, and shipping the chosen subnets.
+
+A pick is only a prediction. ``verify_picks`` exports each picked subnet (with the trained weights
+when a supernet is given), measures it on its device under the shared protocol, and accepts it when
+the measured median is within the budget. Otherwise it walks down that device's frontier (the next
+most accurate subnet, predicted faster) and measures again, at most ``max_tries`` subnets per pick.
+Measurements are cached per (device, arch key), so budgets that share a subnet measure it once.
+
+``ship`` writes the final choices to ``DIR/models/<device>-<budget>ms.<fmt>``, the format being the
+device's first (``onnx`` for ``cpu``/``cuda``, ``tflite`` for ``cpu-tflite`` and phones).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from latkit.search.pareto import Pick, SearchResult
+from latkit.supernet.space import ArchConfig, get_space
+
+
+@dataclass
+class Choice:
+    """The outcome for one (device, budget): what was picked, and what the device measured."""
+
+    device: str
+    budget_ms: float
+    arch: ArchConfig
+    predicted_latency_ms: float
+    top1: float
+    frontier_pos: int
+    measured_latency_ms: float | None = None
+    within_budget: bool | None = None  # None: not verified
+    tried: list[dict[str, Any]] = field(default_factory=list)
+    measurement: dict[str, Any] | None = None
+    model_path: str | None = None
+    note: str = ""
+
+    @classmethod
+    def from_pick(cls, p: Pick) -> "Choice":
+        return cls(p.device, p.budget_ms, p.arch, p.predicted_latency_ms, p.top1, p.frontier_pos)
+
+    def to_dict(self, space: str) -> dict[str, Any]:
+        sp = get_space(space)
+        d: dict[str, Any] = {
+            "device": self.device,
+            "budget_ms": self.budget_ms,
+            "arch": str(self.arch),
+            "resolution": self.arch.r,
+            "predicted_latency_ms": self.predicted_latency_ms,
+            "accuracy": self.top1,
+            "accuracy_metric": "top1",
+            "space": space,
+            "ofa": self.arch.to_ofa_dict(sp.max_depth),
+            "frontier_pos": self.frontier_pos,
+        }
+        if self.measured_latency_ms is not None:
+            d["measured_latency_ms"] = self.measured_latency_ms
+        if self.within_budget is not None:
+            d["within_budget"] = self.within_budget
+            d["tried"] = len(self.tried)
+            d["candidates_tried"] = self.tried
+        if self.measurement is not None:
+            d["measurement"] = self.measurement
+        if self.model_path is not None:
+            d["model"] = self.model_path
+        if self.note:
+            d["note"] = self.note
+        return d
+
+
+@dataclass
+class Exporter:
+    """Exports subnets through a cache: seeded random weights, or a loaded supernet's weights."""
+
+    space: str
+    cache_dir: Path
+    supernet: Any = None
+    weights_id: str | None = None
+
+    def __call__(self, arch: ArchConfig, fmt: str) -> Path:
+        from latkit.profiler.export import ExportCache, export_arch
+
+        return export_arch(self.space, arch, fmt, cache=ExportCache(Path(self.cache_dir)),
+                           supernet=self.supernet, weights_id=self.weights_id)
+
+
+def checkpoint_sha256(path: "str | Path") -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def verify_picks(result: SearchResult, devices: dict[str, Any], export: Callable[[ArchConfig, str], Path],
+                 *, max_tries: int = 10, log: Callable[[str], None] | None = None) -> list[Choice]:
+    """Measure each pick on its device; walk down the frontier until one fits its budget.
+
+    ``devices`` maps device name to a ``Device``. A pick whose ``max_tries`` subnets all measure
+    over budget comes back with ``within_budget=False`` and a note (the caller decides what that
+    means); nothing is ever reported as 0 ms.
+    """
+    measured: dict[tuple[str, ArchConfig], tuple[float, dict[str, Any]]] = {}
+
+    def measure(dev: str, arch: ArchConfig) -> tuple[float, dict[str, Any]]:
+        key = (dev, arch)
+        if key not in measured:
+            d = devices[dev]
+            path = export(arch, d.formats[0])
+            m = d.benchmark(path)
+            summary = {"median_ms": m.median_ms, "p10_ms": m.p10_ms, "p90_ms": m.p90_ms,
+                       "cv": m.cv, "runs": m.runs, "remeasured": m.remeasured,
+                       "env": m.env}
+            measured[key] = (float(m.median_ms), summary)
+        return measured[key]
+
+    choices = []
+    for pick in result.picks:
+        front = result.frontiers[pick.device]
+        c = Choice.from_pick(pick)
+        for n, pos in enumerate(front.walk_down(pick.frontier_pos)):
+            if n >= max_tries:
+                break
+            arch = front.archs[pos]
+            ms, summary = measure(pick.device, arch)
+            c.tried.append({"arch": str(arch), "predicted_latency_ms": float(front.latency_ms[pos]),
+                            "measured_latency_ms": ms, "accuracy": float(front.top1[pos])})
+            if log:
+                verdict = "fits" if ms <= pick.budget_ms else "over budget"
+                log(f"{pick.device} {pick.budget_ms:g} ms: {arch} predicted "
+                    f"{front.latency_ms[pos]:.2f} ms, measured {ms:.2f} ms ({verdict})")
+            if ms <= pick.budget_ms:
+                c.arch, c.frontier_pos = arch, pos
+                c.predicted_latency_ms, c.top1 = float(front.latency_ms[pos]), float(front.top1[pos])
+                c.measured_latency_ms, c.measurement, c.within_budget = ms, summary, True
+                break
+        if c.within_budget is None:
+            best = min(c.tried, key=lambda t: t["measured_latency_ms"])
+            c.within_budget = False
+            c.measured_latency_ms = measured[(pick.device, pick.arch)][0]
+            c.note = (f"none of the {len(c.tried)} subnets tried down the frontier measured within "
+                      f"{pick.budget_ms:g} ms on {pick.device} (fastest measured: "
+                      f"{best['measured_latency_ms']:.2f} ms, {best['arch']}); the latency "
+                      f"predictor underestimates this device: refit it, or raise the budget")
+        choices.append(c)
+    return choices
+
+
+def ship(choices: Sequence[Choice], out_dir: "str | Path", export: Callable[[ArchConfig, str], Path],
+         formats: dict[str, str]) -> None:
+    """Copy each choice's exported model to ``out_dir/models/<device>-<budget>ms.<fmt>``."""
+    models = Path(out_dir) / "models"
+    models.mkdir(parents=True, exist_ok=True)
+    for c in choices:
+        fmt = formats[c.device]
+        src = export(c.arch, fmt)
+        dst = models / f"{c.device}-{c.budget_ms:g}ms.{fmt}"
+        shutil.copyfile(src, dst)
+        c.model_path = str(dst)
