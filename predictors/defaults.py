@@ -1,0 +1,52 @@
+"""Every default of the predictors, in one place.
+
+Hyper-parameters were chosen on the CPU benchmark (``benchmarks/predictor_fidelity.py``): fit on 100
+subnets, tested on the rest; they are deliberately small models, since a user has tens to hundreds of
+end-to-end measurements, not thousands.
+"""
+
+from __future__ import annotations
+
+#: the model ``lat fit`` uses when --model is not given
+DEFAULT_MODEL = "xgb"
+
+#: model names accepted by ``lat fit --model`` (and ``fit_arch_regressor``)
+MODELS = ("lut", "xgb", "rf", "ridge")
+
+#: gradient-boosted trees (xgboost ``gbtree``), fitted on the log-ratio to a baseline
+XGB_PARAMS = {
+    "n_estimators": 300,
+    "max_depth": 3,
+    "learning_rate": 0.05,
+    "subsample": 0.8,
+    "colsample_bytree": 0.8,
+    "min_child_weight": 1.0,
+    "reg_lambda": 1.0,
+}
+
+#: random forest through xgboost (one round of many parallel trees, learning rate 1)
+RF_PARAMS = {
+    "n_estimators": 300,  # parallel trees
+    "max_depth": 6,
+    "learning_rate": 1.0,
+    "subsample": 0.8,
+    "colsample_bynode": 0.6,
+    "min_child_weight": 1.0,
+    "reg_lambda": 1e-3,
+}
+
+#: ridge: the regularisation strength is chosen by leave-one-out among these
+RIDGE_ALPHAS = (1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0)
+
+#: few-shot transfer: the sample counts the issue asks about, and the default number of random
+#: draws of the k samples when evaluating
+FEWSHOT_KS = (5, 10, 20, 50)
+FEWSHOT_DRAWS = 10
+#: ridge strength of the few-shot mixing and residual models (strong: k may be 5)
+FEWSHOT_ALPHA = 1.0
+
+#: batch size above which predictions are computed in chunks (bounds memory, keeps speed)
+PREDICT_CHUNK = 50_000
+
+#: k-fold cross-validation recorded in a fitted predictor's metadata
+CV_FOLDS = 5

@@ -1,0 +1,137 @@
+"""Metrics of predicted against measured values, a text report, and a predicted-vs-measured plot.
+
+``regression_metrics`` returns exactly these keys (units in ``units``):
+
+=========  ==================================================================================
+n          number of samples
+rmse_ms    root mean squared error, in the target's unit (ms for latency)
+mape       mean absolute percentage error, in percent
+acc10      share of samples predicted within +-10% of the measurement, in percent
+acc5       the same within +-5%, in percent
+spearman   Spearman rank correlation (None when undefined: fewer than 2 samples or constant input)
+kendall    Kendall tau-b (None when undefined)
+=========  ==================================================================================
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from latkit.errors import PredictorError
+
+METRIC_KEYS = ("n", "rmse_ms", "mape", "acc10", "acc5", "spearman", "kendall")
+
+
+def _corr(kind: str, a: np.ndarray, b: np.ndarray) -> float | None:
+    if len(a) < 2 or np.ptp(a) == 0 or np.ptp(b) == 0:
+        return None
+    from scipy import stats
+
+    value = (stats.spearmanr(a, b) if kind == "spearman" else stats.kendalltau(a, b))[0]
+    return None if value is None or math.isnan(value) else float(value)
+
+
+def regression_metrics(y_true: Sequence[float], y_pred: Sequence[float], unit: str = "ms") -> dict[str, Any]:
+    """The metrics above; relative ones need non-zero measurements."""
+    t = np.asarray(y_true, dtype=float).reshape(-1)
+    p = np.asarray(y_pred, dtype=float).reshape(-1)
+    if t.shape != p.shape:
+        raise PredictorError(f"{t.shape[0]} measurements but {p.shape[0]} predictions")
+    if t.size == 0:
+        raise PredictorError("no samples to evaluate")
+    if not (np.all(np.isfinite(t)) and np.all(np.isfinite(p))):
+        raise PredictorError("measurements and predictions must be finite")
+    rel = np.abs(p - t) / np.where(t != 0, np.abs(t), np.nan)
+    if np.isnan(rel).any():
+        raise PredictorError("relative metrics need non-zero measurements; found a 0")
+    return {
+        "n": int(t.size),
+        "rmse_ms": float(np.sqrt(np.mean((p - t) ** 2))),
+        "mape": float(100 * rel.mean()),
+        "acc10": float(100 * np.mean(rel <= 0.10)),
+        "acc5": float(100 * np.mean(rel <= 0.05)),
+        "spearman": _corr("spearman", t, p),
+        "kendall": _corr("kendall", t, p),
+        "units": {"rmse_ms": unit, "mape": "percent", "acc10": "percent", "acc5": "percent"},
+    }
+
+
+def _fmt(v: Any, digits: int = 4) -> str:
+    return "n/a" if v is None else f"{v:.{digits}f}"
+
+
+def format_report(m: dict[str, Any], title: str = "") -> str:
+    """A few human-readable lines."""
+    unit = m.get("units", {}).get("rmse_ms", "ms")
+    lines = [title] if title else []
+    lines += [
+        f"  samples        {m['n']}",
+        f"  RMSE           {m['rmse_ms']:.4g} {unit}",
+        f"  MAPE           {m['mape']:.2f}%",
+        f"  within +-10%   {m['acc10']:.1f}%",
+        f"  within +-5%    {m['acc5']:.1f}%",
+        f"  Spearman       {_fmt(m['spearman'])}",
+        f"  Kendall tau    {_fmt(m['kendall'])}",
+    ]
+    return "\n".join(lines)
+
+
+def metrics_row(name: str, m: dict[str, Any]) -> str:
+    """One line of a metrics table (``metrics_header`` gives the header)."""
+    return (f"{name:<28} {m['n']:>5} {m['rmse_ms']:>9.4f} {m['mape']:>7.2f} {m['acc10']:>7.1f} "
+            f"{m['acc5']:>7.1f} {_fmt(m['spearman']):>8} {_fmt(m['kendall']):>8}")
+
+
+def metrics_header(name: str = "predictor") -> str:
+    return (f"{name:<28} {'n':>5} {'rmse_ms':>9} {'mape%':>7} {'acc10%':>7} {'acc5%':>7} "
+            f"{'spearman':>8} {'kendall':>8}")
+
+
+def plot_scatter(y_true: Sequence[float], y_pred: Sequence[float], path: "str | Path",
+                 title: str = "", unit: str = "ms", log: bool = True) -> Path:
+    """Predicted vs measured (log-log), the y = x line and the +-10% band; metrics in the title."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    t = np.asarray(y_true, dtype=float)
+    p = np.asarray(y_pred, dtype=float)
+    m = regression_metrics(t, p, unit)
+    log = log and t.min() > 0 and p.min() > 0
+    fig, ax = plt.subplots(figsize=(5.2, 5.0), dpi=120)
+    lo, hi = float(min(t.min(), p.min())), float(max(t.max(), p.max()))
+    pad = (hi / lo) ** 0.05 if log else (hi - lo) * 0.05
+    lo, hi = (lo / pad, hi * pad) if log else (lo - pad, hi + pad)
+    xs = np.geomspace(lo, hi, 50) if log else np.linspace(lo, hi, 50)
+    ax.fill_between(xs, xs * 0.9, xs * 1.1, color="tab:green", alpha=0.15, label="±10%")
+    ax.plot(xs, xs, color="black", lw=1, label="y = x")
+    ax.scatter(t, p, s=10, alpha=0.7, color="tab:blue", edgecolors="none", label="subnets")
+    if log:
+        from matplotlib.ticker import FormatStrFormatter, LogLocator
+
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        for axis in (ax.xaxis, ax.yaxis):  # plain numbers (3, 4, 6, 10), not 3x10^0
+            axis.set_major_locator(LogLocator(base=10, subs=(1.0, 1.5, 2.0, 3.0, 5.0, 7.0)))
+            axis.set_major_formatter(FormatStrFormatter("%g"))
+            axis.set_minor_formatter(FormatStrFormatter(""))
+    ax.set_xlim(lo, hi)
+    ax.set_ylim(lo, hi)
+    ax.set_xlabel(f"measured ({unit})")
+    ax.set_ylabel(f"predicted ({unit})")
+    sub = (f"n={m['n']}  MAPE {m['mape']:.2f}%  ±10% {m['acc10']:.1f}%  ±5% {m['acc5']:.1f}%\n"
+           f"Spearman {_fmt(m['spearman'], 3)}  Kendall {_fmt(m['kendall'], 3)}")
+    ax.set_title(f"{title}\n{sub}" if title else sub, fontsize=9)
+    ax.legend(loc="upper left", fontsize=8)
+    ax.grid(True, which="both", alpha=0.25)
+    fig.tight_layout()
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out)
+    plt.close(fig)
+    return out
