@@ -2,11 +2,13 @@
 
 What it does (issue "Latency predictors", item 7):
 
-1. measures end to end on ``cpu`` (onnxruntime, 1 thread, the shared protocol):
+1. measures end to end on ``cpu`` (onnxruntime, 1 thread; 30 timed runs and 0.3 s at least per
+   subnet; each export and benchmark in SCHED_FIFO, see below):
    - 300 random ``ofa-mbv3-w1.0`` subnets (seeded) at 6 resolutions (128, 144, 160, 176, 192, 224):
      restricting the resolutions keeps the lookup table at 544 layers instead of 1257;
    - all 243 ``compofa-w1.0`` subnets at 224;
-2. measures a lookup table on ``cpu`` of every layer those subnets can contain (544 layers);
+2. measures a lookup table on ``cpu`` of every layer those subnets can contain (544 layers), with
+   the profiler's layer campaign (``latkit.profiler.campaign.run_layer_campaign``);
 3. per space: fits every predictor on 100 subnets and tests on the rest (200 and 143);
 4. the noise floor: the same test subnets measured a second time (another pass, shuffled order);
    MAPE between the two rounds, and every predictor's MAPE divided by it;
@@ -15,14 +17,21 @@ What it does (issue "Latency predictors", item 7):
    measured on cpu-tflite; k = 5, 10, 20, 50 of them drawn 10 times, tested on the other 100 - k;
 6. batch prediction time of 10,000 archs (feature extraction included) per predictor.
 
+On a shared 2-core machine other processes preempt a 1-thread benchmark: with normal scheduling
+the per-run CV was ~19% (median over subnets), in SCHED_FIFO (``--realtime 50``, root) ~2%. The
+bench lock (flock) is held for the whole measuring run, so running exports at that priority too
+takes nothing from another timing run.
+
 Every measurement is appended at once to a CSV under ``--out`` (default
 ``out/bench/predictor_fidelity/``) in ``lat measure``'s format; with ``--reuse`` rows already there are
-not measured again, so a killed run resumes. Run the timing part under the bench lock::
+not measured again, so a killed run resumes. ``--remeasure-space S`` measures one space's two cpu
+rounds again (the old CSVs are kept aside). Run the timing part under the bench lock::
 
-    nice .venv/bin/python benchmarks/predictor_fidelity.py --export-only     # TFLite files, ~20 min
-    flock /tmp/latkit-bench.lock .venv/bin/python benchmarks/predictor_fidelity.py --reuse
+    nice .venv/bin/python benchmarks/predictor_fidelity.py --export-only     # TFLite files (slow)
+    flock /tmp/latkit-bench.lock .venv/bin/python benchmarks/predictor_fidelity.py --reuse --tflite-export
 
-Prints a table of metrics and writes ``report.json`` and scatter plots to ``--out``.
+Prints a table of metrics and writes ``report.json`` and scatter plots to ``--out``. Exported
+models are cached under ``--out`` (onnx_cache ~11 GB, tflite_cache ~2 GB): delete them afterwards.
 """
 
 from __future__ import annotations
@@ -134,7 +143,7 @@ def measure_archs(device: Any, device_name: str, space_name: str, archs: Sequenc
 
 
 def measure_lut(layers_space: str, resolutions: Sequence[int], lut_dir: Path, out: Path,
-                proto: Any, rt_priority: int | None, log: Callable[[str], None]) -> None:
+                rt_priority: int | None, log: Callable[[str], None]) -> None:
     """The cpu lookup table, through the profiler's layer campaign (resumable store)."""
     from latkit.profiler.campaign import CampaignSettings, run_layer_campaign
 
@@ -203,7 +212,7 @@ def collect(args: argparse.Namespace, log: Callable[[str], None]) -> dict[str, P
         measure_archs(cpu, "cpu", space_name, sets[space_name], paths["cpu1"], "onnx", onnx_cache, log,
                       keep=True, rt_priority=rt)
     log(f"lookup table on cpu: {len(get_space(OFA).unique_layers(OFA_RESOLUTIONS))} layers")
-    measure_lut(OFA, OFA_RESOLUTIONS, paths["lut"], out, proto, rt, log)
+    measure_lut(OFA, OFA_RESOLUTIONS, paths["lut"], out, rt, log)
     log("round 2 on cpu (test subnets, shuffled order)")
     for space_name in (OFA, COMPOFA):
         tests = split(sets[space_name], args.train_n, args.seed)[1]

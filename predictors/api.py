@@ -59,7 +59,8 @@ def read_measurements(path: "str | Path", space: "SearchSpace | str | None" = No
                       target: str = LATENCY) -> Measurements:
     """Rows of ``arch,<target>[,space,device,...]``; the arch is a key or a once-for-all JSON dict.
 
-    ``space`` None takes it from the file's ``space`` column (which must then name one space).
+    ``space`` None takes it from the file's ``space`` column (which must then name one space); a
+    file whose ``space`` column names several spaces contributes only the rows of ``space``.
     Extra columns are ignored. A bad row raises an error naming the file and line.
     """
     header, rows = _open_csv(path)
@@ -73,6 +74,8 @@ def read_measurements(path: "str | Path", space: "SearchSpace | str | None" = No
             raise PredictorError(f"{path} names spaces {spaces or 'none'}; pass --space")
         space = spaces[0]
     sp = get_space(space) if isinstance(space, str) else space
+    if len(spaces) > 1:
+        rows = [r for r in rows if r.get("space") == sp.name]
     archs, vals = [], []
     for i, row in enumerate(rows, start=2):
         try:
@@ -87,7 +90,7 @@ def read_measurements(path: "str | Path", space: "SearchSpace | str | None" = No
             raise PredictorError(f"{path}:{i}: {target} must be a positive finite number, found {v}")
         vals.append(v)
     if not archs:
-        raise PredictorError(f"{path} holds no measurements")
+        raise PredictorError(f"{path} holds no measurements" + (f" of {sp.name}" if spaces else ""))
     devices = sorted({r.get("device") or "" for r in rows} - {""})
     return Measurements(archs, np.asarray(vals), devices, spaces, str(path), sp.name)
 
