@@ -164,6 +164,7 @@ def main() -> int:
         args.realtime = args.device == "cpu" and os.geteuid() == 0
     prio = 10 if args.realtime else None
     work = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="latkit-lut-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
     report: dict = {"space": space.name, "resolutions": [rs[0], rs[-1], len(rs)],
                     "device": args.device, "realtime_priority": prio,
                     "protocol": LAYER_PROTOCOL.to_dict(), "cpus": os.cpu_count()}

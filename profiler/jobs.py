@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
 
 from latkit.devices.base import ProtocolSettings
 from latkit.errors import DeviceError
@@ -207,6 +207,7 @@ def tool_versions() -> dict[str, str]:
 
 
 def resolve_space(space: Any, resolutions: "Sequence[int] | str | None") -> tuple[Any, list[int]]:
+    """(SearchSpace, sorted resolutions); None or "all" = every resolution of the space."""
     from latkit.errors import ArchError
     from latkit.supernet.space import get_space
 
@@ -222,6 +223,7 @@ def resolve_space(space: Any, resolutions: "Sequence[int] | str | None") -> tupl
 
 
 def export_cache(cache_dir: "str | Path | None", store: MeasurementStore) -> Any:
+    """The export cache: ``cache_dir``, else ``exports/`` next to the store (shared with it)."""
     from latkit.profiler.export import ExportCache
 
     return ExportCache(Path(cache_dir) if cache_dir else store.path.parent / "exports")

@@ -85,6 +85,7 @@ class BarProgress:
 
     def _ensure(self, total: int) -> Any:
         if self.bar is None:
+            self._tqdm.monitor_interval = 0  # no monitor thread waking up during measurements
             self.bar = self._tqdm(total=total, desc=self.label, unit="entry", file=self.stream,
                                   dynamic_ncols=True, smoothing=0.1)
         return self.bar
@@ -95,8 +96,8 @@ class BarProgress:
             bar.update(ev.count)
             bar.write(f"{ev.device}: {ev.count} already in the store, skipped", file=self.stream)
         elif ev.kind == "measured":
+            bar.set_postfix_str(f"{ev.device}: {ev.key[:48]}", refresh=False)
             bar.update(1)
-            bar.set_postfix_str(f"{ev.device}: {ev.key[:60]}", refresh=False)
         elif ev.kind in ("failed", "device_error"):
             bar.write(f"{ev.device} {ev.key} FAILED: {ev.message}" if ev.key
                       else f"{ev.device}: {ev.message}", file=self.stream)
