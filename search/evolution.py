@@ -13,7 +13,9 @@ once-for-all's ``EvolutionFinder``, made batched, bounded and reproducible:
    ``mutate_prob``) and crossovers of two random parents (``space.crossover``). The operators are
    the space's own, so every child is a valid subnet. Children are proposed in batches and only the
    feasible ones (predicted latency within the budget) that are not yet in the population are kept;
-   proposal rounds are bounded, and a shortfall is filled with parents;
+   mutations and crossovers are scored together (one latency call per round, the batch sized by
+   the feasibility rate seen so far); proposal rounds are bounded, and a shortfall leaves the
+   population smaller for that generation;
 3. every latency and accuracy value is computed once per arch (a cache by arch inside the run) and
    in one batched call per generation.
 
@@ -52,6 +54,8 @@ class EvolutionSettings:
     mutation_ratio: float = 0.5
     mutate_prob: float = 0.1
     generations: int = 60
+    restarts: int = 1  # independent populations; the best of them wins
+    init_pool: int = 0  # >population: start from the most accurate of this many random feasible
     patience: int | None = None  # stop after this many generations without improvement
     max_init_samples: int = 10_000
     max_fill_rounds: int = 8
@@ -64,8 +68,9 @@ class EvolutionSettings:
             raise LatkitError("parents_ratio must be in (0, 1) and mutation_ratio in [0, 1]")
         if self.parents_ratio + self.mutation_ratio > 1:
             raise LatkitError("parents_ratio + mutation_ratio must not exceed 1")
-        if self.generations < 0:
-            raise LatkitError(f"generations must be >= 0, got {self.generations}")
+        if self.generations < 0 or self.restarts < 1:
+            raise LatkitError(f"generations must be >= 0 and restarts >= 1, got "
+                              f"{self.generations} and {self.restarts}")
 
 
 #: the fast default used by lat-search (tuned in benchmarks/search_speed.py)
@@ -128,84 +133,121 @@ def fastest_subnet(space: "str | SearchSpace", latency: LatencySource, rng: rand
     return float(lat[i]), cands[i]
 
 
-def _fill(n: int, propose: Callable[[], ArchConfig], scorer: _Scorer, budget_ms: float,
-          taken: set[ArchConfig], max_rounds: int, max_total: int | None = None) -> list[ArchConfig]:
-    """Up to ``n`` new feasible archs from ``propose``, in batches sized by the feasibility rate."""
-    out: list[ArchConfig] = []
-    rate, proposed, rounds = 0.5, 0, 0
-    while len(out) < n and rounds < max_rounds:
-        size = math.ceil((n - len(out)) / max(rate, 0.05) * 1.25) + 2
+def _fill(wants: Sequence[tuple[int, Callable[[], ArchConfig]]], scorer: _Scorer,
+          budget_ms: float, taken: set[ArchConfig], rates: list[float], max_rounds: int,
+          max_total: int | None = None) -> list[list[ArchConfig]]:
+    """For each (n, propose): up to n new feasible archs, all kinds scored in one batch per round.
+
+    Batch sizes follow each kind's yield of new feasible archs (``rates``, updated in place and
+    carried from one generation to the next), so one latency call per generation usually suffices.
+    """
+    outs: list[list[ArchConfig]] = [[] for _ in wants]
+    proposed = 0
+    for _ in range(max_rounds):
+        sizes = [math.ceil((n - len(o)) / max(rate, 0.05) * 1.25) + 2 if len(o) < n else 0
+                 for (n, _p), o, rate in zip(wants, outs, rates)]
         if max_total is not None:
-            size = min(size, max_total - proposed)
-            if size <= 0:
-                break
-        batch = [propose() for _ in range(size)]
-        proposed += size
-        ok = 0
-        for a, ms in zip(batch, scorer.latency_ms(batch)):
-            if ms <= budget_ms:
-                ok += 1
-                if a not in taken and len(out) < n:
+            room = max_total - proposed
+            if sum(sizes) > room:
+                sizes = [min(sz, max(0, room)) for sz in sizes]
+        if sum(sizes) == 0:
+            break
+        batches = [[propose() for _ in range(size)] for (_n, propose), size in zip(wants, sizes)]
+        flat = [a for b in batches for a in b]
+        proposed += len(flat)
+        lat = iter(scorer.latency_ms(flat))
+        for k, ((n, _p), batch) in enumerate(zip(wants, batches)):
+            new = 0  # feasible and not seen in this population: what a proposal is worth
+            for a in batch:
+                if next(lat) <= budget_ms and a not in taken:
                     taken.add(a)
-                    out.append(a)
-        rate = 0.5 * rate + 0.5 * ok / size
-        rounds += 1
-    return out
+                    new += 1
+                    if len(outs[k]) < n:
+                        outs[k].append(a)
+            if batch:
+                rates[k] = 0.5 * rates[k] + 0.5 * new / len(batch)
+    return outs
+
+
+def _initial_population(sp: SearchSpace, rs: list[int], sc: _Scorer, budget_ms: float,
+                        rng: random.Random, s: EvolutionSettings, seeds: list[ArchConfig]
+                        ) -> list[ArchConfig]:
+    """``population`` feasible archs: random ones (the most accurate of ``init_pool`` when set)."""
+    want = max(s.population, s.init_pool)
+    rounds = max(1, math.ceil(s.max_init_samples / s.population))
+    (pop,) = _fill([(want, lambda: sp.sample(rng, rs))], sc, budget_ms, set(), [0.5],
+                   max_rounds=rounds, max_total=max(s.max_init_samples, want))
+    pop += [a for a in seeds if a not in set(pop)]
+    if len(pop) > s.population:
+        acc = sc.top1(pop)
+        order = sorted(range(len(pop)), key=lambda i: -acc[i])
+        pop = [pop[i] for i in order[:s.population]]
+    return pop
+
+
+def _run_population(sp: SearchSpace, rs: list[int], sc: _Scorer, budget_ms: float,
+                    rng: random.Random, s: EvolutionSettings, pop: list[ArchConfig]
+                    ) -> tuple[list[ArchConfig], list[float]]:
+    """once-for-all's loop on one population; returns the last population and the best per step."""
+    n_parents = max(1, round(s.population * s.parents_ratio))
+    n_mut = round(s.population * s.mutation_ratio)
+    n_cross = s.population - n_parents - n_mut
+    rates = [0.5, 0.5]
+    history: list[float] = []
+    stale = 0
+    for gen in range(s.generations + 1):
+        acc = sc.top1(pop)
+        order = sorted(range(len(pop)), key=lambda i: -acc[i])
+        history.append(acc[order[0]])
+        stale = stale + 1 if len(history) > 1 and history[-1] <= history[-2] else 0
+        if gen == s.generations or (s.patience is not None and stale >= s.patience):
+            break
+        parents = [pop[i] for i in order[:n_parents]]
+        mut, cross = _fill(
+            [(n_mut, lambda: sp.mutate(rng.choice(parents), rng, s.mutate_prob, rs)),
+             (n_cross if len(parents) > 1 else 0,
+              lambda: sp.crossover(rng.choice(parents), rng.choice(parents), rng))],
+            sc, budget_ms, set(parents), rates, s.max_fill_rounds)
+        pop = parents + mut + cross
+    return pop, history
 
 
 def evolve(space: "str | SearchSpace", latency: LatencySource, accuracy: AccuracySource,
            budget_ms: float, rng: random.Random, settings: EvolutionSettings = FAST,
            scorer: _Scorer | None = None) -> EvolutionResult:
-    """The most accurate subnet found with predicted latency within ``budget_ms``."""
+    """The most accurate subnet found with predicted latency within ``budget_ms``.
+
+    ``settings.restarts`` independent populations are evolved one after the other (sharing the
+    prediction cache); the result is the best arch any of them reached, ``history`` the best so
+    far after every generation of every population, in order.
+    """
     sp = get_space(space)
     t0 = time.perf_counter()
     s = settings
     rs = _resolutions(sp, s)
     sc = scorer or _Scorer(latency, accuracy)
     n_lat0, n_acc0 = len(sc.lat), len(sc.acc)
-    taken: set[ArchConfig] = set()
     mins = [sp.min_arch(r) for r in rs]
     seeds = [a for a, ms in zip(mins, sc.latency_ms(mins)) if ms <= budget_ms]
-    rounds = max(1, math.ceil(s.max_init_samples / s.population))
-    pop = _fill(s.population, lambda: sp.sample(rng, rs), sc, budget_ms, taken,
-                max_rounds=rounds, max_total=s.max_init_samples)
-    for a in seeds:
-        if len(pop) < s.population and a not in taken:
-            taken.add(a)
-            pop.append(a)
-    if not pop:
-        ms, arch = fastest_subnet(sp, latency, rng, resolutions=rs)
-        raise no_subnet_error(sp.name, latency.device, budget_ms, ms, arch)
-
-    n_parents = max(1, round(s.population * s.parents_ratio))
-    n_mut = round(s.population * s.mutation_ratio)
+    best: ArchConfig | None = None
     history: list[float] = []
-    stale = 0
-    for _gen in range(s.generations + 1):
+    for _restart in range(s.restarts):
+        pop = _initial_population(sp, rs, sc, budget_ms, rng, s, seeds)
+        if not pop:
+            ms, arch = fastest_subnet(sp, latency, rng, resolutions=rs)
+            raise no_subnet_error(sp.name, latency.device, budget_ms, ms, arch)
+        pop, hist = _run_population(sp, rs, sc, budget_ms, rng, s, pop)
         acc = sc.top1(pop)
-        order = sorted(range(len(pop)), key=lambda i: -acc[i])
-        history.append(acc[order[0]])
-        if len(history) > 1 and history[-1] <= history[-2]:
-            stale += 1
-        else:
-            stale = 0
-        if _gen == s.generations or (s.patience is not None and stale >= s.patience):
-            break
-        parents = [pop[i] for i in order[:n_parents]]
-        taken = set(parents)
-        mut = _fill(n_mut, lambda: sp.mutate(rng.choice(parents), rng, s.mutate_prob, rs),
-                    sc, budget_ms, taken, s.max_fill_rounds)
-        n_cross = s.population - len(parents) - len(mut)
-        cross = _fill(n_cross, lambda: sp.crossover(rng.choice(parents), rng.choice(parents), rng),
-                      sc, budget_ms, taken, s.max_fill_rounds) if len(parents) > 1 else []
-        pop = parents + mut + cross
-    acc = sc.top1(pop)
-    best_i = max(range(len(pop)), key=lambda i: acc[i])
-    best = pop[best_i]
+        top = max(range(len(pop)), key=lambda i: acc[i])
+        if best is None or acc[top] > sc.acc[best]:
+            best = pop[top]
+        floor = history[-1] if history else -math.inf
+        history += [max(h, floor) for h in hist]
+    assert best is not None
     feas = [a for a in sc.acc if sc.lat[a] <= budget_ms]
     evaluated = Candidates(latency.device, feas, np.array([sc.lat[a] for a in feas]),
                            np.array([sc.acc[a] for a in feas]))
-    return EvolutionResult(best, sc.lat[best], acc[best_i], history, evaluated,
+    return EvolutionResult(best, sc.lat[best], sc.acc[best], history, evaluated,
                            len(sc.lat) - n_lat0, len(sc.acc) - n_acc0, time.perf_counter() - t0)
 
 

@@ -195,7 +195,7 @@ def image_folder(root: Path, *, max_train: int | None = None, max_heldout: int |
     layout = "DIR/<class>/<image>.jpg (or DIR/train/<class>/... and DIR/val/<class>/...)"
     if not root.is_dir():
         raise TrainError(f"data directory {root} does not exist; expected {layout}, "
-                         "or use --data builtin:digits")
+                         "or use --data builtin:gratings")
     val_dir = next((root / n for n in ("val", "test") if (root / n).is_dir()), None)
     if (root / "train").is_dir() and val_dir is not None:
         train_map = _class_files(root / "train")

@@ -68,7 +68,7 @@ class TrainConfig:
 
     space: str = "compofa-w1.0"
     schedule: str = "compofa"
-    data: str = "builtin:digits"
+    data: str = "builtin:gratings"
     resolutions: tuple[int, ...] | None = None  # None: the data set's default
     epochs_scale: float = 1.0
     batch_size: int = 16  # per process
@@ -197,6 +197,20 @@ def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.SGD:
          {"params": no_decay, "weight_decay": 0.0}],
         lr=0.0, momentum=cfg.momentum, nesterov=True,
     )
+
+
+@torch.no_grad()
+def zero_last_gamma(model: torch.nn.Module) -> None:
+    """once-for-all's ``zero_last_gamma``: residual blocks start as the identity.
+
+    The projection BatchNorm of every block with an identity skip gets gamma 0, so a deep subnet
+    starts out as a shallow one; SGD from scratch then trains the 20-block largest subnet about as
+    fast as the 10-block smallest (without it, a short run leaves the largest subnet behind).
+    """
+    for blocks in getattr(model, "stages", []):
+        for block in blocks:
+            if getattr(block, "idskip", False):
+                block.project_bn.weight.zero_()
 
 
 def init_distributed(device: str = "auto") -> DistContext:
@@ -353,6 +367,7 @@ def train(cfg: TrainConfig, out_dir: "str | Path", *, resume: bool = False,
     torch.manual_seed(cfg.seed)
     model = ElasticMobileNetV3(space, n_classes=data.n_classes, dropout=cfg.dropout,
                                kernel_transform=schedule.kernel_transform).to(ctx.device)
+    zero_last_gamma(model)
     counters = {"images": 0, "image_passes": 0, "train_s": 0.0}
     step, optimizer = 0, None
     if ckpt is not None:

@@ -37,7 +37,7 @@ Run `lat train eval --help` (etc.) for the options of each form."""
 
 EPILOG = """\
 examples:
-  lat-train --epochs-scale 0.01 --out runs/demo            # built-in digits, CompOFA, 1-2 min
+  lat-train --epochs-scale 0.01 --out runs/demo            # built-in gratings, CompOFA, ~2 min
   lat-train --space ofa-mbv3-w1.0 --schedule ofa --data /data/imagenet --out runs/ofa
   torchrun --nproc_per_node 2 --no-python lat-train --epochs-scale 0.01 --out runs/ddp
   lat train eval --checkpoint runs/demo/last.pt --resolutions 128 --out acc.csv
@@ -187,7 +187,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         res = accuracy_table(args.checkpoint, space, archs, args.out, data_spec=args.data,
                              n_calib=args.calib_images, n_eval=args.eval_images,
                              batch_size=args.batch_size, overwrite=args.overwrite,
-                             device=args.device, command=command_line(),
+                             device=args.device, precision=args.precision,
+                             command=command_line(),
                              on_result=lambda a, t: bar.update(1),
                              log=lambda m: print(m, file=sys.stderr))
     finally:
@@ -244,11 +245,12 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
                    help="compofa: full network then compound (d,e) phases; ofa: progressive "
                    "shrinking (full, kernel, depth x2, expand x2). Default: compofa on coupled "
                    "spaces, ofa otherwise")
-    g.add_argument("--data", default="builtin:digits",
-                   help="builtin:digits (no download) or a class-per-directory image folder "
-                   "(default builtin:digits)")
+    g.add_argument("--data", default="builtin:gratings",
+                   help="builtin:gratings or builtin:digits (no download; see "
+                   "latkit/data/builtin/README.md) or a class-per-directory image folder "
+                   "(default builtin:gratings)")
     g.add_argument("--resolutions", help="training resolutions, one per batch drawn at random, "
-                   "e.g. 128,160,192,224 or 128-144 (default: the data set's; digits: 128-144)")
+                   "e.g. 128,160,192,224 or 128-144 (default: the data set's; built-in: 128,136,144)")
     g.add_argument("--epochs-scale", type=float, default=1.0,
                    help="multiply every phase's published epochs (0.01: a 1-2 minute run on "
                    "the built-in data on a 2-core CPU)")
@@ -308,6 +310,8 @@ def register_train(sub: argparse._SubParsersAction) -> None:
                    help="training images BN statistics are re-estimated on (default 256)")
     q.add_argument("--eval-images", type=int, default=500, help="held-out images (default 500)")
     q.add_argument("--batch-size", type=int, default=128)
+    q.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
+                   help="bf16: bfloat16 autocast, ~2.4x faster on CPUs with AVX512-BF16")
     q.add_argument("--device", default="cpu")
     q.add_argument("--out", required=True, help="accuracy CSV")
     q.add_argument("--overwrite", action="store_true", help="start the CSV afresh")

@@ -158,3 +158,13 @@ def test_builtin_digits_subset_is_deterministic():
     assert np.array_equal(a.train.images[:3], b.train.images)
     assert np.array_equal(a.train.labels[:3], b.train.labels)
     assert "scikit-learn" in a.origin and all(128 <= r <= 144 for r in a.default_resolutions)
+
+
+def test_builtin_gratings_are_balanced_and_orientation_safe():
+    a = open_data("builtin:gratings", max_train=20, max_heldout=10)
+    b = open_data("builtin:gratings", max_train=5, max_heldout=2)
+    assert a.n_classes == 10 and a.classes[1] == "18deg"
+    assert np.array_equal(a.train.images[:5], b.train.images)
+    # flips and aspect changes would change the orientation, i.e. the label
+    assert a.augment.flip is False and a.augment.ratio == (1.0, 1.0)
+    assert "latkit's own generator" in a.origin

@@ -39,7 +39,7 @@ def test_help_explains_all_forms(capsys):
     assert e.value.code == 0
     text = capsys.readouterr().out
     for word in ("lat train eval", "fit-accuracy", "export-checkpoint", "--epochs-scale",
-                 "--resume", "builtin:digits", "torchrun"):
+                 "--resume", "builtin:gratings", "torchrun"):
         assert word in text
     with pytest.raises(SystemExit):
         main(["train", "eval", "--help"])
