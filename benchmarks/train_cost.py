@@ -46,7 +46,7 @@ def run_schedule(name: str, space: str, args, data) -> dict:
     from latkit.supernet.train import TrainConfig, train
 
     out = Path(args.out) / name
-    cfg = TrainConfig(space=space, schedule=name, data="builtin:digits",
+    cfg = TrainConfig(space=space, schedule=name, data="builtin:gratings",
                       resolutions=tuple(args.resolutions), epochs_scale=args.epochs_scale,
                       batch_size=args.batch_size, lr_scale=args.lr_scale, seed=args.seed,
                       precision=args.precision)
@@ -149,14 +149,19 @@ def main() -> int:
     ap.add_argument("--out", default=str(ROOT / "out" / "train_cost"))
     ap.add_argument("--reuse", action="store_true", help="reuse finished runs with this config")
     ap.add_argument("--gpu-only", action="store_true", help="only the GPU throughput")
+    ap.add_argument("--threads", type=int, help="torch intra-op threads (1 on a shared CPU)")
     args = ap.parse_args()
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     Path(args.out).mkdir(parents=True, exist_ok=True)
     report: dict = {"args": vars(args)}
     if not args.gpu_only:
         from latkit.supernet.data import open_data
         from latkit.supernet.space import get_space
 
-        data = open_data("builtin:digits")
+        data = open_data("builtin:gratings")
         r = min(args.resolutions)
         comp = get_space("compofa-w1.0")
         rng = random.Random(1234)

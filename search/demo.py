@@ -2,7 +2,7 @@
 
 Every step goes through the same library functions as the commands named in its header:
 
-1. supernet       ``lat train``: a short CompOFA training on the built-in digits data (or
+1. supernet       ``lat train``: a short CompOFA training on the built-in gratings data (or
                   ``--checkpoint C``, e.g. one the project's trainer produced earlier)
 2. accuracy       ``lat train eval``: top-1 of every CompOFA subnet at the demo resolutions, BN
                   recalibrated -> ``acc.csv``
@@ -37,6 +37,7 @@ from typing import Any, Callable
 from latkit.errors import LatkitError
 
 SPACE = "compofa-w1.0"
+DATA = "builtin:gratings"
 
 
 @dataclass(frozen=True)
@@ -95,7 +96,7 @@ class _Steps:
 def _train(cfg: DemoConfig, say: Callable[[str], None]) -> Path:
     from latkit.supernet.train import TrainConfig, train
 
-    tc = TrainConfig(space=SPACE, schedule="compofa", data="builtin:digits",
+    tc = TrainConfig(space=SPACE, schedule="compofa", data=DATA,
                      resolutions=cfg.resolutions, epochs_scale=cfg.epochs_scale, seed=cfg.seed,
                      max_steps=cfg.max_train_steps, checkpoint_every_s=60.0)
     last = [0.0]
@@ -266,7 +267,7 @@ def run_demo(cfg: DemoConfig, say: Callable[[str], None] = lambda m: None) -> De
     if bad:
         raise LatkitError(f"demo resolutions must be in 128..224 step 4, got {bad}")
 
-    st.start("supernet", "lat train --space compofa-w1.0 --data builtin:digits"
+    st.start("supernet", f"lat train --space compofa-w1.0 --data {DATA}"
              f" --resolutions {','.join(map(str, cfg.resolutions))} --epochs-scale {cfg.epochs_scale:g}"
              if cfg.checkpoint is None else f"using the checkpoint {cfg.checkpoint} "
              "(trained by lat train; pass --train to train one here)")
@@ -289,7 +290,8 @@ def run_demo(cfg: DemoConfig, say: Callable[[str], None] = lambda m: None) -> De
              "exported with the trained weights")
     from latkit.supernet.model import load_supernet
 
-    supernet, _ = load_supernet(ckpt, SPACE)
+    supernet, ck = load_supernet(ckpt, SPACE)
+    data_spec = (ck.get("config") or {}).get("data") or DATA  # what it was trained and evaluated on
     weights_id = checkpoint_sha256(ckpt)
     e2e, n_rows = _e2e(cfg, supernet, weights_id, say)
     rep.artifacts["measurements"] = str(e2e)
@@ -312,7 +314,7 @@ def run_demo(cfg: DemoConfig, say: Callable[[str], None] = lambda m: None) -> De
     from latkit.supernet.accuracy import make_eval_images
     from latkit.supernet.data import open_data
 
-    data = open_data("builtin:digits")
+    data = open_data(data_spec)
     images = {r: make_eval_images(data, r, cfg.calib_images, 1) for r in cfg.resolutions}
     req = SearchRequest(
         space=SPACE, latency=[(cfg.device, str(pred))], accuracy=str(acc), budgets_ms=budgets,

@@ -56,6 +56,7 @@ class EvolutionSettings:
     generations: int = 60
     restarts: int = 1  # independent populations; the best of them wins
     init_pool: int = 0  # >population: start from the most accurate of this many random feasible
+    stratify: bool = False  # restart i searches only the i-th band of the resolutions
     patience: int | None = None  # stop after this many generations without improvement
     max_init_samples: int = 10_000
     max_fill_rounds: int = 8
@@ -73,8 +74,9 @@ class EvolutionSettings:
                               f"{self.generations} and {self.restarts}")
 
 
-#: the fast default used by lat-search (tuned in benchmarks/search_speed.py)
-FAST = EvolutionSettings()
+#: the fast default used by lat-search (tuned in benchmarks/search_speed.py): four populations of
+#: 100, one per quarter of the resolutions, 40 generations each
+FAST = EvolutionSettings(generations=40, restarts=4, stratify=True)
 #: once-for-all's long run, the reference the fast default is compared with
 LONG = EvolutionSettings(generations=500)
 
@@ -169,6 +171,18 @@ def _fill(wants: Sequence[tuple[int, Callable[[], ArchConfig]]], scorer: _Scorer
     return outs
 
 
+def _bands(rs: list[int], n: int) -> list[list[int]]:
+    """``rs`` cut into ``n`` contiguous bands, as even as possible (fewer if there are fewer)."""
+    n = max(1, min(n, len(rs)))
+    k, extra = divmod(len(rs), n)
+    out, i = [], 0
+    for j in range(n):
+        size = k + (1 if j < extra else 0)
+        out.append(rs[i:i + size])
+        i += size
+    return out
+
+
 def _initial_population(sp: SearchSpace, rs: list[int], sc: _Scorer, budget_ms: float,
                         rng: random.Random, s: EvolutionSettings, seeds: list[ArchConfig]
                         ) -> list[ArchConfig]:
@@ -231,19 +245,25 @@ def evolve(space: "str | SearchSpace", latency: LatencySource, accuracy: Accurac
     seeds = [a for a, ms in zip(mins, sc.latency_ms(mins)) if ms <= budget_ms]
     best: ArchConfig | None = None
     history: list[float] = []
-    for _restart in range(s.restarts):
-        pop = _initial_population(sp, rs, sc, budget_ms, rng, s, seeds)
+    bands = _bands(rs, s.restarts) if s.stratify else [rs] * s.restarts
+    for band in bands:
+        pop = _initial_population(sp, band, sc, budget_ms, rng, s,
+                                  [a for a in seeds if a.r in band])
         if not pop:
+            if s.stratify:
+                continue  # nothing fits at these resolutions: another band may
             ms, arch = fastest_subnet(sp, latency, rng, resolutions=rs)
             raise no_subnet_error(sp.name, latency.device, budget_ms, ms, arch)
-        pop, hist = _run_population(sp, rs, sc, budget_ms, rng, s, pop)
+        pop, hist = _run_population(sp, band, sc, budget_ms, rng, s, pop)
         acc = sc.top1(pop)
         top = max(range(len(pop)), key=lambda i: acc[i])
         if best is None or acc[top] > sc.acc[best]:
             best = pop[top]
         floor = history[-1] if history else -math.inf
         history += [max(h, floor) for h in hist]
-    assert best is not None
+    if best is None:
+        ms, arch = fastest_subnet(sp, latency, rng, resolutions=rs)
+        raise no_subnet_error(sp.name, latency.device, budget_ms, ms, arch)
     feas = [a for a in sc.acc if sc.lat[a] <= budget_ms]
     evaluated = Candidates(latency.device, feas, np.array([sc.lat[a] for a in feas]),
                            np.array([sc.acc[a] for a in feas]))

@@ -1,6 +1,6 @@
 """Training data: image sources, transforms (Pillow + numpy, no torchvision), elastic-resolution batches.
 
-A data spec is ``builtin:digits`` (see ``builtin_data``) or a directory in the class-per-directory
+A data spec is ``builtin:gratings`` or ``builtin:digits`` (see ``builtin_data``) or a directory in the class-per-directory
 layout ImageNet is usually stored in::
 
     DIR/<class>/<image>.jpg            (a held-out split is drawn from it, ``HOLDOUT_FRACTION``)
@@ -170,7 +170,7 @@ def builtin_gratings(max_train: int | None = None, max_heldout: int | None = Non
 
 
 def builtin_digits(max_train: int | None = None, max_heldout: int | None = None) -> TrainData:
-    from latkit.supernet.builtin_data import ORIGIN, make_digits
+    from latkit.supernet.builtin_data import DIGITS_ORIGIN as ORIGIN, make_digits
 
     x_tr, y_tr, x_ho, y_ho = make_digits(max_train, max_heldout)
     classes = [str(i) for i in range(10)]

@@ -89,3 +89,19 @@ def test_evolution_search_multi_device(fakes):
         run = next(r for r in res.info["runs"] if r["device"] == p.device and r["budget_ms"] == p.budget_ms)
         assert p.top1 >= run["top1"]
     assert res.picks[2].top1 >= res.picks[0].top1  # a faster device affords more accuracy
+
+
+def test_stratified_restarts_cover_every_resolution_band(fakes):
+    from latkit.search.evolution import _bands
+
+    rs = list(get_space("ofa-mbv3-w1.0").resolutions)
+    bands = _bands(rs, 4)
+    assert [r for b in bands for r in b] == rs and max(map(len, bands)) - min(map(len, bands)) <= 1
+    assert _bands(rs[:2], 5) == [[rs[0]], [rs[1]]]
+    sp = get_space("ofa-mbv3-w1.0")
+    s = EvolutionSettings(population=20, generations=5, restarts=4, stratify=True)
+    r = evolve(sp, fakes.Latency(sp.name, "cpu"), fakes.Accuracy(sp.name), 30.0, random.Random(0), s)
+    seen = {a.r for a in r.evaluated.archs}
+    assert all(seen & set(b) for b in bands)
+    assert r.history == sorted(r.history) and len(r.history) == 4 * 6
+    assert r.top1 == max(r.evaluated.top1[r.evaluated.latency_ms <= 30.0])

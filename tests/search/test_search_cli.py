@@ -30,11 +30,12 @@ def inputs(tmp_path_factory, fakes):
         lut=make_lut(d / "lut", SPACE, RES), acc=write_acc_csv(d / "acc.csv", SPACE, archs),
         other_lut=make_lut(d / "lut_other", SPACE, RES, meta_space="ofa-mbv3-w1.0"), dir=d,
         pred=_fit_predictor(d / "pred.json", SPACE, fakes),
-        other_pred=_fit_predictor(d / "pred_ofa.json", "ofa-mbv3-w1.0", fakes))
+        other_pred=_fit_predictor(d / "pred_ofa.json", "ofa-mbv3-w1.0", fakes),
+        ofa_acc=_fit_predictor(d / "acc_ofa.json", "ofa-mbv3-w1.0", fakes, target="top1"))
 
 
-def _fit_predictor(path, space, fakes):
-    """A real latkit predictor file (ridge) fitted on synthetic latencies: tests only."""
+def _fit_predictor(path, space, fakes, target="latency_ms"):
+    """A real latkit predictor file (ridge) fitted on synthetic values: tests only."""
     import random
 
     import numpy as np
@@ -43,11 +44,26 @@ def _fit_predictor(path, space, fakes):
     from latkit.predictors.models import make_predictor
 
     sp, rng = get_space(space), random.Random(0)
-    archs = [sp.sample(rng, RES) for _ in range(60)]
-    y = np.array([fakes.ms(sp, a) for a in archs])
-    pred = make_predictor("ridge", sp).fit(archs, y)
+    archs = [sp.sample(rng) for _ in range(80)]
+    fn = fakes.ms if target == "latency_ms" else fakes.top1
+    pred = make_predictor("ridge", sp, target=target).fit(archs, np.array([fn(sp, a) for a in archs]))
     pred.meta_["device"] = "cpu"
     return save_predictor(pred, path)
+
+
+def test_evolution_on_the_ofa_space(inputs, tmp_path):
+    args = ["search", "--space", "ofa-mbv3-w1.0", "--latency", f"cpu={inputs.other_pred}",
+            "--accuracy", inputs.ofa_acc, "--out", tmp_path / "o", "--json", "--no-export",
+            "--population", "20", "--generations", "5"]
+    p = lat(*args, "--budget-ms", "10,20")
+    assert p.returncode == 0, p.stderr
+    s = json.loads(p.stdout)
+    assert s["method"] == "evolution" and len(s["choices"]) == 2
+    assert all(c["predicted_latency_ms"] <= c["budget_ms"] for c in s["choices"])
+    p = lat(*args, "--budget-ms", "0.5")
+    assert p.returncode == 2
+    (line,) = p.stderr.strip().splitlines()
+    assert "no subnet of ofa-mbv3-w1.0 meets 0.5 ms on cpu: the fastest predicted is" in line
 
 
 def test_search_with_a_predictor_file(inputs, tmp_path):

@@ -93,8 +93,10 @@ def test_accuracy_table_writes_and_resumes(tmp_path):
     assert t2.n_evaluated == 1 and t2.n_kept == 2 and len(t2.top1) == 3
     assert [a for a, _, _ in read_accuracy_csv(out, SPACE)] == archs
     assert (tmp_path / "acc.meta.json").is_file()
+    (root / "c").mkdir()
+    Image.fromarray(rng.integers(0, 255, (40, 40, 3), dtype=np.uint8)).save(root / "c" / "0.png")
     with pytest.raises(TrainError, match="classes"):
-        accuracy_table(ckpt, SPACE, archs, out, data_spec="builtin:digits", n_calib=4, n_eval=4)
+        accuracy_table(ckpt, SPACE, archs, out, data_spec=str(root), n_calib=4, n_eval=4)
 
 
 def test_accuracy_predictor_ranks_subnets():
