@@ -57,13 +57,37 @@ def make_eval_images(data, r: int, n_calib: int = 256, n_eval: int | None = None
     return EvalImages(r, perm(c), perm(x), torch.from_numpy(y))
 
 
-def _normalise(chunk_u8: torch.Tensor, device: torch.device) -> torch.Tensor:
+def _normalise(chunk_u8: torch.Tensor, device: torch.device, channels_last: bool = False
+               ) -> torch.Tensor:
     from latkit.supernet.data import IMAGENET_MEAN, IMAGENET_STD
 
     x = chunk_u8.to(device).float().div_(255.0)
     mean = torch.tensor(IMAGENET_MEAN, device=device).view(1, 3, 1, 1)
     std = torch.tensor(IMAGENET_STD, device=device).view(1, 3, 1, 1)
-    return (x - mean) / std
+    x = (x - mean) / std
+    return x.contiguous(memory_format=torch.channels_last) if channels_last else x
+
+
+def cpu_has_bf16() -> bool:
+    """True when this CPU computes bfloat16 natively (AVX512-BF16 or AMX), read from /proc/cpuinfo."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    return bool(flags & {"avx512_bf16", "amx_bf16"})
+    except OSError:
+        pass
+    return False
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """``auto``: bf16 on a CUDA device or on a CPU with native bfloat16, else fp32."""
+    if precision == "auto":
+        return "bf16" if device.type == "cuda" or (device.type == "cpu" and cpu_has_bf16()) else "fp32"
+    if precision not in ("fp32", "bf16"):
+        raise TrainError(f"precision must be fp32, bf16 or auto, got {precision!r}")
+    return precision
 
 
 def _chunks(t: torch.Tensor, n: int) -> list[torch.Tensor]:
@@ -88,8 +112,9 @@ class _Walker:
 
     def run(self, archs: Sequence[ArchConfig]) -> None:
         m = self.model
-        calib = [_normalise(c, self.device) for c in _chunks(self.ev.calib, self.bs)]
-        evals = [_normalise(c, self.device) for c in _chunks(self.ev.images, self.bs)]
+        cl = self.device.type == "cpu"  # NHWC: ~1.4x faster convolutions on a CPU
+        calib = [_normalise(c, self.device, cl) for c in _chunks(self.ev.calib, self.bs)]
+        evals = [_normalise(c, self.device, cl) for c in _chunks(self.ev.images, self.bs)]
         calib, evals = self._calib_then_eval(lambda a: m.first_block(m.stem(a)), calib, evals)
         self._descend(0, list(archs), calib, evals)
 
@@ -132,8 +157,11 @@ def evaluate_subnets(model, archs: Iterable[ArchConfig], images: dict[int, EvalI
                      ) -> dict[ArchConfig, float]:
     """Held-out top-1 (percent) of every arch after BN recalibration (prefix-shared, see module).
 
-    ``precision="bf16"`` runs the convolutions under bfloat16 autocast (about 2.4x faster on a CPU
-    with AVX512-BF16; top-1 within a held-out image or two of fp32).
+    ``precision="bf16"`` runs the convolutions under bfloat16 autocast (about 2x faster on a CPU
+    with AVX512-BF16; top-1 within a held-out image or two of fp32); ``"auto"`` picks bf16 where
+    the hardware has it (``resolve_precision``). On a CPU the activations and the weights are
+    kept channels-last (NHWC) while evaluating, which is faster for depthwise convolutions; the
+    model is given back in its own memory format.
     """
     archs = list(dict.fromkeys(archs))
     device = next(model.parameters()).device
@@ -147,9 +175,10 @@ def evaluate_subnets(model, archs: Iterable[ArchConfig], images: dict[int, EvalI
     by_r: dict[int, list[ArchConfig]] = {}
     for a in archs:
         by_r.setdefault(a.r, []).append(a)
-    if precision not in ("fp32", "bf16"):
-        raise TrainError(f"precision must be fp32 or bf16, got {precision!r}")
+    precision = resolve_precision(precision, device)
     was_training = model.training
+    if device.type == "cpu":
+        model.to(memory_format=torch.channels_last)
     try:
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
             for r, group in by_r.items():
@@ -158,6 +187,8 @@ def evaluate_subnets(model, archs: Iterable[ArchConfig], images: dict[int, EvalI
                 _Walker(model, images[r], batch_size, device, record).run(group)
     finally:
         model.train(was_training)
+        if device.type == "cpu":
+            model.to(memory_format=torch.contiguous_format)
     return out
 
 
@@ -250,7 +281,7 @@ def accuracy_table(checkpoint: "str | Path", space: SearchSpace, archs: Sequence
     meta = {
         "format": "latkit-accuracy", "space": space.name, "checkpoint": str(checkpoint),
         "checkpoint_space": model.space.name, "data": data.name, "data_origin": data.origin,
-        "calibration_images": n_calib, "precision": precision, "heldout_images": int(images[resolutions[0]].labels.shape[0])
+        "calibration_images": n_calib, "precision": resolve_precision(precision, torch.device(device)), "heldout_images": int(images[resolutions[0]].labels.shape[0])
         if resolutions else None, "resolutions": resolutions, "n_archs": len(archs),
         "elapsed_s": round(elapsed, 3), "command": command,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),

@@ -310,8 +310,9 @@ def register_train(sub: argparse._SubParsersAction) -> None:
                    help="training images BN statistics are re-estimated on (default 256)")
     q.add_argument("--eval-images", type=int, default=500, help="held-out images (default 500)")
     q.add_argument("--batch-size", type=int, default=128)
-    q.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
-                   help="bf16: bfloat16 autocast, ~2.4x faster on CPUs with AVX512-BF16")
+    q.add_argument("--precision", choices=("fp32", "bf16", "auto"), default="fp32",
+                   help="bf16: bfloat16 autocast, ~2x faster on CPUs with AVX512-BF16 (top-1 "
+                   "within an image or two of fp32); auto: bf16 where the hardware has it")
     q.add_argument("--device", default="cpu")
     q.add_argument("--out", required=True, help="accuracy CSV")
     q.add_argument("--overwrite", action="store_true", help="start the CSV afresh")

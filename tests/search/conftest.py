@@ -87,12 +87,15 @@ class FakeDevice:
     factor: float = 1.0
     ms_by_key: dict = field(default_factory=dict)
     benchmarked: list = field(default_factory=list)
+    seq_by_key: dict = field(default_factory=dict)  # key -> medians of successive measurements
 
     def benchmark(self, path, settings=None):
         key = Path(path).stem
         self.benchmarked.append(key)
         sp = get_space(self.space)
         ms = self.ms_by_key.get(key)
+        if self.seq_by_key.get(key):
+            ms = self.seq_by_key[key].pop(0)
         if ms is None:
             ms = self.factor * synthetic_ms(sp, sp.parse(key))
         return Measurement.from_samples([ms] * 5, warmup_runs=1, env={"device": self.name})

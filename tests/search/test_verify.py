@@ -30,6 +30,22 @@ def test_first_choice_over_budget_walks_down(fakes):
     assert d["arch"] == str(c.arch) and d["accuracy"] == c.top1
 
 
+def test_over_budget_median_is_measured_again_and_the_lower_counts(fakes):
+    res = _search(fakes, [10.0])
+    pick = res.picks[0]
+    key = str(pick.arch)
+    dev = fakes.Device(space=SPACE, seq_by_key={key: [13.0, 9.7]})  # a spike, then the truth
+    (c,) = verify_picks(res, {"cpu": dev}, fakes.export)
+    assert c.within_budget is True and c.arch == pick.arch and len(c.tried) == 1
+    assert c.measured_latency_ms == 9.7 and dev.benchmarked == [key, key]
+    assert c.measurement["repeat"] == {"first_median_ms": 13.0, "second_median_ms": 9.7}
+    # a second over-budget median does not rescue it: the walk goes on, each measured twice at most
+    dev = fakes.Device(space=SPACE, seq_by_key={key: [13.0, 12.0]})
+    (c,) = verify_picks(res, {"cpu": dev}, fakes.export)
+    assert c.arch != pick.arch and c.tried[0]["measured_latency_ms"] == 12.0
+    assert dev.benchmarked.count(key) == 2
+
+
 def test_accepted_at_once_when_prediction_holds(fakes):
     res = _search(fakes, [8.0, 12.0])
     dev = fakes.Device(space=SPACE, factor=0.9)

@@ -108,3 +108,24 @@ def test_accuracy_predictor_ranks_subnets():
     assert pred.predict(archs[:3]).shape == (3,)
     with pytest.raises(TrainError):
         fit_accuracy_predictor(SPACE, archs[:5], y[:5])
+
+
+def test_precision_auto_and_the_model_is_given_back_in_its_memory_format(monkeypatch):
+    import latkit.supernet.accuracy as acc
+
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert acc.resolve_precision("fp32", cpu) == "fp32" and acc.resolve_precision("auto", cuda) == "bf16"
+    monkeypatch.setattr(acc, "cpu_has_bf16", lambda: False)
+    assert acc.resolve_precision("auto", cpu) == "fp32"
+    monkeypatch.setattr(acc, "cpu_has_bf16", lambda: True)
+    assert acc.resolve_precision("auto", cpu) == "bf16"
+    with pytest.raises(TrainError, match="fp32, bf16 or auto"):
+        acc.resolve_precision("fp16", cpu)
+    torch.manual_seed(0)
+    model = ElasticMobileNetV3(SPACE, n_classes=4, kernel_transform=False)
+    a = SPACE.max_arch(128)
+    fp32 = evaluate_subnets(model, [a], {128: _images(128)}, batch_size=8)
+    bf16 = evaluate_subnets(model, [a], {128: _images(128)}, batch_size=8, precision="bf16")
+    assert abs(fp32[a] - bf16[a]) <= 10.0  # 20 images: at most two may flip
+    convs = [p for p in model.parameters() if p.dim() == 4]
+    assert convs and all(p.is_contiguous() for p in convs)
