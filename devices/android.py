@@ -72,6 +72,8 @@ that may be null)::
 
 from __future__ import annotations
 
+import dataclasses
+
 import os
 import posixpath
 import re
@@ -125,7 +127,9 @@ def measurement_from_result(r: BenchmarkResult, env: dict[str, Any],
         p90_ms=(s.p95_us if has_pct else s.max_us) / 1e3,
         mean_ms=s.avg_us / 1e3, std_ms=s.std_us / 1e3, cv=s.cv, runs=s.count,
         warmup_runs=r.warmup_stats.count if r.warmup_stats else 0,
-        samples_ms=[], env=dict(env), protocol=settings.to_dict(), extra=extra,
+        samples_ms=[], env=dict(env), extra=extra,
+        # benchmark_model times single runs: loops per sample do not apply on a phone
+        protocol=dataclasses.replace(settings, min_sample_ms=0.0).to_dict(),
     )
 
 

@@ -42,6 +42,13 @@ class ProtocolSettings:
     max_time_s: float = 30.0
     cv_threshold: float = 0.05
     remeasure_on_high_cv: bool = True
+    #: >0: each sample is the mean of ``loops`` back-to-back runs, ``loops`` chosen during warm-up
+    #: so that one sample lasts at least this long (timeit's ``number``, pyperf's loops). For
+    #: sub-millisecond layers this averages out the timer, interrupt and scheduler jitter that
+    #: dominates single runs; 0 times every run on its own. Local devices only (a phone's
+    #: ``benchmark_model`` times single runs).
+    min_sample_ms: float = 0.0
+    max_loops: int = 1000
 
     def __post_init__(self) -> None:
         if self.min_runs < 1 or self.warmup_runs < 0:
@@ -51,9 +58,22 @@ class ProtocolSettings:
             )
         if self.max_runs < self.min_runs:
             raise DeviceError(f"max_runs ({self.max_runs}) is below min_runs ({self.min_runs})")
+        if self.min_sample_ms < 0 or self.max_loops < 1:
+            raise DeviceError(f"protocol needs min_sample_ms >= 0 and max_loops >= 1, got "
+                              f"{self.min_sample_ms} and {self.max_loops}")
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        d = dataclasses.asdict(self)
+        if not self.min_sample_ms:  # single-run timing: the settings (and their hash) as before
+            d.pop("min_sample_ms")
+            d.pop("max_loops")
+        return d
+
+    def loops_for(self, run_ms: float) -> int:
+        """Back-to-back runs per sample for runs of ``run_ms``: 1 unless ``min_sample_ms`` is set."""
+        if not self.min_sample_ms or run_ms <= 0:
+            return 1
+        return max(1, min(self.max_loops, math.ceil(self.min_sample_ms / run_ms)))
 
 
 @dataclass(frozen=True)
@@ -204,28 +224,50 @@ def run_protocol(
 
     ``run_once`` runs one inference. If it returns a float, that is the run's latency in ms (a device
     that times on its own clock, e.g. CUDA events); if it returns None, the wall time around the
-    call is used. Returns (samples_ms, warmup_runs_done).
+    call is used. With ``settings.min_sample_ms`` each sample is the mean of ``loops`` back-to-back
+    runs, ``loops`` fixed from the warm-up runs' median (``ProtocolSettings.loops_for``); the
+    minimum and maximum counts then count samples. Returns (samples_ms, warmup_runs_done).
     """
+    samples, warm, _ = _run_protocol(run_once, settings, clock)
+    return samples, warm
+
+
+def _run_protocol(run_once: Callable[[], float | None], settings: ProtocolSettings,
+                  clock: Callable[[], float] = time.perf_counter) -> tuple[list[float], int, int]:
+    """``run_protocol``, also returning the loops per sample."""
     warm = 0
+    warm_ms: list[float] = []
     t0 = clock()
     while warm < settings.warmup_runs or (clock() - t0) < settings.warmup_s:
-        run_once()
+        if settings.min_sample_ms:  # the warm-up runs' times choose the loops per sample
+            a = clock()
+            own = run_once()
+            warm_ms.append(float(own) if own is not None else (clock() - a) * 1e3)
+        else:
+            run_once()
         warm += 1
         if warm >= settings.max_runs:
             break
+    loops = settings.loops_for(statistics.median(warm_ms[-10:])) if warm_ms else 1
     samples: list[float] = []
     t_start = clock()
     while True:
         a = clock()
-        own = run_once()
+        own_total, all_own = 0.0, True
+        for _ in range(loops):
+            own = run_once()
+            if own is None:
+                all_own = False
+            else:
+                own_total += float(own)
         b = clock()
-        samples.append(float(own) if own is not None else (b - a) * 1e3)
+        samples.append((own_total if all_own else (b - a) * 1e3) / loops)
         elapsed = b - t_start
         if len(samples) >= settings.max_runs or elapsed >= settings.max_time_s:
             break
         if len(samples) >= settings.min_runs and elapsed >= settings.min_time_s:
             break
-    return samples, warm
+    return samples, warm, loops
 
 
 def measure_with_protocol(
@@ -234,19 +276,21 @@ def measure_with_protocol(
     env: dict[str, Any],
 ) -> Measurement:
     """``run_protocol``, then the single CV-triggered re-measurement, as one ``Measurement``."""
-    samples, warm = run_protocol(run_once, settings)
+    samples, warm, loops = _run_protocol(run_once, settings)
     first = summarize(samples)
     remeasured = False
     first_cv = None
     if settings.remeasure_on_high_cv and first.cv > settings.cv_threshold:
-        samples2, warm2 = run_protocol(run_once, settings)
+        samples2, warm2, loops2 = _run_protocol(run_once, settings)
         second = summarize(samples2)
         remeasured, first_cv = True, first.cv
         if second.cv <= first.cv:
-            samples, warm = samples2, warm + warm2
+            samples, warm, loops = samples2, warm + warm2, loops2
     m = Measurement.from_samples(samples, warmup_runs=warm, env=env, protocol=settings)
     m.remeasured = remeasured
     m.first_round_cv = first_cv
+    if settings.min_sample_ms:
+        m.extra["loops"] = loops
     return m
 
 

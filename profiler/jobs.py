@@ -19,9 +19,10 @@ from latkit.errors import DeviceError
 if TYPE_CHECKING:
     from latkit.profiler.store import MeasurementStore
 
-#: protocol for single layers (0.05-3 ms on a CPU): a longer warm-up and ~0.3 s of timed runs
+#: protocol for single layers (0.05-3 ms on a CPU): a longer warm-up and ~0.3 s of timed runs,
+#: each sample the mean of as many back-to-back runs as fill 2 ms (single-run jitter averages out)
 LAYER_PROTOCOL = ProtocolSettings(warmup_runs=10, warmup_s=0.1, min_runs=20, min_time_s=0.3,
-                                  max_time_s=10.0)
+                                  max_time_s=10.0, min_sample_ms=2.0)
 #: protocol for whole subnets (5-50 ms on a CPU)
 NETWORK_PROTOCOL = ProtocolSettings(warmup_runs=5, warmup_s=0.2, min_runs=20, min_time_s=1.0,
                                     max_time_s=30.0)

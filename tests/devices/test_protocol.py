@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 import itertools
 import json
 
@@ -148,3 +149,27 @@ def test_measurement_json_round_trip():
     assert json.loads(m.to_json())["median_ms"] == 2.0
     with pytest.raises(DeviceError):
         Measurement.from_dict({**m.to_dict(), "bogus": 1})
+
+
+def test_loops_per_sample_average_back_to_back_runs():
+    # a warm-up run spans two clock reads 0.1 ms apart: 2 ms samples -> 20 loops
+    s = ProtocolSettings(warmup_runs=5, warmup_s=0.0, min_runs=6, min_time_s=0.0, min_sample_ms=2.0)
+    calls, run_once = _counter()
+    clock = FakeClock(1e-4)
+    samples, warm = run_protocol(run_once, s, clock=clock)
+    assert warm == 5 and len(samples) == 6 and calls["n"] == 5 + 6 * 20
+    assert all(v == pytest.approx(0.1 / 20) for v in samples)  # one pair of reads spans 20 runs
+    # own-clock devices: the mean of the runs' own times
+    m = measure_with_protocol(lambda: 0.25, replace(s, max_loops=4), env={})
+    assert m.samples_ms == [0.25] * 6 and m.extra["loops"] == 4
+    assert m.protocol["min_sample_ms"] == 2.0
+
+
+def test_single_run_protocol_keeps_its_settings_dict():
+    # settings without loops serialise (and hash) exactly as before loops existed
+    d = ProtocolSettings().to_dict()
+    assert "min_sample_ms" not in d and "max_loops" not in d
+    assert ProtocolSettings(min_sample_ms=1.0).loops_for(0.15) == 7
+    assert ProtocolSettings().loops_for(0.15) == 1
+    with pytest.raises(DeviceError, match="min_sample_ms"):
+        ProtocolSettings(min_sample_ms=-1)
