@@ -1,12 +1,17 @@
 """Training cost of CompOFA's compound schedule vs once-for-all's progressive shrinking.
 
-Both schedules train on the built-in data set with the same per-phase epoch scaling, batch size,
-resolutions and seed: CompOFA's on ``compofa-w1.0`` (kernels fixed per stage, no kernel transforms),
+By default both schedules start from one shared teacher, the once-for-all full network trained
+first (``--teacher-epochs-scale``; its cost is reported on its own), as CompOFA's and once-for-all's
+code both start their elastic phases from the released full network; the 7x7 kernels are
+centre-cropped to CompOFA's fixed kernels (``lat train --from-full``). ``--no-shared-teacher``
+trains each schedule's own full-network phase instead. Both schedules train on the built-in data
+set with the same per-phase epoch scaling, batch size, resolutions and seed: CompOFA's on ``compofa-w1.0`` (kernels fixed per stage, no kernel transforms),
 once-for-all's on ``ofa-mbv3-w1.0``. Reported per schedule: wall time, training seconds, images drawn,
 subnet-image passes, per-phase steps and seconds; at the end the held-out top-1 (each subnet
 BN-recalibrated on the same 256 training images) of the largest and the smallest subnet of each
 supernet and of the same 20 random CompOFA-reachable subnets (valid in both spaces), their mean,
-and the cost ratio CompOFA / once-for-all. With a CUDA GPU it also measures the training throughput
+and the cost ratio CompOFA / once-for-all, in all and after the full-network phase (which both
+code bases train once, separately, as the teacher the elastic phases start from). With a CUDA GPU it also measures the training throughput
 (images/s) of the largest subnet at 224 with batch 256.
 
     flock /tmp/latkit-bench.lock .venv/bin/python benchmarks/train_cost.py [--epochs-scale F]
@@ -42,20 +47,41 @@ def _phase_costs(log_path: Path) -> dict[str, dict[str, float]]:
     return out
 
 
-def run_schedule(name: str, space: str, args, data) -> dict:
+def teacher_config(args, data):
+    """Once-for-all's full-network phase alone (``--teacher-epochs-scale``), on ofa-mbv3-w1.0."""
+    from latkit.supernet.data import BatchPlan
+    from latkit.supernet.schedules import get_schedule
+    from latkit.supernet.space import get_space
+    from latkit.supernet.train import TrainConfig, plan_phases
+
+    sp = get_space("ofa-mbv3-w1.0")
+    sched = get_schedule("ofa", sp).scaled(args.teacher_epochs_scale)
+    per_epoch = BatchPlan(len(data.train), args.batch_size, args.resolutions, args.seed, 0, 1).steps_per_epoch
+    full = next(p for p in plan_phases(sched, per_epoch) if p.phase.name == "full")
+    return TrainConfig(space=sp.name, schedule="ofa", data="builtin:gratings",
+                       resolutions=tuple(args.resolutions), epochs_scale=args.teacher_epochs_scale,
+                       batch_size=args.batch_size, lr_scale=args.lr_scale, seed=args.seed,
+                       precision=args.precision, max_steps=full.end)
+
+
+def run_schedule(name: str, space: str, args, data, from_full: str | None = None) -> dict:
     from latkit.supernet.train import TrainConfig, train
 
     out = Path(args.out) / name
-    cfg = TrainConfig(space=space, schedule=name, data="builtin:gratings",
-                      resolutions=tuple(args.resolutions), epochs_scale=args.epochs_scale,
-                      batch_size=args.batch_size, lr_scale=args.lr_scale, seed=args.seed,
-                      precision=args.precision)
+    if name == "teacher":
+        cfg = teacher_config(args, data)
+    else:
+        cfg = TrainConfig(space=space, schedule=name, data="builtin:gratings",
+                          resolutions=tuple(args.resolutions), epochs_scale=args.epochs_scale,
+                          batch_size=args.batch_size, lr_scale=args.lr_scale, seed=args.seed,
+                          precision=args.precision, from_full=from_full)
     last = out / "last.pt"
     if args.reuse and last.is_file():
         import torch
 
         ck = torch.load(last, weights_only=True)
-        if ck.get("finished") and ck.get("config") == cfg.to_dict():
+        done = ck.get("finished") or (cfg.max_steps is not None and ck.get("step") == cfg.max_steps)
+        if done and ck.get("config") == cfg.to_dict():
             print(f"[{name}] reusing {last}", flush=True)
             return {"checkpoint": str(last), "wall_s": ck["counters"].get("wall_s"),
                     **ck["counters"], "phases": _phase_costs(out / "train_log.jsonl")}
@@ -150,6 +176,12 @@ def main() -> int:
     ap.add_argument("--reuse", action="store_true", help="reuse finished runs with this config")
     ap.add_argument("--gpu-only", action="store_true", help="only the GPU throughput")
     ap.add_argument("--threads", type=int, help="torch intra-op threads (1 on a shared CPU)")
+    ap.add_argument("--no-shared-teacher", dest="shared_teacher", action="store_false",
+                    help="train each schedule's own full-network phase instead of starting both "
+                    "from one once-for-all full network (the teacher, as both code bases do)")
+    ap.add_argument("--teacher-epochs-scale", type=float, default=0.03,
+                    help="length of the shared teacher's full-network phase (default 0.03: 5.4 "
+                    "epochs)")
     args = ap.parse_args()
     if args.threads:
         import torch
@@ -167,15 +199,26 @@ def main() -> int:
         rng = random.Random(1234)
         archs = [comp.sample(rng, r) for _ in range(args.n_random)]
         report["random_archs"] = [str(a) for a in archs]
+        teacher = None
+        if args.shared_teacher:
+            t = run_schedule("teacher", "ofa-mbv3-w1.0", args, data)
+            t["top1"] = evaluate(t["checkpoint"], archs, data, r)
+            report["teacher"] = t
+            teacher = t["checkpoint"]
         for name, space in (("compofa", "compofa-w1.0"), ("ofa", "ofa-mbv3-w1.0")):
-            cost = run_schedule(name, space, args, data)
+            cost = run_schedule(name, space, args, data, from_full=teacher)
             cost["top1"] = evaluate(cost["checkpoint"], archs, data, r)
             report[name] = cost
             _write(report, args.out)
         c, o = report["compofa"], report["ofa"]
         report["ratio_compofa_over_ofa"] = {
             "wall_s": c["wall_s"] / o["wall_s"], "train_s": c["train_s"] / o["train_s"],
-            "image_passes": c["image_passes"] / o["image_passes"], "images": c["images"] / o["images"]}
+            "image_passes": c["image_passes"] / o["image_passes"], "images": c["images"] / o["images"],
+            "after_full_s": _after_full(c, "seconds") / _after_full(o, "seconds"),
+            "after_full_passes": _after_full(c, "passes") / _after_full(o, "passes")}
+        if teacher:
+            tw = report["teacher"]["wall_s"]
+            report["ratio_compofa_over_ofa"]["with_teacher_wall_s"] = (c["wall_s"] + tw) / (o["wall_s"] + tw)
         _print(report)
     report["gpu"] = gpu_throughput()
     if report["gpu"] is None:
@@ -187,6 +230,16 @@ def main() -> int:
     return 0
 
 
+def _after_full(run: dict, what: str) -> float:
+    """Seconds or subnet-steps of the phases after the full-network phase. Both code bases start
+    those phases from the same separately trained full network (once-for-all's teacher), so this
+    is the cost the two schedules do not share."""
+    phases = [v for k, v in run["phases"].items() if k != "full"]
+    if what == "seconds":
+        return sum(v["seconds"] for v in phases)
+    return float(sum(v["steps"] * v["subnets_per_step"] for v in phases))
+
+
 def _write(report: dict, out: str) -> None:
     (Path(out) / "train_cost.json").write_text(json.dumps(report, indent=1) + "\n")
 
@@ -194,6 +247,10 @@ def _write(report: dict, out: str) -> None:
 def _print(rep: dict) -> None:
     print(f"\n{'schedule':<9} {'wall s':>8} {'train s':>8} {'images':>8} {'passes':>8} "
           f"{'largest':>8} {'smallest':>9} {'20 random':>10}")
+    if "teacher" in rep:
+        t = rep["teacher"]
+        print(f"shared teacher (once-for-all full network, ofa-mbv3-w1.0): {t['wall_s']:.1f} s, "
+              f"largest {t['top1']['largest']:.1f}%; both schedules start from it")
     for name in ("compofa", "ofa"):
         d = rep[name]
         t = d["top1"]
@@ -206,6 +263,13 @@ def _print(rep: dict) -> None:
     ratio = rep["ratio_compofa_over_ofa"]
     print("CompOFA / once-for-all: wall {wall_s:.3f}, train {train_s:.3f}, subnet-image passes "
           "{image_passes:.3f}, images {images:.3f}".format(**ratio))
+    print("  phases after the full network: seconds {after_full_s:.3f}, subnet-steps "
+          "{after_full_passes:.3f}".format(**ratio))
+    if "with_teacher_wall_s" in ratio:
+        print("  counting the shared teacher in both: wall {with_teacher_wall_s:.3f}".format(**ratio))
+    c, o = rep["compofa"]["top1"], rep["ofa"]["top1"]
+    print(f"  mean top-1 of the same {len(c['random'])} CompOFA subnets: CompOFA "
+          f"{c['random_mean']:.2f}% vs once-for-all {o['random_mean']:.2f}%")
 
 
 if __name__ == "__main__":

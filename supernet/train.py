@@ -31,7 +31,7 @@ import math
 import os
 import random
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -88,6 +88,9 @@ class TrainConfig:
     checkpoint_every_s: float = 600.0
     max_steps: int | None = None
     device: str = "auto"
+    # start from the full network of this checkpoint (either space) and skip the schedule's
+    # full-network phase, as both code bases start their elastic phases from one trained teacher
+    from_full: str | None = None
 
     RUNTIME_FIELDS = ("checkpoint_every_steps", "checkpoint_every_s", "max_steps", "device")
 
@@ -314,6 +317,41 @@ def _open_log(path: Path, step: int):
 # --------------------------------------------------------------------------------------------
 
 
+def load_full_network(model: torch.nn.Module, path: "str | Path") -> int:
+    """Copy the weights of the supernet checkpoint at ``path`` into ``model``; returns the count.
+
+    The source may be of the other space: a depthwise kernel larger than ``model``'s is cropped to
+    its centre (how an elastic kernel takes its smaller sizes, and how CompOFA's fixed kernels are
+    taken from once-for-all's 7x7 teacher); kernel-transform matrices the model lacks are dropped
+    and those the source lacks keep their initial (identity) values. Any other mismatch, a missing
+    weight or another class count, is a TrainError.
+    """
+    ck = load_checkpoint(path)
+    src = ck.get("model")
+    if not isinstance(src, dict):
+        raise TrainError(f"{path} holds no model weights")
+    own = model.state_dict()
+    out: dict[str, torch.Tensor] = {}
+    for k, v in own.items():
+        w = src.get(k)
+        if w is None:
+            if ".t7to5" in k or ".t5to3" in k or k.endswith("num_batches_tracked"):
+                continue
+            raise TrainError(f"{path} has no weight {k}: not a supernet checkpoint of this family")
+        if w.shape != v.shape:
+            big, small = w.shape[-1], v.shape[-1]
+            if (w.dim() == 4 and w.shape[:2] == v.shape[:2] and w.shape[2] == big and big > small
+                    and (big - small) % 2 == 0):
+                o = (big - small) // 2
+                w = w[:, :, o:o + small, o:o + small]
+            else:
+                raise TrainError(f"{path}: {k} is {tuple(w.shape)}, the model needs "
+                                 f"{tuple(v.shape)} (another class count or width?)")
+        out[k] = w.to(v.dtype)
+    model.load_state_dict(out, strict=False)
+    return len(out)
+
+
 def train(cfg: TrainConfig, out_dir: "str | Path", *, resume: bool = False,
           command: str | None = None, on_step: Callable[[StepInfo], None] | None = None,
           log: Callable[[str], None] | None = None, data: TrainData | None = None) -> TrainResult:
@@ -349,6 +387,12 @@ def train(cfg: TrainConfig, out_dir: "str | Path", *, resume: bool = False,
 
     space = get_space(cfg.space)
     schedule = get_schedule(cfg.schedule, space).scaled(cfg.epochs_scale)
+    if cfg.from_full:
+        rest = tuple(p for p in schedule.phases if p.name != "full")
+        if not rest:
+            raise TrainError(f"schedule {cfg.schedule} has nothing after its full-network phase "
+                             "to start from --from-full")
+        schedule = replace(schedule, phases=rest)
     for r in cfg.resolutions or ():
         if r not in space.resolutions:
             raise TrainError(f"resolution {r} is not in {space.name} (allowed "
@@ -368,6 +412,9 @@ def train(cfg: TrainConfig, out_dir: "str | Path", *, resume: bool = False,
     model = ElasticMobileNetV3(space, n_classes=data.n_classes, dropout=cfg.dropout,
                                kernel_transform=schedule.kernel_transform).to(ctx.device)
     zero_last_gamma(model)
+    if cfg.from_full and ckpt is None:
+        n = load_full_network(model, cfg.from_full)
+        say(f"starting from the full network of {cfg.from_full} ({n} tensors)")
     counters = {"images": 0, "image_passes": 0, "train_s": 0.0}
     step, optimizer = 0, None
     if ckpt is not None:

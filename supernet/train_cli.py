@@ -91,7 +91,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         max_train_images=args.max_train_images, precision=args.precision,
         deterministic=args.deterministic, checkpoint_every_steps=args.checkpoint_every,
         checkpoint_every_s=args.checkpoint_minutes * 60.0, max_steps=args.max_steps,
-        device=args.device,
+        device=args.device, from_full=args.from_full,
     )
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -267,6 +267,10 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     h.add_argument("--dropout", type=float, default=0.1)
     h.add_argument("--seed", type=int, default=0)
     h.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
+    p.add_argument("--from-full", metavar="CKPT",
+                   help="start the elastic phases from the full network in CKPT (a supernet "
+                   "checkpoint of either space: larger kernels are centre-cropped) and skip the "
+                   "full-network phase, as both papers' code starts from one trained teacher")
     r = p.add_argument_group("running")
     r.add_argument("--max-train-images", type=int, help="use only this many training images")
     r.add_argument("--max-steps", type=int, help="stop after this global step (resumable)")

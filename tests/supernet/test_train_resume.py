@@ -95,3 +95,29 @@ def test_resume_refuses_a_different_configuration(tmp_path):
     res = train(TrainConfig(**{**cfg.to_dict(), "resolutions": (128,), "max_steps": 2}),
                 tmp_path / "r", resume=True, command="test")
     assert res.steps == 2 and not res.finished
+
+
+def test_from_full_starts_the_elastic_phases_from_another_spaces_teacher(tmp_path):
+    from latkit.supernet.model import ElasticMobileNetV3
+    from latkit.supernet.space import get_space
+    from latkit.supernet.train import load_full_network
+
+    data = make_folder(tmp_path / "ds")
+    kw = dict(data=str(data), resolutions=(128,), batch_size=4, epochs_scale=0.012, seed=0)
+    teacher = train(TrainConfig(space="ofa-mbv3-w1.0", schedule="ofa", max_steps=2, **kw),
+                    tmp_path / "teacher", command="test")
+    ofa_sd = torch.load(teacher.checkpoint, weights_only=True)["model"]
+    comp = ElasticMobileNetV3(get_space("compofa-w1.0"), n_classes=2, kernel_transform=False)
+    assert load_full_network(comp, teacher.checkpoint) == len(comp.state_dict())
+    sd = comp.state_dict()
+    w7 = ofa_sd["stages.0.0.depthwise.weight"]  # 7x7 -> the stage's fixed 3x3: the centre
+    assert torch.equal(sd["stages.0.0.depthwise.weight"], w7[:, :, 2:5, 2:5])
+    assert torch.equal(sd["stages.1.0.depthwise.weight"], ofa_sd["stages.1.0.depthwise.weight"][:, :, 1:6, 1:6])
+    head = next(k for k in sd if k.startswith("classifier") and k.endswith("weight"))
+    assert torch.equal(sd[head], ofa_sd[head])
+    res = train(TrainConfig(space="compofa-w1.0", schedule="compofa", from_full=str(teacher.checkpoint),
+                            max_steps=1, **kw), tmp_path / "c", command="test")
+    ck = torch.load(res.checkpoint, weights_only=True)
+    assert ck["phase"] != "full" and ck["config"]["from_full"] == str(teacher.checkpoint)
+    with pytest.raises(TrainError, match="model needs"):
+        load_full_network(ElasticMobileNetV3(get_space("compofa-w1.0"), n_classes=5), teacher.checkpoint)
