@@ -104,14 +104,46 @@ def _append(path: Path, row: dict[str, Any]) -> None:
         w.writerow(row)
 
 
+def pass_path(path: Path, space_name: str, p: int) -> Path:
+    return path.with_name(f"{path.stem}.{space_name}.pass{p}.csv")
+
+
 def measure_archs(device: Any, device_name: str, space_name: str, archs: Sequence, path: Path,
                   fmt: str, cache: Any, log: Callable[[str], None], keep: bool = False,
-                  rt_priority: int | None = None) -> None:
+                  rt_priority: int | None = None, passes: int = 1) -> None:
     """Export (to a temp file, or through ``cache`` when ``keep``), measure, append a row each.
 
     With ``rt_priority`` each benchmark runs in SCHED_FIFO (the profiler's ``realtime``): on this
     shared 2-core machine that removes the scheduler stalls other processes cause.
+
+    With ``passes`` > 1 the whole list is measured that many times, each pass in its own order
+    and minutes apart, into ``<stem>.<space>.pass<p>.csv``; the row written to ``path`` has the
+    median of the passes' medians. A cloud VM drifts by several percent over minutes (neighbours,
+    frequency): one 0.3 s measurement per subnet samples that drift once, several passes average it.
     """
+    if passes > 1:
+        for p in range(passes):
+            order = list(archs)
+            if p:
+                random.Random(1000 + p).shuffle(order)
+            log(f"  {path.name} {space_name}: pass {p + 1}/{passes}")
+            measure_archs(device, device_name, space_name, order, pass_path(path, space_name, p),
+                          fmt, cache, log, keep, rt_priority)
+        import statistics
+
+        runs = [read_rows(pass_path(path, space_name, p)) for p in range(passes)]
+        done = read_rows(path)
+        for a in archs:
+            k = str(a)
+            if k in done:
+                continue
+            rows = [r[k] for r in runs]
+            med = lambda col: repr(statistics.median(float(r[col]) for r in rows))  # noqa: E731
+            _append(path, {"arch": k, "latency_ms": med("latency_ms"), "space": space_name,
+                           "device": device_name, "p10_ms": med("p10_ms"), "p90_ms": med("p90_ms"),
+                           "mean_ms": med("mean_ms"), "std_ms": med("std_ms"), "cv": med("cv"),
+                           "runs": sum(int(r["runs"]) for r in rows)})
+        return
     from latkit.profiler.export import export_arch
     from latkit.profiler.pool import realtime
     from latkit.supernet.space import get_space
@@ -188,6 +220,8 @@ def collect(args: argparse.Namespace, log: Callable[[str], None]) -> dict[str, P
                 continue
             stamp = time.strftime("%H%M%S")
             paths[key].rename(paths[key].with_name(f"{paths[key].stem}.before-{stamp}.csv"))
+            for old in paths[key].parent.glob(f"{paths[key].stem}.{args.remeasure_space}.pass*.csv"):
+                old.rename(old.with_name(f"{old.stem}.before-{stamp}.csv"))
             for row in rows.values():
                 if row["space"] != args.remeasure_space:
                     _append(paths[key], row)
@@ -210,7 +244,7 @@ def collect(args: argparse.Namespace, log: Callable[[str], None]) -> dict[str, P
     log(f"round 1 on cpu: {len(sets[OFA])} {OFA} + {len(sets[COMPOFA])} {COMPOFA}")
     for space_name in (OFA, COMPOFA):
         measure_archs(cpu, "cpu", space_name, sets[space_name], paths["cpu1"], "onnx", onnx_cache, log,
-                      keep=True, rt_priority=rt)
+                      keep=True, rt_priority=rt, passes=args.passes)
     log(f"lookup table on cpu: {len(get_space(OFA).unique_layers(OFA_RESOLUTIONS))} layers")
     measure_lut(OFA, OFA_RESOLUTIONS, paths["lut"], out, rt, log)
     log("round 2 on cpu (test subnets, shuffled order)")
@@ -218,7 +252,7 @@ def collect(args: argparse.Namespace, log: Callable[[str], None]) -> dict[str, P
         tests = split(sets[space_name], args.train_n, args.seed)[1]
         random.Random(args.seed + 3).shuffle(tests)
         measure_archs(cpu, "cpu", space_name, tests, paths["cpu2"], "onnx", onnx_cache, log,
-                      keep=True, rt_priority=rt)
+                      keep=True, rt_priority=rt, passes=args.passes)
     cpu.close()
     if not args.skip_tflite:
         tfl = get_device("cpu-tflite", threads=1, protocol=proto)
@@ -442,6 +476,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--skip-noopt", action="store_true", help="do not measure the cpu-noopt source")
     ap.add_argument("--realtime", type=int, default=50,
                     help="SCHED_FIFO priority of each benchmark (0: normal scheduling)")
+    ap.add_argument("--passes", type=int, default=1,
+                    help="cpu rounds: measure every subnet in this many separate passes and keep "
+                    "the median (averages the VM's minute-scale drift; default 1)")
     ap.add_argument("--min-runs", type=int, default=30, help="timed runs per subnet (protocol)")
     ap.add_argument("--min-time-s", type=float, default=0.3, help="timed seconds per subnet")
     ap.add_argument("--skip-tflite", action="store_true", help="do not measure on cpu-tflite")
