@@ -89,7 +89,7 @@ def run_schedule(name: str, space: str, args, data, from_full: str | None = None
         import shutil
 
         shutil.rmtree(out)
-    print(f"[{name}] training {space} x{args.epochs_scale} ...", flush=True)
+    print(f"[{name}] training {space} x{cfg.epochs_scale}" + (f" up to step {cfg.max_steps}" if cfg.max_steps else "") + (f" from {from_full}" if from_full else "") + " ...", flush=True)
     t0 = time.perf_counter()
     res = train(cfg, out, command=" ".join(sys.argv), data=data,
                 on_step=lambda i: print(f"  {name} step {i.step}/{i.total_steps} {i.phase} "
