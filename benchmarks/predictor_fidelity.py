@@ -122,6 +122,10 @@ def measure_archs(device: Any, device_name: str, space_name: str, archs: Sequenc
     frequency): one 0.3 s measurement per subnet samples that drift once, several passes average it.
     """
     if passes > 1:
+        done = read_rows(path)
+        archs = [a for a in archs if str(a) not in done]  # measured before: kept as they are
+        if not archs:
+            return
         for p in range(passes):
             order = list(archs)
             if p:
@@ -132,7 +136,6 @@ def measure_archs(device: Any, device_name: str, space_name: str, archs: Sequenc
         import statistics
 
         runs = [read_rows(pass_path(path, space_name, p)) for p in range(passes)]
-        done = read_rows(path)
         for a in archs:
             k = str(a)
             if k in done:
