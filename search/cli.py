@@ -114,8 +114,8 @@ def register_search(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="evolution seed (default 0)")
     p.add_argument("--population", type=int, help="evolution population (default 100)")
     p.add_argument("--generations", type=int,
-                   help="evolution generations per population (default 40; 4 populations, one "
-                   "per quarter of the resolutions)")
+                   help="evolution generations per population (default 34; 4 populations, one "
+                   "per quarter of the resolutions, then 16 generations of their best together)")
     p.add_argument("--max-tries", type=int, default=10,
                    help="verification: subnets measured per choice at most (default 10)")
     p.add_argument("--no-export", action="store_true", help="do not write models/")

@@ -27,7 +27,7 @@ from __future__ import annotations
 import math
 import random
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import replace, asdict, dataclass, field
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -57,6 +57,7 @@ class EvolutionSettings:
     restarts: int = 1  # independent populations; the best of them wins
     init_pool: int = 0  # >population: start from the most accurate of this many random feasible
     stratify: bool = False  # restart i searches only the i-th band of the resolutions
+    final_generations: int = 0  # then: one population of every band's best, over all resolutions
     patience: int | None = None  # stop after this many generations without improvement
     max_init_samples: int = 10_000
     max_fill_rounds: int = 8
@@ -75,8 +76,9 @@ class EvolutionSettings:
 
 
 #: the fast default used by lat-search (tuned in benchmarks/search_speed.py): four populations of
-#: 100, one per quarter of the resolutions, 40 generations each
-FAST = EvolutionSettings(generations=40, restarts=4, stratify=True)
+#: 100, one per quarter of the resolutions, 34 generations each, then 16 generations of one
+#: population made of the best quarter of each (a band's population alone can stall)
+FAST = EvolutionSettings(generations=34, restarts=4, stratify=True, final_generations=16)
 #: once-for-all's long run, the reference the fast default is compared with
 LONG = EvolutionSettings(generations=500)
 
@@ -246,6 +248,7 @@ def evolve(space: "str | SearchSpace", latency: LatencySource, accuracy: Accurac
     best: ArchConfig | None = None
     history: list[float] = []
     bands = _bands(rs, s.restarts) if s.stratify else [rs] * s.restarts
+    finals: list[ArchConfig] = []
     for band in bands:
         pop = _initial_population(sp, band, sc, budget_ms, rng, s,
                                   [a for a in seeds if a.r in band])
@@ -255,6 +258,18 @@ def evolve(space: "str | SearchSpace", latency: LatencySource, accuracy: Accurac
             ms, arch = fastest_subnet(sp, latency, rng, resolutions=rs)
             raise no_subnet_error(sp.name, latency.device, budget_ms, ms, arch)
         pop, hist = _run_population(sp, band, sc, budget_ms, rng, s, pop)
+        acc = sc.top1(pop)
+        top = max(range(len(pop)), key=lambda i: acc[i])
+        if best is None or acc[top] > sc.acc[best]:
+            best = pop[top]
+        order = sorted(range(len(pop)), key=lambda i: -acc[i])
+        finals += [pop[i] for i in order[:max(1, s.population // len(bands))]]
+        floor = history[-1] if history else -math.inf
+        history += [max(h, floor) for h in hist]
+    if s.final_generations and len(bands) > 1 and finals:
+        pop, hist = _run_population(sp, rs, sc, budget_ms, rng,
+                                    replace(s, generations=s.final_generations),
+                                    list(dict.fromkeys(finals)))
         acc = sc.top1(pop)
         top = max(range(len(pop)), key=lambda i: acc[i])
         if best is None or acc[top] > sc.acc[best]:

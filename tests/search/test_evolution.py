@@ -105,3 +105,12 @@ def test_stratified_restarts_cover_every_resolution_band(fakes):
     assert all(seen & set(b) for b in bands)
     assert r.history == sorted(r.history) and len(r.history) == 4 * 6
     assert r.top1 == max(r.evaluated.top1[r.evaluated.latency_ms <= 30.0])
+
+
+def test_final_population_joins_the_bands_best(fakes):
+    sp = get_space("ofa-mbv3-w1.0")
+    s = EvolutionSettings(population=20, generations=4, restarts=4, stratify=True, final_generations=3)
+    r = evolve(sp, fakes.Latency(sp.name, "cpu"), fakes.Accuracy(sp.name), 30.0, random.Random(0), s)
+    assert len(r.history) == 4 * 5 + 4 and r.history == sorted(r.history)
+    assert r.top1 == max(r.evaluated.top1[r.evaluated.latency_ms <= 30.0])
+    assert r.latency_ms <= 30.0
