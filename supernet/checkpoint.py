@@ -92,14 +92,14 @@ def load_checkpoint(path: "str | Path") -> dict[str, Any]:
 
     p = Path(path)
     if not p.is_file():
-        raise TrainError(f"checkpoint {p} does not exist")
+        raise TrainError(f"checkpoint {p} does not exist; train one with `lat-train --out DIR`")
     try:
         ckpt = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unpickling failure is a bad file
         raise TrainError(f"checkpoint {p} could not be read safely ({type(exc).__name__}: "
                          f"{str(exc).splitlines()[0][:200]})")
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
-        raise TrainError(f"{p} is not a latkit supernet checkpoint")
+        raise TrainError(f"{p} is not a latkit supernet checkpoint (no format={CHECKPOINT_FORMAT!r})")
     return ckpt
 
 

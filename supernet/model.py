@@ -289,16 +289,10 @@ def load_supernet(path: "str | Path", space: str | None = None) -> tuple[Elastic
     If the checkpoint holds recalibrated BatchNorm statistics per subnet (``bn_stats``), they are
     left in the returned dict for the caller (``extract_with_bn``).
     """
+    from latkit.supernet.checkpoint import load_checkpoint
+
     p = Path(path)
-    if not p.is_file():
-        raise TrainError(f"checkpoint {p} does not exist; train one with `lat-train --out DIR`")
-    try:
-        ckpt = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unpickling failure is a bad file
-        raise TrainError(f"checkpoint {p} could not be read safely ({type(exc).__name__}: "
-                         f"{str(exc).splitlines()[0][:200]})")
-    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
-        raise TrainError(f"{p} is not a latkit supernet checkpoint (no format={CHECKPOINT_FORMAT!r})")
+    ckpt = load_checkpoint(p)
     ck_space = ckpt.get("space")
     if space is not None and ck_space != space:
         raise TrainError(f"checkpoint {p} is for space {ck_space!r}, not {space!r}")
