@@ -101,6 +101,18 @@ def _check_space(meta_space: Any, space: SearchSpace, what: str) -> None:
 # ----------------------------------------------------------------------------------------------
 
 
+def _check_predictor(predictor: Any, space: str, source: str, target: str, give: str) -> str:
+    """The space's canonical name, once ``predictor`` is an arch predictor of ``target`` for it."""
+    meta = getattr(predictor, "meta_", None) or {}
+    sp = get_space(space)
+    _check_arch_predictor(predictor, source)
+    _check_space(meta.get("space"), sp, source)
+    got = meta.get("target", target)
+    if got != target:
+        raise PredictorError(f"{source} predicts {got!r}, not {target}; give {give}")
+    return sp.name
+
+
 @dataclass
 class PredictorLatency:
     """A fitted latency predictor (anything with ``.predict(archs)`` and ``.meta_``)."""
@@ -111,15 +123,8 @@ class PredictorLatency:
     source: str = "predictor"
 
     def __post_init__(self) -> None:
-        meta = getattr(self.predictor, "meta_", None) or {}
-        sp = get_space(self.space)
-        self.space = sp.name
-        _check_arch_predictor(self.predictor, self.source)
-        _check_space(meta.get("space"), sp, self.source)
-        target = meta.get("target", "latency_ms")
-        if target != "latency_ms":
-            raise PredictorError(f"{self.source} predicts {target!r}, not latency_ms; give a "
-                                 "latency predictor (lat fit) to --latency")
+        self.space = _check_predictor(self.predictor, self.space, self.source, "latency_ms",
+                                      "a latency predictor (lat fit) to --latency")
 
     @property
     def fitted_device(self) -> str | None:
@@ -321,15 +326,9 @@ class PredictedAccuracy:
     source: str = "accuracy predictor"
 
     def __post_init__(self) -> None:
-        meta = getattr(self.predictor, "meta_", None) or {}
-        sp = get_space(self.space)
-        self.space = sp.name
-        _check_arch_predictor(self.predictor, self.source)
-        _check_space(meta.get("space"), sp, self.source)
-        target = meta.get("target", "top1")
-        if target != "top1":
-            raise PredictorError(f"{self.source} predicts {target!r}, not top1; give an accuracy "
-                                 "predictor (lat train fit-accuracy) or an arch,top1 CSV to --accuracy")
+        self.space = _check_predictor(self.predictor, self.space, self.source, "top1",
+                                      "an accuracy predictor (lat train fit-accuracy) or an "
+                                      "arch,top1 CSV to --accuracy")
 
     def top1(self, archs: Sequence[ArchConfig]) -> np.ndarray:
         if not archs:
