@@ -1,12 +1,17 @@
 """Losses of one training step: label-smoothed cross-entropy and distillation from soft labels.
 
-In-place distillation: the first subnet of every step is the largest one the phase can reach; it
-learns from the labels alone, and its detached softened output is the target of every other subnet
-of the step. This keeps once-for-all's loss (``kd_ratio * KD + CE``, rescaled by
-``2 / (kd_ratio + 1)``, KD = cross-entropy with the teacher's soft labels, temperature 1) but replaces
-once-for-all's separately trained, frozen teacher with the supernet's own largest subnet, which is
-trained in the same step anyway: no second network in memory and no extra forward pass. With a
-temperature T != 1 the KD term is Hinton's: cross-entropy between softmax(t / T) and
+once-for-all's loss: ``kd_ratio * KD + CE``, rescaled by ``2 / (kd_ratio + 1)``, with KD the
+cross-entropy with the teacher's soft labels (temperature 1). The teacher is one of:
+
+- the full network, frozen (``teacher_logits`` given): what once-for-all's and CompOFA's code do,
+  with the trained largest network (7x7 kernels, expand 6, depth 4) as a separate model whose soft
+  labels every subnet of the step learns from, the largest included;
+- in-place (no ``teacher_logits``): the first subnet of the step, the largest the phase can reach,
+  learns from the labels alone and its detached output is the target of the others (as in BigNAS).
+  No second network, but the target is only as good as that subnet, which in CompOFA's space has
+  the small fixed kernels.
+
+With a temperature T != 1 the KD term is Hinton's: cross-entropy between softmax(t / T) and
 softmax(s / T), times T^2.
 """
 
@@ -43,12 +48,16 @@ def subnet_loss(logits: torch.Tensor, target: torch.Tensor, teacher_logits: torc
 def accumulate_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
                     archs: Sequence[ArchConfig], *, distill: bool, label_smoothing: float = 0.1,
                     kd_ratio: float = 1.0, temperature: float = 1.0,
-                    autocast: Callable[[], object] | None = None) -> list[float]:
+                    autocast: Callable[[], object] | None = None,
+                    teacher_logits: torch.Tensor | None = None) -> list[float]:
     """Forward and backward every subnet of a step on the same batch (gradients accumulate).
 
-    ``archs[0]`` is the teacher (the largest subnet); returns each subnet's loss value.
+    With ``distill``, every subnet learns from ``teacher_logits`` (a frozen full network's output on
+    ``x``) when given; otherwise ``archs[0]`` (the largest subnet) is the in-place teacher of the
+    others. Returns each subnet's loss value.
     """
-    teacher: torch.Tensor | None = None
+    fixed = teacher_logits.detach().float() if (distill and teacher_logits is not None) else None
+    teacher: torch.Tensor | None = fixed
     losses = []
     for j, arch in enumerate(archs):
         if autocast is not None:
@@ -57,11 +66,11 @@ def accumulate_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
         else:
             logits = model(x, arch)
         logits = logits.float()
-        loss = subnet_loss(logits, y, teacher if (distill and j > 0) else None,
+        loss = subnet_loss(logits, y, teacher if (distill and (j > 0 or fixed is not None)) else None,
                            label_smoothing=label_smoothing, kd_ratio=kd_ratio,
                            temperature=temperature)
         loss.backward()
-        if j == 0:
+        if j == 0 and fixed is None:
             teacher = logits.detach()
         losses.append(float(loss.detach()))
     return losses

@@ -6,7 +6,10 @@
 
 One step: the batch plan gives this rank's images and the batch resolution (from (seed, step)); the
 phase gives the subnets (the largest first, then random ones, from (seed, step)); every subnet runs
-forward and backward on the batch (gradients accumulate, the others distilled from the first); under
+forward and backward on the batch (gradients accumulate), distilled from the frozen full network
+(``kd_teacher="full"``: the ``from_full`` checkpoint's network, or this run's own network as its
+full-network phase left it, as both code bases do) or from the step's first subnet
+(``kd_teacher="inplace"``); under
 torchrun the accumulated gradients are averaged over ranks in one flat all-reduce; SGD with Nesterov
 momentum steps with the learning rate of the phase's warmup-then-cosine curve. Every phase starts
 with a fresh optimizer (each once-for-all/CompOFA phase is a separate run), after re-ordering
@@ -26,6 +29,7 @@ ends with the weights an uninterrupted run would have.
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import os
@@ -91,6 +95,9 @@ class TrainConfig:
     # start from the full network of this checkpoint (either space) and skip the schedule's
     # full-network phase, as both code bases start their elastic phases from one trained teacher
     from_full: str | None = None
+    # distillation target of the elastic phases: "full" (a frozen copy of the full network, as
+    # once-for-all's and CompOFA's code) or "inplace" (the step's largest subnet)
+    kd_teacher: str = "full"
 
     RUNTIME_FIELDS = ("checkpoint_every_steps", "checkpoint_every_s", "max_steps", "device")
 
@@ -103,6 +110,8 @@ class TrainConfig:
     def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
         names = {f.name for f in fields(cls)}
         kw = {k: v for k, v in d.items() if k in names}
+        if d and "kd_teacher" not in d:  # written before the frozen teacher: in-place distillation
+            kw["kd_teacher"] = "inplace"
         if kw.get("resolutions") is not None:
             kw["resolutions"] = tuple(int(r) for r in kw["resolutions"])
         return cls(**kw)
@@ -268,8 +277,10 @@ def _autocast(cfg: TrainConfig, device: str) -> Callable[[], Any] | None:
 
 def _checkpoint_payload(model, optimizer, cfg: TrainConfig, schedule: Schedule, pp: PhasePlan,
                         step: int, plan: BatchPlan, data: TrainData, counters: dict,
-                        command: str, ctx: DistContext, finished: bool) -> dict[str, Any]:
+                        command: str, ctx: DistContext, finished: bool,
+                        extra: dict[str, Any] | None = None) -> dict[str, Any]:
     return model.checkpoint_dict(
+        **(extra or {}),
         version=FORMAT_VERSION,
         kernel_transform=schedule.kernel_transform,
         optimizer=optimizer.state_dict() if optimizer is not None else None,
@@ -284,8 +295,8 @@ def _checkpoint_payload(model, optimizer, cfg: TrainConfig, schedule: Schedule, 
 
 def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, cfg: TrainConfig,
                space, data: TrainData, plan: BatchPlan, pp: PhasePlan, step: int,
-               ctx: DistContext, autocast: Callable[[], Any] | None = None
-               ) -> tuple[float, float, int, int]:
+               ctx: DistContext, autocast: Callable[[], Any] | None = None,
+               teacher: torch.nn.Module | None = None) -> tuple[float, float, int, int]:
     """One global step on this rank; returns (lr, mean loss, resolution, number of subnets)."""
     peak = pp.phase.lr * plan.global_batch / REFERENCE_BATCH * cfg.lr_scale
     lr = lr_at(pp, step, peak)
@@ -295,9 +306,18 @@ def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, cfg: Tr
     x, y = x.to(ctx.device, non_blocking=True), y.to(ctx.device, non_blocking=True)
     archs = step_subnets(space, pp.phase, cfg.seed, step, r)
     optimizer.zero_grad(set_to_none=True)
+    soft = None
+    if teacher is not None and pp.phase.distill:
+        with torch.no_grad():
+            if autocast is not None:
+                with autocast():  # type: ignore[attr-defined]
+                    soft = teacher(x, teacher.space.max_arch(r)).float()
+            else:
+                soft = teacher(x, teacher.space.max_arch(r))
     losses = accumulate_step(
         model, x, y, archs, distill=pp.phase.distill, label_smoothing=cfg.label_smoothing,
-        kd_ratio=cfg.kd_ratio, temperature=cfg.kd_temperature, autocast=autocast)
+        kd_ratio=cfg.kd_ratio, temperature=cfg.kd_temperature, autocast=autocast,
+        teacher_logits=soft)
     allreduce_gradients(model, ctx.world_size)
     optimizer.step()
     return lr, float(np.mean(losses)), r, len(archs)
@@ -310,6 +330,37 @@ def _open_log(path: Path, step: int):
                 if ln.strip() and json.loads(ln).get("step", 0) <= step]
         path.write_text("".join(ln + "\n" for ln in keep))
     return path.open("a")
+
+
+def freeze_teacher(model: torch.nn.Module) -> torch.nn.Module:
+    """``model`` as a frozen distillation teacher, as once-for-all's code runs its teacher.
+
+    No gradients; BatchNorm normalises with the batch's statistics (training mode, as once-for-all
+    calls ``teacher_model.train()``) but momentum 0 keeps its running statistics unchanged; dropout
+    is off (once-for-all's teacher is built with dropout 0).
+    """
+    model.requires_grad_(False)
+    model.train()
+    for m in model.modules():
+        if isinstance(m, torch.nn.Dropout):
+            m.eval()
+        elif isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+            m.momentum = 0.0
+    return model
+
+
+def load_teacher(path: "str | Path", device: str) -> torch.nn.Module:
+    """The full network of the checkpoint at ``path`` (either space), frozen."""
+    from latkit.supernet.model import load_supernet
+
+    model, _ = load_supernet(path)
+    return freeze_teacher(model.to(device))
+
+
+def _check_teacher(teacher: torch.nn.Module, n_classes: int, path: str) -> None:
+    if teacher.n_classes != n_classes:
+        raise TrainError(f"the full network in {path} has {teacher.n_classes} classes, the data "
+                         f"{n_classes}: train the teacher on the same data")
 
 
 # --------------------------------------------------------------------------------------------
@@ -367,6 +418,8 @@ def train(cfg: TrainConfig, out_dir: "str | Path", *, resume: bool = False,
         torch.use_deterministic_algorithms(True)
     if cfg.batch_size < 1:
         raise TrainError(f"--batch-size must be >= 1, got {cfg.batch_size}")
+    if cfg.kd_teacher not in ("full", "inplace"):
+        raise TrainError(f"--kd-teacher must be full or inplace, got {cfg.kd_teacher!r}")
 
     ckpt = None
     if last.is_file():
@@ -412,6 +465,19 @@ def train(cfg: TrainConfig, out_dir: "str | Path", *, resume: bool = False,
     model = ElasticMobileNetV3(space, n_classes=data.n_classes, dropout=cfg.dropout,
                                kernel_transform=schedule.kernel_transform).to(ctx.device)
     zero_last_gamma(model)
+    # the frozen distillation teacher: the from_full network, or (made when the first distilled
+    # phase starts, kept in the checkpoint) this run's full network. Built under a forked RNG:
+    # its initialisation must not move the generator a resumed run restores.
+    teacher: torch.nn.Module | None = None
+    with torch.random.fork_rng(devices=[]):
+        if cfg.kd_teacher == "full" and cfg.from_full:
+            teacher = load_teacher(cfg.from_full, ctx.device)
+            _check_teacher(teacher, data.n_classes, cfg.from_full)
+        elif cfg.kd_teacher == "full" and ckpt is not None and ckpt.get("teacher_model") is not None:
+            teacher = ElasticMobileNetV3(space, n_classes=data.n_classes, dropout=cfg.dropout,
+                                         kernel_transform=schedule.kernel_transform).to(ctx.device)
+            teacher.load_state_dict(ckpt["teacher_model"])
+            freeze_teacher(teacher)
     if cfg.from_full and ckpt is None:
         n = load_full_network(model, cfg.from_full)
         say(f"starting from the full network of {cfg.from_full} ({n} tensors)")
@@ -449,20 +515,24 @@ def train(cfg: TrainConfig, out_dir: "str | Path", *, resume: bool = False,
     def save(finished: bool) -> None:
         nonlocal last_save
         if ctx.is_main:
-            save_atomic(_checkpoint_payload(model, optimizer, cfg, schedule, pp, step, plan, data,
-                                            counters, command, ctx, finished), last)
+            own = teacher is not None and not cfg.from_full
+            save_atomic(_checkpoint_payload(
+                model, optimizer, cfg, schedule, pp, step, plan, data, counters, command, ctx,
+                finished, {"teacher_model": teacher.state_dict()} if own else None), last)
         last_save = time.monotonic()
 
     try:
         while step < stop:
             pp = next(p for p in phases if p.start <= step < p.end)
+            if teacher is None and cfg.kd_teacher == "full" and pp.phase.distill:
+                teacher = freeze_teacher(copy.deepcopy(model))
             if step == pp.start or optimizer is None:
                 if step == pp.start and pp.phase.reorder_channels_before:
                     model.reorder_channels()
                 optimizer = make_optimizer(model, cfg)
             t0 = time.perf_counter()
             lr, loss, r, n_sub = train_step(model, optimizer, cfg, space, data, plan, pp, step,
-                                            ctx, autocast)
+                                            ctx, autocast, teacher)
             step += 1
             dt = time.perf_counter() - t0
             counters["images"] += plan.global_batch

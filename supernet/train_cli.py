@@ -91,7 +91,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         max_train_images=args.max_train_images, precision=args.precision,
         deterministic=args.deterministic, checkpoint_every_steps=args.checkpoint_every,
         checkpoint_every_s=args.checkpoint_minutes * 60.0, max_steps=args.max_steps,
-        device=args.device, from_full=args.from_full,
+        device=args.device, from_full=args.from_full, kd_teacher=args.kd_teacher,
     )
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -271,6 +271,11 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
                    help="start the elastic phases from the full network in CKPT (a supernet "
                    "checkpoint of either space: larger kernels are centre-cropped) and skip the "
                    "full-network phase, as both papers' code starts from one trained teacher")
+    h.add_argument("--kd-teacher", choices=("full", "inplace"), default="full",
+                   help="distillation target in the elastic phases: full (default) = a frozen copy "
+                   "of the full network (the --from-full one, or this run's after its full phase), "
+                   "as once-for-all's and CompOFA's code; inplace = the step's largest subnet (no "
+                   "extra forward pass, but in CompOFA's space it has the small fixed kernels)")
     r = p.add_argument_group("running")
     r.add_argument("--max-train-images", type=int, help="use only this many training images")
     r.add_argument("--max-steps", type=int, help="stop after this global step (resumable)")

@@ -3,6 +3,7 @@
 Usage: torchrun --standalone --nproc_per_node 2 ddp_step_helper.py DATA_DIR OUT.pt
 """
 
+import copy
 import sys
 
 import torch
@@ -25,7 +26,8 @@ def one_step(data_dir: str, rank: int, world: int, batch: int) -> dict:
     """Weights after one compound-phase step (5 subnets, distillation) from a seeded init.
 
     The model runs with eval-mode BatchNorm: per-rank batch statistics would otherwise differ
-    from full-batch ones (see test_ddp.py).
+    from full-batch ones (see test_ddp.py). The soft labels come from a frozen teacher (a copy of
+    the initial model, eval mode too), as with ``kd_teacher="full"``.
     """
     torch.set_num_threads(1)
     cfg = TrainConfig(space="compofa-w1.0", schedule="compofa", data=data_dir, resolutions=(128,),
@@ -38,9 +40,13 @@ def one_step(data_dir: str, rank: int, world: int, batch: int) -> dict:
     torch.manual_seed(0)
     model = ElasticMobileNetV3(space, n_classes=data.n_classes, kernel_transform=False)
     model.eval()
+    teacher = copy.deepcopy(model).requires_grad_(False)
+    with torch.no_grad():  # a teacher unlike the student, so the soft labels matter
+        for p in teacher.parameters():
+            p.mul_(1.5)
     opt = make_optimizer(model, cfg)
     train_step(model, opt, cfg, space, data, plan, pp, pp.start + 1,
-               DistContext(rank, world, 0, "cpu"))
+               DistContext(rank, world, 0, "cpu"), teacher=teacher)
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 

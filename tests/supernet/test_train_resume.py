@@ -119,5 +119,58 @@ def test_from_full_starts_the_elastic_phases_from_another_spaces_teacher(tmp_pat
                             max_steps=1, **kw), tmp_path / "c", command="test")
     ck = torch.load(res.checkpoint, weights_only=True)
     assert ck["phase"] != "full" and ck["config"]["from_full"] == str(teacher.checkpoint)
+    assert "teacher_model" not in ck  # the frozen teacher is read from from_full again on resume
+    whole = train(TrainConfig(space="compofa-w1.0", schedule="compofa", max_steps=3,
+                              from_full=str(teacher.checkpoint), **kw), tmp_path / "w", command="test")
+    resumed = train(TrainConfig(space="compofa-w1.0", schedule="compofa", max_steps=3,
+                                from_full=str(teacher.checkpoint), **kw), tmp_path / "c",
+                    resume=True, command="test")
+    a = torch.load(whole.checkpoint, weights_only=True)["model"]
+    b = torch.load(resumed.checkpoint, weights_only=True)["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
     with pytest.raises(TrainError, match="model needs"):
         load_full_network(ElasticMobileNetV3(get_space("compofa-w1.0"), n_classes=5), teacher.checkpoint)
+
+
+def _weights(sd: dict) -> dict:
+    return {k: v for k, v in sd.items() if not k.endswith("num_batches_tracked")}
+
+
+def test_frozen_full_network_teacher_is_kept_and_restored_on_resume(tmp_path):
+    """kd_teacher="full": the elastic phases distil from the full network as the full-network
+    phase left it; it is frozen, kept in the checkpoint, and a run resumed in an elastic phase
+    ends with the weights of an uninterrupted one."""
+    data = make_folder(tmp_path / "ds")
+    # compofa x0.012, 10 images, batch 4: full 4 steps, compound-1 1, compound-2 3
+    kw = dict(data=str(data), resolutions=(128,), batch_size=4, epochs_scale=0.012, seed=3,
+              lr_scale=20.0)
+    end_full = train(TrainConfig(max_steps=4, **kw), tmp_path / "f", command="test")
+    full_sd = torch.load(end_full.checkpoint, weights_only=True)
+    assert full_sd["phase"] == "full" and "teacher_model" not in full_sd
+
+    ref = train(TrainConfig(**kw), tmp_path / "a", command="test")
+    ref_sd = torch.load(ref.checkpoint, weights_only=True)
+    assert ref.finished and ref_sd["config"]["kd_teacher"] == "full"
+    teacher = _weights(ref_sd["teacher_model"])
+    assert teacher.keys() == _weights(full_sd["model"]).keys()
+    for k, v in _weights(full_sd["model"]).items():  # frozen: running statistics included
+        assert torch.equal(teacher[k], v), k
+    assert any(not torch.equal(ref_sd["model"][k], v) for k, v in teacher.items())
+
+    train(TrainConfig(max_steps=6, **kw), tmp_path / "b", command="test")
+    mid = torch.load(tmp_path / "b" / "last.pt", weights_only=True)
+    assert mid["step"] == 6 and mid["phase"] == "compound-2" and "teacher_model" in mid
+    got = train(TrainConfig(**kw), tmp_path / "b", resume=True, command="test")
+    got_sd = torch.load(got.checkpoint, weights_only=True)
+    for k, v in ref_sd["model"].items():
+        assert torch.equal(got_sd["model"][k], v), k
+
+    inplace = train(TrainConfig(kd_teacher="inplace", **kw), tmp_path / "c", command="test")
+    in_sd = torch.load(inplace.checkpoint, weights_only=True)
+    assert "teacher_model" not in in_sd  # and the targets differ, so the weights do too
+    assert any(not torch.equal(in_sd["model"][k], v) for k, v in ref_sd["model"].items())
+    # checkpoints written before kd_teacher existed resume with the in-place teacher they used
+    old = {k: v for k, v in in_sd["config"].items() if k != "kd_teacher"}
+    assert TrainConfig.from_dict(old).kd_teacher == "inplace"
+    with pytest.raises(TrainError, match="--kd-teacher"):
+        train(TrainConfig(kd_teacher="frozen", **kw), tmp_path / "d", command="test")
