@@ -11,10 +11,13 @@ subnet-image passes, per-phase steps and seconds; at the end the held-out top-1 
 BN-recalibrated on the same 256 training images) of the largest and the smallest subnet of each
 supernet and of the same 20 random CompOFA-reachable subnets (valid in both spaces), their mean,
 and the cost ratio CompOFA / once-for-all, in all and after the full-network phase (which both
-code bases train once, separately, as the teacher the elastic phases start from). With a CUDA GPU it also measures the training throughput
+code bases train once, separately, as the teacher the elastic phases start from). ``--seeds 0,1,2``
+trains both schedules once per seed from the same teacher (``--teacher-seed``); 360 held-out images
+leave a few points of noise on one run, so the summary gives the per-seed difference of the
+20-subnet means and its mean and spread over seeds. With a CUDA GPU it also measures the training throughput
 (images/s) of the largest subnet at 224 with batch 256.
 
-    flock /tmp/latkit-bench.lock .venv/bin/python benchmarks/train_cost.py [--epochs-scale F]
+    flock /tmp/latkit-bench.lock .venv/bin/python benchmarks/train_cost.py [--epochs-scale F] [--seeds 0,1,2]
         [--out DIR] [--reuse] [--gpu-only]
 
 Writes OUT/train_cost.json and OUT/{compofa,ofa}/ (checkpoints, logs).
@@ -56,24 +59,30 @@ def teacher_config(args, data):
 
     sp = get_space("ofa-mbv3-w1.0")
     sched = get_schedule("ofa", sp).scaled(args.teacher_epochs_scale)
-    per_epoch = BatchPlan(len(data.train), args.batch_size, args.resolutions, args.seed, 0, 1).steps_per_epoch
+    per_epoch = BatchPlan(len(data.train), args.batch_size, args.resolutions, args.teacher_seed, 0, 1).steps_per_epoch
     full = next(p for p in plan_phases(sched, per_epoch) if p.phase.name == "full")
     return TrainConfig(space=sp.name, schedule="ofa", data="builtin:gratings",
                        resolutions=tuple(args.resolutions), epochs_scale=args.teacher_epochs_scale,
-                       batch_size=args.batch_size, lr_scale=args.lr_scale, seed=args.seed,
+                       batch_size=args.batch_size, lr_scale=args.lr_scale, seed=args.teacher_seed,
                        precision=args.precision, max_steps=full.end)
 
 
-def run_schedule(name: str, space: str, args, data, from_full: str | None = None) -> dict:
+def run_dir(name: str, seed: int) -> str:
+    """OUT/compofa and OUT/ofa for seed 0 (as before --seeds), OUT/compofa-seed1 ... otherwise."""
+    return name if seed == 0 else f"{name}-seed{seed}"
+
+
+def run_schedule(name: str, space: str, args, data, from_full: str | None = None,
+                 seed: int = 0) -> dict:
     from latkit.supernet.train import TrainConfig, train
 
-    out = Path(args.out) / name
+    out = Path(args.out) / (name if name == "teacher" else run_dir(name, seed))
     if name == "teacher":
         cfg = teacher_config(args, data)
     else:
         cfg = TrainConfig(space=space, schedule=name, data="builtin:gratings",
                           resolutions=tuple(args.resolutions), epochs_scale=args.epochs_scale,
-                          batch_size=args.batch_size, lr_scale=args.lr_scale, seed=args.seed,
+                          batch_size=args.batch_size, lr_scale=args.lr_scale, seed=seed,
                           precision=args.precision, from_full=from_full)
     last = out / "last.pt"
     if args.reuse and last.is_file():
@@ -81,7 +90,11 @@ def run_schedule(name: str, space: str, args, data, from_full: str | None = None
 
         ck = torch.load(last, weights_only=True)
         done = ck.get("finished") or (cfg.max_steps is not None and ck.get("step") == cfg.max_steps)
-        if done and ck.get("config") == cfg.to_dict():
+        want, have = cfg.to_dict(), dict(ck.get("config") or {})
+        if name == "teacher":  # the full-network phase distils nothing: kd_teacher is moot
+            want.pop("kd_teacher", None)
+            have.pop("kd_teacher", None)
+        if done and have == want:
             print(f"[{name}] reusing {last}", flush=True)
             return {"checkpoint": str(last), "wall_s": ck["counters"].get("wall_s"),
                     **ck["counters"], "phases": _phase_costs(out / "train_log.jsonl")}
@@ -170,7 +183,11 @@ def main() -> int:
     ap.add_argument("--resolutions", type=lambda s: [int(v) for v in s.split(",")],
                     default=[128])
     ap.add_argument("--precision", default="fp32", choices=("fp32", "bf16"))
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seeds", type=lambda s: [int(v) for v in s.split(",")], default=[0],
+                    help="seeds of the two schedules' runs, e.g. 0,1,2: each seed trains both from "
+                    "the same teacher (data order and subnet sampling differ); the summary gives "
+                    "the per-seed difference of the 20-subnet mean and its mean over seeds")
+    ap.add_argument("--teacher-seed", type=int, default=0)
     ap.add_argument("--n-random", type=int, default=20)
     ap.add_argument("--out", default=str(ROOT / "out" / "train_cost"))
     ap.add_argument("--reuse", action="store_true", help="reuse finished runs with this config")
@@ -205,20 +222,18 @@ def main() -> int:
             t["top1"] = evaluate(t["checkpoint"], archs, data, r)
             report["teacher"] = t
             teacher = t["checkpoint"]
-        for name, space in (("compofa", "compofa-w1.0"), ("ofa", "ofa-mbv3-w1.0")):
-            cost = run_schedule(name, space, args, data, from_full=teacher)
-            cost["top1"] = evaluate(cost["checkpoint"], archs, data, r)
-            report[name] = cost
-            _write(report, args.out)
-        c, o = report["compofa"], report["ofa"]
-        report["ratio_compofa_over_ofa"] = {
-            "wall_s": c["wall_s"] / o["wall_s"], "train_s": c["train_s"] / o["train_s"],
-            "image_passes": c["image_passes"] / o["image_passes"], "images": c["images"] / o["images"],
-            "after_full_s": _after_full(c, "seconds") / _after_full(o, "seconds"),
-            "after_full_passes": _after_full(c, "passes") / _after_full(o, "passes")}
-        if teacher:
-            tw = report["teacher"]["wall_s"]
-            report["ratio_compofa_over_ofa"]["with_teacher_wall_s"] = (c["wall_s"] + tw) / (o["wall_s"] + tw)
+        report["runs"] = []
+        for seed in args.seeds:
+            run: dict = {"seed": seed}
+            report["runs"].append(run)
+            for name, space in (("compofa", "compofa-w1.0"), ("ofa", "ofa-mbv3-w1.0")):
+                cost = run_schedule(name, space, args, data, from_full=teacher, seed=seed)
+                cost["top1"] = evaluate(cost["checkpoint"], archs, data, r)
+                run[name] = cost
+                _write(report, args.out)
+            run["ratio_compofa_over_ofa"] = _ratios(run, report.get("teacher"))
+        report["summary"] = _summary(report["runs"])
+        _write(report, args.out)
         _print(report)
     report["gpu"] = gpu_throughput()
     if report["gpu"] is None:
@@ -228,6 +243,32 @@ def main() -> int:
               json.dumps(report["gpu"], indent=1))
     _write(report, args.out)
     return 0
+
+
+def _ratios(run: dict, teacher: dict | None) -> dict:
+    c, o = run["compofa"], run["ofa"]
+    ratio = {"wall_s": c["wall_s"] / o["wall_s"], "train_s": c["train_s"] / o["train_s"],
+             "image_passes": c["image_passes"] / o["image_passes"], "images": c["images"] / o["images"],
+             "after_full_s": _after_full(c, "seconds") / _after_full(o, "seconds"),
+             "after_full_passes": _after_full(c, "passes") / _after_full(o, "passes")}
+    if teacher:
+        tw = teacher["wall_s"]
+        ratio["with_teacher_wall_s"] = (c["wall_s"] + tw) / (o["wall_s"] + tw)
+    return ratio
+
+
+def _summary(runs: list[dict]) -> dict:
+    """Over seeds: the median wall-time ratio, and the 20-subnet mean top-1 of each schedule with the
+    per-seed difference CompOFA - once-for-all (its mean and standard deviation over seeds)."""
+    import statistics as st
+
+    diffs = [r["compofa"]["top1"]["random_mean"] - r["ofa"]["top1"]["random_mean"] for r in runs]
+    return {"seeds": [r["seed"] for r in runs],
+            "wall_ratio_median": st.median(r["ratio_compofa_over_ofa"]["wall_s"] for r in runs),
+            "compofa_random_mean": st.mean(r["compofa"]["top1"]["random_mean"] for r in runs),
+            "ofa_random_mean": st.mean(r["ofa"]["top1"]["random_mean"] for r in runs),
+            "diff_per_seed": diffs, "diff_mean": st.mean(diffs),
+            "diff_sd": st.stdev(diffs) if len(diffs) > 1 else None}
 
 
 def _after_full(run: dict, what: str) -> float:
@@ -245,31 +286,37 @@ def _write(report: dict, out: str) -> None:
 
 
 def _print(rep: dict) -> None:
-    print(f"\n{'schedule':<9} {'wall s':>8} {'train s':>8} {'images':>8} {'passes':>8} "
-          f"{'largest':>8} {'smallest':>9} {'20 random':>10}")
     if "teacher" in rep:
         t = rep["teacher"]
-        print(f"shared teacher (once-for-all full network, ofa-mbv3-w1.0): {t['wall_s']:.1f} s, "
+        print(f"\nshared teacher (once-for-all full network, ofa-mbv3-w1.0): {t['wall_s']:.1f} s, "
               f"largest {t['top1']['largest']:.1f}%; both schedules start from it")
-    for name in ("compofa", "ofa"):
-        d = rep[name]
-        t = d["top1"]
-        print(f"{name:<9} {d['wall_s']:>8.1f} {d['train_s']:>8.1f} {d['images']:>8} "
-              f"{d['image_passes']:>8} {t['largest']:>7.1f}% {t['smallest']:>8.1f}% "
-              f"{t['random_mean']:>9.1f}%")
-        for ph, v in d["phases"].items():
-            print(f"    {ph:<11} {v['steps']:>5} steps x{v['subnets_per_step']} "
-                  f"{v['seconds']:>8.1f} s")
-    ratio = rep["ratio_compofa_over_ofa"]
-    print("CompOFA / once-for-all: wall {wall_s:.3f}, train {train_s:.3f}, subnet-image passes "
-          "{image_passes:.3f}, images {images:.3f}".format(**ratio))
-    print("  phases after the full network: seconds {after_full_s:.3f}, subnet-steps "
-          "{after_full_passes:.3f}".format(**ratio))
-    if "with_teacher_wall_s" in ratio:
-        print("  counting the shared teacher in both: wall {with_teacher_wall_s:.3f}".format(**ratio))
-    c, o = rep["compofa"]["top1"], rep["ofa"]["top1"]
-    print(f"  mean top-1 of the same {len(c['random'])} CompOFA subnets: CompOFA "
-          f"{c['random_mean']:.2f}% vs once-for-all {o['random_mean']:.2f}%")
+    for run in rep["runs"]:
+        print(f"\nseed {run['seed']}\n{'schedule':<9} {'wall s':>8} {'train s':>8} {'images':>8} "
+              f"{'passes':>8} {'largest':>8} {'smallest':>9} {'20 random':>10}")
+        for name in ("compofa", "ofa"):
+            d = run[name]
+            t = d["top1"]
+            print(f"{name:<9} {d['wall_s']:>8.1f} {d['train_s']:>8.1f} {d['images']:>8} "
+                  f"{d['image_passes']:>8} {t['largest']:>7.1f}% {t['smallest']:>8.1f}% "
+                  f"{t['random_mean']:>9.1f}%")
+            for ph, v in d["phases"].items():
+                print(f"    {ph:<11} {v['steps']:>5} steps x{v['subnets_per_step']} "
+                      f"{v['seconds']:>8.1f} s")
+        ratio = run["ratio_compofa_over_ofa"]
+        print("CompOFA / once-for-all: wall {wall_s:.3f}, train {train_s:.3f}, subnet-image passes "
+              "{image_passes:.3f}, images {images:.3f}".format(**ratio))
+        print("  phases after the full network: seconds {after_full_s:.3f}, subnet-steps "
+              "{after_full_passes:.3f}".format(**ratio))
+        if "with_teacher_wall_s" in ratio:
+            print("  counting the shared teacher in both: wall {with_teacher_wall_s:.3f}".format(**ratio))
+        c, o = run["compofa"]["top1"], run["ofa"]["top1"]
+        print(f"  mean top-1 of the same {len(c['random'])} CompOFA subnets: CompOFA "
+              f"{c['random_mean']:.2f}% vs once-for-all {o['random_mean']:.2f}%")
+    s = rep["summary"]
+    sd = f" (sd {s['diff_sd']:.2f} over seeds)" if s["diff_sd"] is not None else ""
+    print(f"\nover seeds {s['seeds']}: wall ratio median {s['wall_ratio_median']:.3f}; mean top-1 of "
+          f"the 20 subnets CompOFA {s['compofa_random_mean']:.2f}% vs once-for-all "
+          f"{s['ofa_random_mean']:.2f}%, difference {s['diff_mean']:+.2f} points{sd}")
 
 
 if __name__ == "__main__":
