@@ -138,8 +138,6 @@ def measure_archs(device: Any, device_name: str, space_name: str, archs: Sequenc
         runs = [read_rows(pass_path(path, space_name, p)) for p in range(passes)]
         for a in archs:
             k = str(a)
-            if k in done:
-                continue
             rows = [r[k] for r in runs]
             med = lambda col: repr(statistics.median(float(r[col]) for r in rows))  # noqa: E731
             _append(path, {"arch": k, "latency_ms": med("latency_ms"), "space": space_name,

@@ -85,8 +85,7 @@ def run_schedule(name: str, space: str, args, data, from_full: str | None = None
     else:
         cfg = TrainConfig(space=space, schedule=name, data="builtin:gratings",
                           resolutions=tuple(args.resolutions),
-                          epochs_scale=(args.compofa_epochs_scale or args.epochs_scale)
-                          if name == "compofa" else args.epochs_scale,
+                          epochs_scale=own or args.epochs_scale,
                           batch_size=args.batch_size, lr_scale=args.lr_scale, seed=seed,
                           precision=args.precision, from_full=from_full)
     last = out / "last.pt"

@@ -27,7 +27,7 @@ from __future__ import annotations
 import math
 import random
 import time
-from dataclasses import replace, asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -249,6 +249,18 @@ def evolve(space: "str | SearchSpace", latency: LatencySource, accuracy: Accurac
     history: list[float] = []
     bands = _bands(rs, s.restarts) if s.stratify else [rs] * s.restarts
     finals: list[ArchConfig] = []
+
+    def take(pop: list[ArchConfig], hist: list[float]) -> list[int]:
+        """Keep a finished population's best and its history; its indices, most accurate first."""
+        nonlocal best, history
+        acc = sc.top1(pop)
+        order = sorted(range(len(pop)), key=lambda i: -acc[i])
+        if best is None or acc[order[0]] > sc.acc[best]:
+            best = pop[order[0]]
+        floor = history[-1] if history else -math.inf
+        history += [max(h, floor) for h in hist]
+        return order
+
     for band in bands:
         pop = _initial_population(sp, band, sc, budget_ms, rng, s,
                                   [a for a in seeds if a.r in band])
@@ -258,24 +270,13 @@ def evolve(space: "str | SearchSpace", latency: LatencySource, accuracy: Accurac
             ms, arch = fastest_subnet(sp, latency, rng, resolutions=rs)
             raise no_subnet_error(sp.name, latency.device, budget_ms, ms, arch)
         pop, hist = _run_population(sp, band, sc, budget_ms, rng, s, pop)
-        acc = sc.top1(pop)
-        top = max(range(len(pop)), key=lambda i: acc[i])
-        if best is None or acc[top] > sc.acc[best]:
-            best = pop[top]
-        order = sorted(range(len(pop)), key=lambda i: -acc[i])
+        order = take(pop, hist)
         finals += [pop[i] for i in order[:max(1, s.population // len(bands))]]
-        floor = history[-1] if history else -math.inf
-        history += [max(h, floor) for h in hist]
     if s.final_generations and len(bands) > 1 and finals:
         pop, hist = _run_population(sp, rs, sc, budget_ms, rng,
                                     replace(s, generations=s.final_generations),
                                     list(dict.fromkeys(finals)))
-        acc = sc.top1(pop)
-        top = max(range(len(pop)), key=lambda i: acc[i])
-        if best is None or acc[top] > sc.acc[best]:
-            best = pop[top]
-        floor = history[-1] if history else -math.inf
-        history += [max(h, floor) for h in hist]
+        take(pop, hist)
     if best is None:
         ms, arch = fastest_subnet(sp, latency, rng, resolutions=rs)
         raise no_subnet_error(sp.name, latency.device, budget_ms, ms, arch)

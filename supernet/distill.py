@@ -17,6 +17,8 @@ softmax(s / T), times T^2.
 
 from __future__ import annotations
 
+import contextlib
+
 from typing import Callable, Sequence
 
 import torch
@@ -56,21 +58,19 @@ def accumulate_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
     ``x``) when given; otherwise ``archs[0]`` (the largest subnet) is the in-place teacher of the
     others. Returns each subnet's loss value.
     """
-    fixed = teacher_logits.detach().float() if (distill and teacher_logits is not None) else None
-    teacher: torch.Tensor | None = fixed
+    teacher = teacher_logits.detach().float() if teacher_logits is not None else None
+    inplace = teacher is None
+    amp = autocast or contextlib.nullcontext
     losses = []
     for j, arch in enumerate(archs):
-        if autocast is not None:
-            with autocast():  # type: ignore[attr-defined]
-                logits = model(x, arch)
-        else:
+        with amp():  # type: ignore[operator]
             logits = model(x, arch)
         logits = logits.float()
-        loss = subnet_loss(logits, y, teacher if (distill and (j > 0 or fixed is not None)) else None,
+        loss = subnet_loss(logits, y, teacher if distill else None,
                            label_smoothing=label_smoothing, kd_ratio=kd_ratio,
                            temperature=temperature)
         loss.backward()
-        if j == 0 and fixed is None:
+        if j == 0 and inplace:
             teacher = logits.detach()
         losses.append(float(loss.detach()))
     return losses

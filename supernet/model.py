@@ -291,8 +291,14 @@ def load_supernet(path: "str | Path", space: str | None = None) -> tuple[Elastic
     """
     from latkit.supernet.checkpoint import load_checkpoint
 
+    ckpt = load_checkpoint(path)
+    return supernet_from_checkpoint(ckpt, path, space), ckpt
+
+
+def supernet_from_checkpoint(ckpt: dict, path: "str | Path",
+                             space: str | None = None) -> ElasticMobileNetV3:
+    """The supernet (eval mode) of a checkpoint dict already read from ``path``."""
     p = Path(path)
-    ckpt = load_checkpoint(p)
     ck_space = ckpt.get("space")
     if space is not None and ck_space != space:
         raise TrainError(f"checkpoint {p} is for space {ck_space!r}, not {space!r}")
@@ -305,7 +311,7 @@ def load_supernet(path: "str | Path", space: str | None = None) -> tuple[Elastic
         raise TrainError(f"checkpoint {p} does not match the {ck_space} supernet: "
                          f"{str(exc).splitlines()[0][:200]}")
     model.eval()
-    return model, ckpt
+    return model
 
 
 def count_params(module: nn.Module) -> int:

@@ -29,6 +29,7 @@ ends with the weights an uninterrupted run would have.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import math
@@ -308,12 +309,8 @@ def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, cfg: Tr
     optimizer.zero_grad(set_to_none=True)
     soft = None
     if teacher is not None and pp.phase.distill:
-        with torch.no_grad():
-            if autocast is not None:
-                with autocast():  # type: ignore[attr-defined]
-                    soft = teacher(x, teacher.space.max_arch(r)).float()
-            else:
-                soft = teacher(x, teacher.space.max_arch(r))
+        with torch.no_grad(), (autocast or contextlib.nullcontext)():
+            soft = teacher(x, teacher.space.max_arch(r)).float()
     losses = accumulate_step(
         model, x, y, archs, distill=pp.phase.distill, label_smoothing=cfg.label_smoothing,
         kd_ratio=cfg.kd_ratio, temperature=cfg.kd_temperature, autocast=autocast,
@@ -349,14 +346,6 @@ def freeze_teacher(model: torch.nn.Module) -> torch.nn.Module:
     return model
 
 
-def load_teacher(path: "str | Path", device: str) -> torch.nn.Module:
-    """The full network of the checkpoint at ``path`` (either space), frozen."""
-    from latkit.supernet.model import load_supernet
-
-    model, _ = load_supernet(path)
-    return freeze_teacher(model.to(device))
-
-
 def _check_teacher(teacher: torch.nn.Module, n_classes: int, path: str) -> None:
     if teacher.n_classes != n_classes:
         raise TrainError(f"the full network in {path} has {teacher.n_classes} classes, the data "
@@ -368,16 +357,17 @@ def _check_teacher(teacher: torch.nn.Module, n_classes: int, path: str) -> None:
 # --------------------------------------------------------------------------------------------
 
 
-def load_full_network(model: torch.nn.Module, path: "str | Path") -> int:
+def load_full_network(model: torch.nn.Module, path: "str | Path",
+                      ckpt: dict[str, Any] | None = None) -> int:
     """Copy the weights of the supernet checkpoint at ``path`` into ``model``; returns the count.
 
     The source may be of the other space: a depthwise kernel larger than ``model``'s is cropped to
     its centre (how an elastic kernel takes its smaller sizes, and how CompOFA's fixed kernels are
     taken from once-for-all's 7x7 teacher); kernel-transform matrices the model lacks are dropped
     and those the source lacks keep their initial (identity) values. Any other mismatch, a missing
-    weight or another class count, is a TrainError.
+    weight or another class count, is a TrainError. ``ckpt``: the checkpoint at ``path``, if read.
     """
-    ck = load_checkpoint(path)
+    ck = ckpt if ckpt is not None else load_checkpoint(path)
     src = ck.get("model")
     if not isinstance(src, dict):
         raise TrainError(f"{path} holds no model weights")
@@ -407,7 +397,7 @@ def train(cfg: TrainConfig, out_dir: "str | Path", *, resume: bool = False,
           command: str | None = None, on_step: Callable[[StepInfo], None] | None = None,
           log: Callable[[str], None] | None = None, data: TrainData | None = None) -> TrainResult:
     """Train (or, with ``resume``, continue) a supernet; see the module docstring."""
-    from latkit.supernet.model import ElasticMobileNetV3
+    from latkit.supernet.model import ElasticMobileNetV3, supernet_from_checkpoint
 
     out = Path(out_dir)
     last = out / "last.pt"
@@ -465,21 +455,22 @@ def train(cfg: TrainConfig, out_dir: "str | Path", *, resume: bool = False,
     model = ElasticMobileNetV3(space, n_classes=data.n_classes, dropout=cfg.dropout,
                                kernel_transform=schedule.kernel_transform).to(ctx.device)
     zero_last_gamma(model)
-    # the frozen distillation teacher: the from_full network, or (made when the first distilled
-    # phase starts, kept in the checkpoint) this run's full network. Built under a forked RNG:
-    # its initialisation must not move the generator a resumed run restores.
+    # the frozen distillation teacher: the from_full network (read once with the weights below;
+    # built under a forked RNG, as its initialisation must not move the generator a resumed run
+    # restores), or this run's full network, copied when the first distilled phase starts and
+    # kept in the checkpoint
     teacher: torch.nn.Module | None = None
-    with torch.random.fork_rng(devices=[]):
-        if cfg.kd_teacher == "full" and cfg.from_full:
-            teacher = load_teacher(cfg.from_full, ctx.device)
-            _check_teacher(teacher, data.n_classes, cfg.from_full)
-        elif cfg.kd_teacher == "full" and ckpt is not None and ckpt.get("teacher_model") is not None:
-            teacher = ElasticMobileNetV3(space, n_classes=data.n_classes, dropout=cfg.dropout,
-                                         kernel_transform=schedule.kernel_transform).to(ctx.device)
-            teacher.load_state_dict(ckpt["teacher_model"])
-            freeze_teacher(teacher)
+    full_ck = load_checkpoint(cfg.from_full) if cfg.from_full and (
+        ckpt is None or cfg.kd_teacher == "full") else None
+    if cfg.kd_teacher == "full" and full_ck is not None:
+        with torch.random.fork_rng(devices=[]):
+            teacher = freeze_teacher(supernet_from_checkpoint(full_ck, cfg.from_full).to(ctx.device))
+        _check_teacher(teacher, data.n_classes, cfg.from_full)
+    elif cfg.kd_teacher == "full" and ckpt is not None and ckpt.get("teacher_model") is not None:
+        teacher = freeze_teacher(copy.deepcopy(model))
+        teacher.load_state_dict(ckpt["teacher_model"])
     if cfg.from_full and ckpt is None:
-        n = load_full_network(model, cfg.from_full)
+        n = load_full_network(model, cfg.from_full, full_ck)
         say(f"starting from the full network of {cfg.from_full} ({n} tensors)")
     counters = {"images": 0, "image_passes": 0, "train_s": 0.0}
     step, optimizer = 0, None
