@@ -18,6 +18,7 @@ from typing import Callable, Sequence
 
 from latkit import __version__
 from latkit.errors import LatkitError
+from latkit.provenance import command_line
 
 # name -> module that defines register_<name>(subparsers). Order is the order in `lat --help`.
 COMMANDS: dict[str, str] = {
@@ -64,9 +65,19 @@ def build_parser(prog: str = "lat") -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None, prog: str = "lat") -> int:
+def main(argv: Sequence[str] | None = None, prog: str = "lat",
+         typed: Sequence[str] | None = None) -> int:
+    """Run ``prog argv`` (``argv`` defaults to ``sys.argv[1:]``); returns the exit status.
+
+    ``typed`` is the command as the user typed it, program name first (an alias such as
+    ``lat-fit`` passes its own); it defaults to ``[prog, *argv]``. Commands get it, quoted and
+    re-runnable, as ``args.command_line`` and record it in what they write.
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser(prog)
     args = parser.parse_args(argv)
+    typed = list(typed) if typed is not None else [prog, *argv]
+    args.command_line = command_line(typed[0], typed[1:])
     func: Callable[[argparse.Namespace], int] | None = getattr(args, "func", None)
     if func is None:
         parser.print_help()
@@ -85,7 +96,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "lat") -> int:
 
 def _alias(name: str) -> Callable[[], int]:
     def run() -> int:
-        return main([name, *sys.argv[1:]])
+        return main([name, *sys.argv[1:]], typed=[f"lat-{name}", *sys.argv[1:]])
 
     run.__name__ = f"{name}_main"
     return run

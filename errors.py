@@ -25,6 +25,10 @@ class SpaceError(LatkitError, KeyError):
         return str(self.args[0]) if self.args else ""
 
 
+class OutputError(LatkitError):
+    """An output path that cannot be written safely (a device node, FIFO, symlink or directory)."""
+
+
 class ExportError(LatkitError):
     """A model could not be exported (or the output path is unusable)."""
 

@@ -188,7 +188,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     else:
         if args.table:
             raise PredictorError("--table is for feature-table predictors; give --arch or --archs")
-        from latkit.supernet.cli import read_archs
+        from latkit.supernet.arch_files import read_archs
         from latkit.supernet.space import get_space
 
         space = get_space(pred.meta_["space"])

@@ -286,7 +286,7 @@ def _cmd_measure(args: argparse.Namespace) -> int:
         raise LatkitError("give either -n N (random subnets, with --seed) or --archs FILE")
     space = get_space(args.space)
     if args.archs:
-        from latkit.supernet.cli import read_archs
+        from latkit.supernet.arch_files import read_archs
 
         archs = read_archs(args.archs, space)
         if not archs:

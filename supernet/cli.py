@@ -6,45 +6,11 @@ import argparse
 import json
 import random
 import sys
-from pathlib import Path
 from typing import Any
 
 from latkit.errors import ArchError
+from latkit.supernet.arch_files import read_archs
 from latkit.supernet.space import ArchConfig, SearchSpace, get_space, list_spaces
-
-
-def read_archs(path: "str | Path", space: SearchSpace) -> list[ArchConfig]:
-    """Archs from a file: one per line (canonical key or JSON dict), or a CSV with an ``arch`` column.
-
-    Blank lines and lines starting with ``#`` are skipped. Every arch is validated against ``space``;
-    an error names the file and line.
-    """
-    import csv
-
-    p = Path(path)
-    if not p.is_file():
-        raise ArchError(f"arch file {p} does not exist")
-    text = p.read_text()
-    lines = text.splitlines()
-    archs: list[ArchConfig] = []
-    first = next((ln for ln in lines if ln.strip() and not ln.startswith("#")), "")
-    if first.split(",")[0].strip().lower() == "arch" or ",arch," in f",{first},":
-        rows = csv.DictReader(ln for ln in lines if not ln.startswith("#"))
-        for i, row in enumerate(rows, start=2):
-            try:
-                archs.append(space.parse(row["arch"]))
-            except ArchError as exc:
-                raise ArchError(f"{p}:{i}: {exc}")
-        return archs
-    for i, ln in enumerate(lines, start=1):
-        s = ln.strip()
-        if not s or s.startswith("#"):
-            continue
-        try:
-            archs.append(space.parse(s))
-        except ArchError as exc:
-            raise ArchError(f"{p}:{i}: {exc}")
-    return archs
 
 
 def describe_arch(space: SearchSpace, arch: ArchConfig) -> dict[str, Any]:

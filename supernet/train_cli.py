@@ -155,7 +155,7 @@ def _final_eval(checkpoint: Path, cfg) -> None:
 def _cmd_eval(args: argparse.Namespace) -> int:
     from latkit.supernet.accuracy import accuracy_table
     from latkit.supernet.checkpoint import command_line, load_checkpoint
-    from latkit.supernet.cli import read_archs
+    from latkit.supernet.arch_files import read_archs
     from latkit.supernet.space import get_space
 
     ck = load_checkpoint(args.checkpoint)
