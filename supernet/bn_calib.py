@@ -20,7 +20,7 @@ from typing import Iterable, Iterator
 import torch
 from torch import nn
 
-from latkit.supernet.space import ArchConfig
+from latkit.supernet.arch import ArchConfig
 
 
 def batchnorm_layers(model: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:

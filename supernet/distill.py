@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from latkit.supernet.space import ArchConfig
+from latkit.supernet.arch import ArchConfig
 
 
 def soft_target_ce(logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float = 1.0

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from latkit.supernet.space import make_divisible
+from latkit.supernet.layers import make_divisible
 
 
 class HSwish(nn.Module):

@@ -55,7 +55,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Sequence
 
 from latkit.errors import TrainError
-from latkit.supernet.space import SPACE_CONFS, ArchConfig, SearchSpace
+from latkit.supernet.arch import ArchConfig
+from latkit.supernet.space import SPACE_CONFS, SearchSpace
 
 DIMS = ("ks", "d", "e")
 # CompOFA's coupling and fixed kernels, used when the compound schedule runs on an uncoupled space.
