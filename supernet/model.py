@@ -21,6 +21,9 @@ import torch
 from torch import nn
 
 from latkit.errors import ArchError, TrainError
+from latkit.supernet.arch import ArchConfig
+from latkit.supernet.checkpoint import CHECKPOINT_FORMAT, load_checkpoint
+from latkit.supernet.layers import LayerSpec, make_divisible
 from latkit.supernet.ops import (
     Classifier,
     ConvBNAct,
@@ -36,14 +39,9 @@ from latkit.supernet.space import (
     FIRST_BLOCK_ACT,
     FIRST_BLOCK_SE,
     FIRST_BLOCK_STRIDE,
-    ArchConfig,
-    LayerSpec,
     SearchSpace,
     get_space,
-    make_divisible,
 )
-
-CHECKPOINT_FORMAT = "latkit-supernet"
 
 
 # ----------------------------------------------------------------------------------------------
@@ -289,8 +287,6 @@ def load_supernet(path: "str | Path", space: str | None = None) -> tuple[Elastic
     If the checkpoint holds recalibrated BatchNorm statistics per subnet (``bn_stats``), they are
     left in the returned dict for the caller (``extract_with_bn``).
     """
-    from latkit.supernet.checkpoint import load_checkpoint
-
     ckpt = load_checkpoint(path)
     return supernet_from_checkpoint(ckpt, path, space), ckpt
 
