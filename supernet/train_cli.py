@@ -178,7 +178,6 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 def _cmd_fit_accuracy(args: argparse.Namespace) -> int:
     from latkit.predictors.io import save_predictor
     from latkit.supernet.accuracy import fit_accuracy_predictor, read_accuracy_csv
-    from latkit.supernet.checkpoint import command_line
     from latkit.supernet.space import get_space
 
     space = get_space(args.fit_space)
@@ -190,7 +189,7 @@ def _cmd_fit_accuracy(args: argparse.Namespace) -> int:
     meta = getattr(pred, "meta_", None)
     if isinstance(meta, dict):
         meta["accuracy_table"] = str(args.accuracy)
-        meta["command"] = command_line()
+        meta["command"] = args.command_line
     path = save_predictor(pred, args.output)
     print(f"accuracy predictor ({args.model}) on {len(archs)} subnets: held-out Spearman "
           f"{metrics['spearman_heldout']:.3f}, MAE {metrics['mae_heldout']:.2f} points "
