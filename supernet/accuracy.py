@@ -21,9 +21,9 @@ from __future__ import annotations
 import csv
 import json
 import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
 
 import numpy as np
 import torch
@@ -138,7 +138,7 @@ class _Walker:
         blocks = m.stages[s]
         for (ks, es), sub in by_choice.items():
             def stage(x: torch.Tensor, ks=ks, es=es) -> torch.Tensor:
-                for block, k, e in zip(blocks, ks, es):
+                for block, k, e in zip(blocks, ks, es, strict=False):
                     x = block(x, k, e)
                 return x
             c2, e2 = self._calib_then_eval(stage, calib, evals)
@@ -152,7 +152,7 @@ class _Walker:
         m.eval()
         correct = 0
         with torch.no_grad():
-            for a, y in zip(evals, _chunks(self.ev.labels, self.bs)):
+            for a, y in zip(evals, _chunks(self.ev.labels, self.bs), strict=False):
                 logits = m.classifier(m.feature_mix(m.pool(m.final_expand(a))))
                 correct += int((logits.argmax(1).cpu() == y).sum())
         top1 = 100.0 * correct / max(1, self.ev.labels.shape[0])
@@ -215,8 +215,8 @@ class AccuracyTable:
     top1: dict[ArchConfig, float]
 
 
-def accuracy_table(checkpoint: "str | Path", space: SearchSpace, archs: Sequence[ArchConfig],
-                   out: "str | Path", *, data_spec: str | None = None, n_calib: int = 256,
+def accuracy_table(checkpoint: str | Path, space: SearchSpace, archs: Sequence[ArchConfig],
+                   out: str | Path, *, data_spec: str | None = None, n_calib: int = 256,
                    n_eval: int | None = 500, batch_size: int = 128, overwrite: bool = False,
                    device: str = "cpu", precision: str = "fp32", command: str = "",
                    on_result: Callable[[ArchConfig, float], None] | None = None,
@@ -272,8 +272,10 @@ def accuracy_table(checkpoint: "str | Path", space: SearchSpace, archs: Sequence
     meta = {
         "format": "latkit-accuracy", "space": space.name, "checkpoint": str(checkpoint),
         "checkpoint_space": model.space.name, "data": data.name, "data_origin": data.origin,
-        "calibration_images": n_calib, "precision": resolve_precision(precision, torch.device(device)), "heldout_images": int(images[resolutions[0]].labels.shape[0])
-        if resolutions else None, "resolutions": resolutions, "n_archs": len(archs),
+        "calibration_images": n_calib,
+        "precision": resolve_precision(precision, torch.device(device)),
+        "heldout_images": int(images[resolutions[0]].labels.shape[0]) if resolutions else None,
+        "resolutions": resolutions, "n_archs": len(archs),
         "elapsed_s": round(elapsed, 3), "command": command,
         "created": now_iso(),
     }

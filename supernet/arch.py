@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from latkit.errors import ArchError
 
@@ -40,7 +41,7 @@ class ArchConfig:
     def __post_init__(self) -> None:
         if len(self.ks) != len(self.e):
             raise ArchError(f"ks has {len(self.ks)} stages but e has {len(self.e)}")
-        for i, (k, e) in enumerate(zip(self.ks, self.e)):
+        for i, (k, e) in enumerate(zip(self.ks, self.e, strict=False)):
             if len(k) != len(e):
                 raise ArchError(f"stage {i + 1}: {len(k)} kernel sizes but {len(e)} expand ratios")
             if len(k) == 0:
@@ -62,7 +63,7 @@ class ArchConfig:
     _KEY_RE = re.compile(r"^r(\d+)-k(\d+(?:\.\d+)*)-e(\d+(?:\.\d+)*)$")
 
     @classmethod
-    def parse(cls, text: "str | Mapping[str, Any] | ArchConfig") -> "ArchConfig":
+    def parse(cls, text: str | Mapping[str, Any] | ArchConfig) -> ArchConfig:
         """A canonical key, a once-for-all dict, or its JSON text -> ArchConfig (no space checks)."""
         if isinstance(text, ArchConfig):
             return text
@@ -73,7 +74,7 @@ class ArchConfig:
             try:
                 data = json.loads(s)
             except json.JSONDecodeError as exc:
-                raise ArchError(f"arch looks like JSON but does not parse: {exc.msg} in {s[:80]!r}")
+                raise ArchError(f"arch looks like JSON but does not parse: {exc.msg} in {s[:80]!r}") from None
             if not isinstance(data, dict):
                 raise ArchError(f"arch JSON must be an object with ks, e, d, r; got {s[:80]!r}")
             return cls.from_ofa_dict(data)
@@ -99,7 +100,7 @@ class ArchConfig:
         )
 
     @classmethod
-    def from_ofa_dict(cls, data: Mapping[str, Any]) -> "ArchConfig":
+    def from_ofa_dict(cls, data: Mapping[str, Any]) -> ArchConfig:
         """once-for-all's ``{"ks": [...], "e": [...], "d": [...], "r": R}``; inactive entries dropped."""
         missing = [k for k in ("ks", "e", "d") if k not in data]
         if missing:
@@ -117,7 +118,7 @@ class ArchConfig:
             e = [_as_int_ratio(v) for v in data["e"]]
             d = [int(v) for v in data["d"]]
         except (TypeError, ValueError) as exc:
-            raise ArchError(f"arch dict fields must be numbers: {exc}")
+            raise ArchError(f"arch dict fields must be numbers: {exc}") from None
         if not d:
             raise ArchError("arch dict field d is empty")
         if len(ks) != len(e) or len(ks) % len(d):
@@ -139,7 +140,7 @@ class ArchConfig:
         """once-for-all's dict; inactive blocks repeat the stage's last active values."""
         ks: list[int] = []
         es: list[int] = []
-        for k, e in zip(self.ks, self.e):
+        for k, e in zip(self.ks, self.e, strict=False):
             pad = max_depth - len(k)
             if pad < 0:
                 raise ArchError(f"depth {len(k)} exceeds max depth {max_depth}")

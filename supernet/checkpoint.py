@@ -62,14 +62,14 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def save_atomic(payload: dict[str, Any], path: "str | Path") -> Path:
+def save_atomic(payload: dict[str, Any], path: str | Path) -> Path:
     """``torch.save`` ``payload`` to ``path`` atomically (``latkit.fileio.atomic_path``)."""
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
     return Path(path)
 
 
-def load_checkpoint(path: "str | Path") -> dict[str, Any]:
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
     """A training checkpoint (``weights_only=True``); TrainError naming the problem otherwise."""
     p = Path(path)
     if not p.is_file():
@@ -78,13 +78,13 @@ def load_checkpoint(path: "str | Path") -> dict[str, Any]:
         ckpt = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 -- any unpickling failure means a bad file
         raise TrainError(f"checkpoint {p} could not be read safely ({type(exc).__name__}: "
-                         f"{str(exc).splitlines()[0][:200]})")
+                         f"{str(exc).splitlines()[0][:200]})") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
         raise TrainError(f"{p} is not a latkit supernet checkpoint (no format={CHECKPOINT_FORMAT!r})")
     return ckpt
 
 
-def export_checkpoint(src: "str | Path", dst: "str | Path", *, half: bool = False) -> Path:
+def export_checkpoint(src: str | Path, dst: str | Path, *, half: bool = False) -> Path:
     """A small copy of a checkpoint with only what evaluation needs (optionally fp16 weights).
 
     Keeps format, space, n_classes, dropout, kernel_transform, model, config, data, schedule,

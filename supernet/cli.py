@@ -22,9 +22,9 @@ def describe_arch(space: SearchSpace, arch: ArchConfig) -> dict[str, Any]:
         "resolution": arch.r,
         "d": list(arch.d),
         "ofa": arch.to_ofa_dict(space.max_depth),
-        "params": sum(l.params for l in layers),
-        "macs": sum(l.macs for l in layers),
-        "layers": [{"key": l.key, "macs": l.macs, "params": l.params} for l in layers],
+        "params": sum(layer.params for layer in layers),
+        "macs": sum(layer.macs for layer in layers),
+        "layers": [{"key": layer.key, "macs": layer.macs, "params": layer.params} for layer in layers],
     }
 
 
@@ -66,8 +66,8 @@ def _cmd_describe(args: argparse.Namespace) -> int:
         print(f"{d['key']}  ({d['space']}, {d['resolution']}x{d['resolution']}, depths {d['d']})")
         print(f"  params {d['params']:,}  MACs {d['macs'] / 1e6:.1f}M  layers {len(d['layers'])}")
         if args.arch:
-            for l in d["layers"]:
-                print(f"    {l['macs'] / 1e6:8.2f}M  {l['key']}")
+            for layer in d["layers"]:
+                print(f"    {layer['macs'] / 1e6:8.2f}M  {layer['key']}")
     return 0
 
 

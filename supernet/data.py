@@ -1,7 +1,7 @@
 """Training data: image sources, transforms (Pillow + numpy, no torchvision), elastic-resolution batches.
 
-A data spec is ``builtin:gratings`` or ``builtin:digits`` (see ``builtin_data``) or a directory in the class-per-directory
-layout ImageNet is usually stored in::
+A data spec is ``builtin:gratings`` or ``builtin:digits`` (see ``builtin_data``) or a directory in
+the class-per-directory layout ImageNet is usually stored in::
 
     DIR/<class>/<image>.jpg            (a held-out split is drawn from it, ``HOLDOUT_FRACTION``)
     DIR/train/<class>/... + DIR/val/<class>/...   (used as given; ``test/`` is accepted for val)
@@ -25,9 +25,9 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 import torch

@@ -18,8 +18,7 @@ softmax(s / T), times T^2.
 from __future__ import annotations
 
 import contextlib
-
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F

@@ -147,7 +147,7 @@ class LayerSpec:
     )
 
     @classmethod
-    def parse(cls, key: str) -> "LayerSpec":
+    def parse(cls, key: str) -> LayerSpec:
         """Inverse of ``key``. Raises ArchError on anything that is not a layer key."""
         m = cls._KEY_RE.match(key.strip())
         if not m:

@@ -14,8 +14,9 @@ with ``torch.load(weights_only=True)``.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import torch
 from torch import nn
@@ -42,7 +43,6 @@ from latkit.supernet.space import (
     SearchSpace,
     get_space,
 )
-
 
 # ----------------------------------------------------------------------------------------------
 # Static networks and layers
@@ -180,7 +180,7 @@ def _permute_bn(bn: nn.BatchNorm2d, order: torch.Tensor) -> None:
 class ElasticMobileNetV3(nn.Module):
     """The supernet of a space. ``forward(x, arch)`` runs subnet ``arch`` (input at arch.r)."""
 
-    def __init__(self, space: "str | SearchSpace", n_classes: int | None = None,
+    def __init__(self, space: str | SearchSpace, n_classes: int | None = None,
                  dropout: float = 0.1, kernel_transform: bool = True) -> None:
         super().__init__()
         self.space = get_space(space) if isinstance(space, str) else space
@@ -234,8 +234,8 @@ class ElasticMobileNetV3(nn.Module):
     def forward(self, x: torch.Tensor, arch: ArchConfig | None = None) -> torch.Tensor:
         arch = arch or self.space.max_arch()
         x = self.first_block(self.stem(x))
-        for blocks, ks, es in zip(self.stages, arch.ks, arch.e):
-            for block, k, e in zip(blocks, ks, es):
+        for blocks, ks, es in zip(self.stages, arch.ks, arch.e, strict=False):
+            for block, k, e in zip(blocks, ks, es, strict=False):
                 x = block(x, k, e)
         x = self.feature_mix(self.pool(self.final_expand(x)))
         return self.classifier(x)
@@ -259,8 +259,8 @@ class ElasticMobileNetV3(nn.Module):
         mods[0].load_state_dict(self.stem.state_dict())
         mods[1].load_state_dict(self.first_block.state_dict())
         i = 2
-        for blocks, ks, es in zip(self.stages, arch.ks, arch.e):
-            for block, k, e in zip(blocks, ks, es):
+        for blocks, ks, es in zip(self.stages, arch.ks, arch.e, strict=False):
+            for block, k, e in zip(blocks, ks, es, strict=False):
                 block.copy_to(mods[i], k, e)
                 i += 1
         mods[i].load_state_dict(self.final_expand.state_dict())
@@ -281,7 +281,7 @@ class ElasticMobileNetV3(nn.Module):
         }
 
 
-def load_supernet(path: "str | Path", space: str | None = None) -> tuple[ElasticMobileNetV3, dict]:
+def load_supernet(path: str | Path, space: str | None = None) -> tuple[ElasticMobileNetV3, dict]:
     """Load a supernet checkpoint (``weights_only=True``); returns (model in eval mode, checkpoint).
 
     If the checkpoint holds recalibrated BatchNorm statistics per subnet (``bn_stats``), they are
@@ -291,7 +291,7 @@ def load_supernet(path: "str | Path", space: str | None = None) -> tuple[Elastic
     return supernet_from_checkpoint(ckpt, path, space), ckpt
 
 
-def supernet_from_checkpoint(ckpt: dict, path: "str | Path",
+def supernet_from_checkpoint(ckpt: dict, path: str | Path,
                              space: str | None = None) -> ElasticMobileNetV3:
     """The supernet (eval mode) of a checkpoint dict already read from ``path``."""
     p = Path(path)
@@ -305,7 +305,7 @@ def supernet_from_checkpoint(ckpt: dict, path: "str | Path",
         model.load_state_dict(ckpt["model"])
     except (RuntimeError, KeyError) as exc:
         raise TrainError(f"checkpoint {p} does not match the {ck_space} supernet: "
-                         f"{str(exc).splitlines()[0][:200]}")
+                         f"{str(exc).splitlines()[0][:200]}") from None
     model.eval()
     return model
 

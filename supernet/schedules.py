@@ -51,8 +51,9 @@ separate teacher network and no extra teacher forward pass. Warmup epochs are pa
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Sequence
+from typing import Any
 
 from latkit.errors import TrainError
 from latkit.supernet.arch import ArchConfig
@@ -113,7 +114,7 @@ class Schedule:
     kernel_transform: bool = True  # once-for-all's kernel-transform matrices (off in CompOFA)
     reference: str = ""
 
-    def scaled(self, epochs_scale: float) -> "Schedule":
+    def scaled(self, epochs_scale: float) -> Schedule:
         """Every phase's epochs (and warmup) multiplied by ``epochs_scale``."""
         if not epochs_scale > 0:
             raise TrainError(f"--epochs-scale must be > 0, got {epochs_scale}")

@@ -28,9 +28,10 @@ from __future__ import annotations
 import itertools
 import math
 import random
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, Iterable, Iterator, Mapping, Sequence
+from typing import Any
 
 from latkit.errors import ArchError, SpaceError
 from latkit.supernet.arch import ArchConfig
@@ -213,7 +214,7 @@ class SearchSpace:
         for s in range(self.n_stages):
             if arch.d[s] not in c.d_choices:
                 raise ArchError(f"d[{s}] = {arch.d[s]} not in {set(c.d_choices)} ({c.name})")
-            for b, (k, e) in enumerate(zip(arch.ks[s], arch.e[s])):
+            for b, (k, e) in enumerate(zip(arch.ks[s], arch.e[s], strict=False)):
                 if k not in c.ks_choices[s]:
                     raise ArchError(
                         f"ks of stage {s + 1} block {b + 1} = {k} not in {set(c.ks_choices[s])} "
@@ -233,7 +234,7 @@ class SearchSpace:
                     )
         return arch
 
-    def parse(self, text: "str | Mapping[str, Any] | ArchConfig") -> ArchConfig:
+    def parse(self, text: str | Mapping[str, Any] | ArchConfig) -> ArchConfig:
         """Parse (key, dict or JSON text) and validate against this space."""
         return self.validate(ArchConfig.parse(text))
 
@@ -411,7 +412,7 @@ class SearchSpace:
         out = [self.stem_layer(arch.r), self.first_block_layer(arch.r)]
         hw = out[-1].out_hw
         for s in range(self.n_stages):
-            for b, (k, e) in enumerate(zip(arch.ks[s], arch.e[s])):
+            for b, (k, e) in enumerate(zip(arch.ks[s], arch.e[s], strict=False)):
                 spec = self.block_layer(s, b, hw, k, e)
                 out.append(spec)
                 hw = spec.out_hw
@@ -421,10 +422,10 @@ class SearchSpace:
         return out
 
     def params(self, arch: ArchConfig) -> int:
-        return sum(l.params for l in self.layers(arch))
+        return sum(layer.params for layer in self.layers(arch))
 
     def macs(self, arch: ArchConfig) -> int:
-        return sum(l.macs for l in self.layers(arch))
+        return sum(layer.macs for layer in self.layers(arch))
 
     def stage_hw(self, r: int) -> list[int]:
         """Input spatial size of each stage at resolution ``r``."""
@@ -502,6 +503,6 @@ def list_spaces() -> list[str]:
     return list(SPACE_CONFS)
 
 
-def unique_layers(space: "str | SearchSpace", resolutions: Iterable[int] | None = None) -> list[LayerSpec]:
+def unique_layers(space: str | SearchSpace, resolutions: Iterable[int] | None = None) -> list[LayerSpec]:
     """Every distinct layer of ``space`` at ``resolutions`` (all of the space's if None)."""
     return get_space(space).unique_layers(resolutions)

@@ -36,9 +36,10 @@ import math
 import os
 import random
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -110,7 +111,7 @@ class TrainConfig:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
         names = {f.name for f in fields(cls)}
         kw = {k: v for k, v in d.items() if k in names}
         if d and "kd_teacher" not in d:  # written before the frozen teacher: in-place distillation
@@ -119,7 +120,7 @@ class TrainConfig:
             kw["resolutions"] = tuple(int(r) for r in kw["resolutions"])
         return cls(**kw)
 
-    def differences(self, other: "TrainConfig") -> list[str]:
+    def differences(self, other: TrainConfig) -> list[str]:
         return [f"{f.name}: {getattr(other, f.name)!r} -> {getattr(self, f.name)!r}"
                 for f in fields(self) if f.name not in self.RUNTIME_FIELDS
                 and getattr(self, f.name) != getattr(other, f.name)]
@@ -251,7 +252,7 @@ def allreduce_gradients(model: torch.nn.Module, world_size: int) -> None:
     flat = _flatten_dense_tensors(grads)
     dist.all_reduce(flat)
     flat.div_(world_size)
-    for g, r in zip(grads, _unflatten_dense_tensors(flat, grads)):
+    for g, r in zip(grads, _unflatten_dense_tensors(flat, grads), strict=False):
         g.copy_(r)
 
 
@@ -357,7 +358,7 @@ def _check_teacher(teacher: torch.nn.Module, n_classes: int, path: str) -> None:
 # --------------------------------------------------------------------------------------------
 
 
-def load_full_network(model: torch.nn.Module, path: "str | Path",
+def load_full_network(model: torch.nn.Module, path: str | Path,
                       ckpt: dict[str, Any] | None = None) -> int:
     """Copy the weights of the supernet checkpoint at ``path`` into ``model``; returns the count.
 
@@ -393,7 +394,7 @@ def load_full_network(model: torch.nn.Module, path: "str | Path",
     return len(out)
 
 
-def train(cfg: TrainConfig, out_dir: "str | Path", *, resume: bool = False,
+def train(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = False,
           command: str | None = None, on_step: Callable[[StepInfo], None] | None = None,
           log: Callable[[str], None] | None = None, data: TrainData | None = None) -> TrainResult:
     """Train (or, with ``resume``, continue) a supernet; see the module docstring.
