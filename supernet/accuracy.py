@@ -11,7 +11,8 @@ operations). For CompOFA's 243 subnets this evaluates 3 + 9 + 27 + 81 + 243 stag
 of 5 x 243.
 
 ``accuracy_table`` runs it from a checkpoint and writes the accuracy CSV (``arch,top1,space,
-resolution,checkpoint``, top-1 in percent) row by row, keeping the rows of an interrupted run;
+resolution,checkpoint``, top-1 in percent) row by row, keeping the rows of an interrupted run (read
+back with ``latkit.supernet.accuracy_csv.read_accuracy_csv``, the one reader of such tables);
 ``fit_accuracy_predictor`` fits the predictors package's regressor on such a table.
 """
 
@@ -20,16 +21,27 @@ from __future__ import annotations
 import csv
 import json
 import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
 
 import numpy as np
 import torch
 
 from latkit.errors import TrainError
+from latkit.fileio import check_writable, write_text
+from latkit.provenance import now_iso
+from latkit.supernet.accuracy_csv import read_accuracy_csv
+from latkit.supernet.arch import ArchConfig
 from latkit.supernet.bn_calib import calibration_mode
-from latkit.supernet.space import ArchConfig, SearchSpace
+from latkit.supernet.data import (
+    calibration_indices,
+    heldout_indices,
+    load_eval_images,
+    open_data,
+)
+from latkit.supernet.model import load_supernet
+from latkit.supernet.space import SearchSpace
 
 ACC_HEADER = ["arch", "top1", "space", "resolution", "checkpoint"]
 
@@ -44,17 +56,14 @@ class EvalImages:
     labels: torch.Tensor
 
 
-def make_eval_images(data, r: int, n_calib: int = 256, n_eval: int | None = None) -> EvalImages:
-    from latkit.supernet.data import (
-        calibration_indices,
-        heldout_indices,
-        load_eval_images,
-    )
+def _nchw(a: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(a.transpose(0, 3, 1, 2)))
 
+
+def make_eval_images(data, r: int, n_calib: int = 256, n_eval: int | None = None) -> EvalImages:
     c, _ = load_eval_images(data.train, calibration_indices(data, n_calib), r, data.augment)
     x, y = load_eval_images(data.heldout, heldout_indices(data, n_eval), r, data.augment)
-    perm = lambda a: torch.from_numpy(np.ascontiguousarray(a.transpose(0, 3, 1, 2)))  # noqa: E731
-    return EvalImages(r, perm(c), perm(x), torch.from_numpy(y))
+    return EvalImages(r, _nchw(c), _nchw(x), torch.from_numpy(y))
 
 
 def _normalise(chunk_u8: torch.Tensor, device: torch.device, channels_last: bool = False
@@ -129,7 +138,7 @@ class _Walker:
         blocks = m.stages[s]
         for (ks, es), sub in by_choice.items():
             def stage(x: torch.Tensor, ks=ks, es=es) -> torch.Tensor:
-                for block, k, e in zip(blocks, ks, es):
+                for block, k, e in zip(blocks, ks, es, strict=False):
                     x = block(x, k, e)
                 return x
             c2, e2 = self._calib_then_eval(stage, calib, evals)
@@ -143,7 +152,7 @@ class _Walker:
         m.eval()
         correct = 0
         with torch.no_grad():
-            for a, y in zip(evals, _chunks(self.ev.labels, self.bs)):
+            for a, y in zip(evals, _chunks(self.ev.labels, self.bs), strict=False):
                 logits = m.classifier(m.feature_mix(m.pool(m.final_expand(a))))
                 correct += int((logits.argmax(1).cpu() == y).sum())
         top1 = 100.0 * correct / max(1, self.ev.labels.shape[0])
@@ -197,26 +206,6 @@ def evaluate_subnets(model, archs: Iterable[ArchConfig], images: dict[int, EvalI
 # --------------------------------------------------------------------------------------------
 
 
-def read_accuracy_csv(path: "str | Path", space: SearchSpace | None = None
-                      ) -> list[tuple[ArchConfig, float, dict[str, str]]]:
-    p = Path(path)
-    if not p.is_file():
-        raise TrainError(f"accuracy table {p} does not exist; write one with `lat train eval`")
-    rows = []
-    with p.open(newline="") as f:
-        reader = csv.DictReader(line for line in f if not line.startswith("#"))
-        if not reader.fieldnames or "arch" not in reader.fieldnames or "top1" not in reader.fieldnames:
-            raise TrainError(f"{p}: expected a CSV with columns arch,top1; found {reader.fieldnames}")
-        for i, row in enumerate(reader, start=2):
-            try:
-                arch = space.parse(row["arch"]) if space is not None else ArchConfig.parse(row["arch"])
-                top1 = float(row["top1"])
-            except (ValueError, TypeError) as exc:
-                raise TrainError(f"{p}:{i}: {exc}")
-            rows.append((arch, top1, row))
-    return rows
-
-
 @dataclass
 class AccuracyTable:
     path: Path
@@ -226,17 +215,20 @@ class AccuracyTable:
     top1: dict[ArchConfig, float]
 
 
-def accuracy_table(checkpoint: "str | Path", space: SearchSpace, archs: Sequence[ArchConfig],
-                   out: "str | Path", *, data_spec: str | None = None, n_calib: int = 256,
+def accuracy_table(checkpoint: str | Path, space: SearchSpace, archs: Sequence[ArchConfig],
+                   out: str | Path, *, data_spec: str | None = None, n_calib: int = 256,
                    n_eval: int | None = 500, batch_size: int = 128, overwrite: bool = False,
                    device: str = "cpu", precision: str = "fp32", command: str = "",
                    on_result: Callable[[ArchConfig, float], None] | None = None,
                    log: Callable[[str], None] | None = None) -> AccuracyTable:
-    """Evaluate ``archs`` of the supernet in ``checkpoint`` and write the accuracy CSV at ``out``."""
-    from latkit.supernet.data import open_data
-    from latkit.supernet.model import load_supernet
+    """Evaluate ``archs`` of the supernet in ``checkpoint`` and write the accuracy CSV at ``out``.
 
+    The CSV is appended row by row as results come (an interrupted run keeps them, and a rerun
+    without ``overwrite`` evaluates only the archs it lacks); ``out.meta.json`` beside it records
+    how it was made, with ``command``.
+    """
     t0 = time.perf_counter()
+    out = check_writable(out)  # before the work: a FIFO, device node or symlink is refused
     model, ckpt = load_supernet(checkpoint)
     for a in archs:
         model.space.validate(a)
@@ -248,10 +240,9 @@ def accuracy_table(checkpoint: "str | Path", space: SearchSpace, archs: Sequence
         raise TrainError(f"data {spec} has {data.n_classes} classes but the checkpoint "
                          f"{model.n_classes}; pass the --data it was trained on")
     model.to(torch.device(device))
-    out = Path(out)
     done: dict[ArchConfig, float] = {}
     if out.is_file() and not overwrite:
-        for a, top1, row in read_accuracy_csv(out):
+        for a, top1, row in read_accuracy_csv(out, allow_empty=True):
             if row.get("checkpoint") == str(checkpoint):
                 done[a] = top1
     todo = [a for a in dict.fromkeys(archs) if a not in done]
@@ -281,12 +272,14 @@ def accuracy_table(checkpoint: "str | Path", space: SearchSpace, archs: Sequence
     meta = {
         "format": "latkit-accuracy", "space": space.name, "checkpoint": str(checkpoint),
         "checkpoint_space": model.space.name, "data": data.name, "data_origin": data.origin,
-        "calibration_images": n_calib, "precision": resolve_precision(precision, torch.device(device)), "heldout_images": int(images[resolutions[0]].labels.shape[0])
-        if resolutions else None, "resolutions": resolutions, "n_archs": len(archs),
+        "calibration_images": n_calib,
+        "precision": resolve_precision(precision, torch.device(device)),
+        "heldout_images": int(images[resolutions[0]].labels.shape[0]) if resolutions else None,
+        "resolutions": resolutions, "n_archs": len(archs),
         "elapsed_s": round(elapsed, 3), "command": command,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "created": now_iso(),
     }
-    out.with_suffix(".meta.json").write_text(json.dumps(meta, indent=1) + "\n")
+    write_text(out.with_suffix(".meta.json"), json.dumps(meta, indent=1) + "\n")
     return AccuracyTable(out, len(todo), len(done), elapsed, {**done, **results})
 
 

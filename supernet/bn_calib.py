@@ -14,13 +14,13 @@ global RNG is forked so that dropout during recalibration does not disturb a tra
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from typing import Iterable, Iterator
 
 import torch
 from torch import nn
 
-from latkit.supernet.space import ArchConfig
+from latkit.supernet.arch import ArchConfig
 
 
 def batchnorm_layers(model: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
@@ -44,7 +44,7 @@ def calibration_mode(model: nn.Module) -> Iterator[nn.Module]:
             model.train()
             yield model
         finally:
-            for bn, m in zip(bns, momenta):
+            for bn, m in zip(bns, momenta, strict=False):
                 bn.momentum = m
             model.train(was_training)
 
@@ -55,7 +55,7 @@ def iter_batches(images: torch.Tensor, batch_size: int) -> Iterator[torch.Tensor
 
 
 def recalibrate_bn(model: nn.Module, arch: ArchConfig,
-                   batches: "torch.Tensor | Iterable[torch.Tensor]", n_batches: int | None = None,
+                   batches: torch.Tensor | Iterable[torch.Tensor], n_batches: int | None = None,
                    batch_size: int = 64) -> None:
     """Re-estimate the BN statistics of subnet ``arch`` of ``model`` in place.
 

@@ -22,13 +22,15 @@ this file's source, so later runs load them instantly.
 
 from __future__ import annotations
 
-import hashlib
 import math
 import os
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
+
+from latkit.errors import OutputError
+from latkit.fileio import atomic_path, sha256_file
 
 DIGITS_SEED = 20240917
 CANVAS = 144
@@ -109,14 +111,14 @@ def cache_dir() -> Path:
 
 def _cache_path(name: str) -> Path:
     # keyed by this file's source: editing a generator invalidates the cache
-    digest = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:12]
+    digest = sha256_file(__file__)[:12]
     return cache_dir() / f"builtin-{name}-{digest}.npz"
 
 
 def make_digits(max_train: int | None = None, max_heldout: int | None = None
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(train images N x 144 x 144 x 3 uint8, train labels, held-out images, held-out labels)."""
-    from sklearn.datasets import load_digits
+    from sklearn.datasets import load_digits  # noqa: PLC0415 -- sklearn: only builtin:digits needs it
 
     d = load_digits()
     order = np.random.default_rng(DIGITS_SEED).permutation(len(d.target))
@@ -151,15 +153,12 @@ def _cached(name: str, max_train: int | None, max_heldout: int | None,
     x_ho, y_ho = render(held[:max_heldout])
     if max_train is None and max_heldout is None:
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-            with open(tmp, "wb") as f:
-                np.savez(f, x_tr=x_tr, y_tr=y_tr, x_ho=x_ho, y_ho=y_ho)
-            os.replace(tmp, path)
+            with atomic_path(path) as tmp, open(tmp, "wb") as f:
+                np.savez(f, x_tr=x_tr, y_tr=y_tr, x_ho=x_ho, y_ho=y_ho)  # a file: no .npz appended
             for old in path.parent.glob(f"builtin-{name}-*.npz"):
                 if old != path:
                     old.unlink(missing_ok=True)  # an earlier generator's set
-        except OSError:
+        except (OSError, OutputError):
             pass  # a read-only home only costs the generation time
     return x_tr, y_tr, x_ho, y_ho
 

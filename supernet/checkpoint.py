@@ -11,17 +11,14 @@ fractional), ``rng`` (python, numpy, torch CPU and CUDA generator states as tens
 subnet-image passes, training seconds), ``schedule``, ``config``, ``data``, ``command``, ``versions``,
 ``world_size``, ``created``, ``finished``.
 
-Writes go to a temporary file in the same directory, are flushed to disk, then renamed over the old
-file (``os.replace``), so a run killed at any moment leaves either the old or the new checkpoint.
+Writes go through ``latkit.fileio.atomic_path`` (a temporary file in the same directory, flushed to
+disk, then renamed over the old file), so a run killed at any moment leaves either the old or the
+new checkpoint. ``versions``, ``command`` and ``created`` are ``latkit.provenance``'s.
 """
 
 from __future__ import annotations
 
-import os
-import platform
 import random
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -29,15 +26,11 @@ import numpy as np
 import torch
 
 from latkit.errors import TrainError
+from latkit.fileio import atomic_path
 
+#: The ``format`` of every supernet checkpoint (``load_checkpoint`` refuses anything else).
+CHECKPOINT_FORMAT = "latkit-supernet"
 FORMAT_VERSION = 1
-
-
-def versions() -> dict[str, str]:
-    from latkit import __version__
-
-    return {"latkit": __version__, "torch": str(torch.__version__), "numpy": str(np.__version__),
-            "python": platform.python_version()}
 
 
 def rng_state() -> dict[str, Any]:
@@ -69,51 +62,29 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def save_atomic(payload: dict[str, Any], path: "str | Path") -> Path:
-    """``torch.save`` to a temporary file, fsync, then ``os.replace`` onto ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            torch.save(payload, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
+def save_atomic(payload: dict[str, Any], path: str | Path) -> Path:
+    """``torch.save`` ``payload`` to ``path`` atomically (``latkit.fileio.atomic_path``)."""
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+    return Path(path)
 
 
-def load_checkpoint(path: "str | Path") -> dict[str, Any]:
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
     """A training checkpoint (``weights_only=True``); TrainError naming the problem otherwise."""
-    from latkit.supernet.model import CHECKPOINT_FORMAT
-
     p = Path(path)
     if not p.is_file():
         raise TrainError(f"checkpoint {p} does not exist; train one with `lat-train --out DIR`")
     try:
         ckpt = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unpickling failure is a bad file
+    except Exception as exc:  # noqa: BLE001 -- any unpickling failure means a bad file
         raise TrainError(f"checkpoint {p} could not be read safely ({type(exc).__name__}: "
-                         f"{str(exc).splitlines()[0][:200]})")
+                         f"{str(exc).splitlines()[0][:200]})") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
         raise TrainError(f"{p} is not a latkit supernet checkpoint (no format={CHECKPOINT_FORMAT!r})")
     return ckpt
 
 
-def now_iso() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
-
-
-def command_line() -> str:
-    import shlex
-
-    return " ".join(shlex.quote(a) for a in [Path(sys.argv[0]).name, *sys.argv[1:]])
-
-
-def export_checkpoint(src: "str | Path", dst: "str | Path", *, half: bool = False) -> Path:
+def export_checkpoint(src: str | Path, dst: str | Path, *, half: bool = False) -> Path:
     """A small copy of a checkpoint with only what evaluation needs (optionally fp16 weights).
 
     Keeps format, space, n_classes, dropout, kernel_transform, model, config, data, schedule,

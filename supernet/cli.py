@@ -10,6 +10,7 @@ from typing import Any
 
 from latkit.errors import ArchError
 from latkit.supernet.arch_files import read_archs
+from latkit.supernet.resolutions import parse_resolutions
 from latkit.supernet.space import ArchConfig, SearchSpace, get_space, list_spaces
 
 
@@ -21,9 +22,9 @@ def describe_arch(space: SearchSpace, arch: ArchConfig) -> dict[str, Any]:
         "resolution": arch.r,
         "d": list(arch.d),
         "ofa": arch.to_ofa_dict(space.max_depth),
-        "params": sum(l.params for l in layers),
-        "macs": sum(l.macs for l in layers),
-        "layers": [{"key": l.key, "macs": l.macs, "params": l.params} for l in layers],
+        "params": sum(layer.params for layer in layers),
+        "macs": sum(layer.macs for layer in layers),
+        "layers": [{"key": layer.key, "macs": layer.macs, "params": layer.params} for layer in layers],
     }
 
 
@@ -65,8 +66,8 @@ def _cmd_describe(args: argparse.Namespace) -> int:
         print(f"{d['key']}  ({d['space']}, {d['resolution']}x{d['resolution']}, depths {d['d']})")
         print(f"  params {d['params']:,}  MACs {d['macs'] / 1e6:.1f}M  layers {len(d['layers'])}")
         if args.arch:
-            for l in d["layers"]:
-                print(f"    {l['macs'] / 1e6:8.2f}M  {l['key']}")
+            for layer in d["layers"]:
+                print(f"    {layer['macs'] / 1e6:8.2f}M  {layer['key']}")
     return 0
 
 
@@ -75,7 +76,7 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     if args.n < 1:
         raise ArchError(f"-n must be at least 1, got {args.n}")
     rng = random.Random(args.seed)
-    res = _parse_resolutions(args.resolutions, space)
+    res = parse_resolutions(args.resolutions, space)
     archs = [space.sample(rng, res) for _ in range(args.n)]
     _print_arch_list(space, archs, args.json)
     return 0
@@ -87,20 +88,6 @@ def _cmd_enumerate(args: argparse.Namespace) -> int:
     archs = [a for r in (res or space.resolutions) for a in space.enumerate(r)]
     _print_arch_list(space, archs, args.json)
     return 0
-
-
-def _parse_resolutions(text: str | None, space: SearchSpace) -> list[int] | None:
-    if text is None or text == "all":
-        return None
-    try:
-        rs = [int(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise ArchError(f"--resolutions must be comma-separated integers or 'all', got {text!r}")
-    bad = [r for r in rs if r not in space.resolutions]
-    if bad:
-        raise ArchError(f"resolutions {bad} are not in {space.name} ({space.resolutions[0]}.."
-                        f"{space.resolutions[-1]} step 4)")
-    return rs
 
 
 def register_space(sub: argparse._SubParsersAction) -> None:
@@ -125,7 +112,8 @@ def register_space(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--space", required=True)
     q.add_argument("-n", type=int, default=10)
     q.add_argument("--seed", type=int, default=0)
-    q.add_argument("--resolutions", help="comma-separated resolutions to draw from (default: all)")
+    q.add_argument("--resolutions", help="resolutions to draw from, e.g. 128,160 or 128-224:8 "
+                   "(default: all)")
     q.add_argument("--json", action="store_true")
     q.set_defaults(func=_cmd_sample)
 

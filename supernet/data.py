@@ -1,7 +1,7 @@
 """Training data: image sources, transforms (Pillow + numpy, no torchvision), elastic-resolution batches.
 
-A data spec is ``builtin:gratings`` or ``builtin:digits`` (see ``builtin_data``) or a directory in the class-per-directory
-layout ImageNet is usually stored in::
+A data spec is ``builtin:gratings`` or ``builtin:digits`` (see ``builtin_data``) or a directory in
+the class-per-directory layout ImageNet is usually stored in::
 
     DIR/<class>/<image>.jpg            (a held-out split is drawn from it, ``HOLDOUT_FRACTION``)
     DIR/train/<class>/... + DIR/val/<class>/...   (used as given; ``test/`` is accepted for val)
@@ -25,14 +25,22 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
+import torch
 from PIL import Image, UnidentifiedImageError
 
 from latkit.errors import TrainError
+from latkit.supernet.builtin_data import (
+    DIGITS_ORIGIN,
+    GRATINGS_ORIGIN,
+    N_CLASSES_GRATINGS,
+    make_digits,
+    make_gratings,
+)
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -157,8 +165,6 @@ def open_data(spec: str, *, max_train: int | None = None, max_heldout: int | Non
 
 
 def builtin_gratings(max_train: int | None = None, max_heldout: int | None = None) -> TrainData:
-    from latkit.supernet.builtin_data import GRATINGS_ORIGIN, N_CLASSES_GRATINGS, make_gratings
-
     x_tr, y_tr, x_ho, y_ho = make_gratings(max_train, max_heldout)
     step = 180 // N_CLASSES_GRATINGS
     classes = [f"{c * step}deg" for c in range(N_CLASSES_GRATINGS)]
@@ -170,11 +176,9 @@ def builtin_gratings(max_train: int | None = None, max_heldout: int | None = Non
 
 
 def builtin_digits(max_train: int | None = None, max_heldout: int | None = None) -> TrainData:
-    from latkit.supernet.builtin_data import DIGITS_ORIGIN as ORIGIN, make_digits
-
     x_tr, y_tr, x_ho, y_ho = make_digits(max_train, max_heldout)
     classes = [str(i) for i in range(10)]
-    return TrainData("builtin:digits", ORIGIN, ArraySource(x_tr, y_tr, classes),
+    return TrainData("builtin:digits", DIGITS_ORIGIN, ArraySource(x_tr, y_tr, classes),
                      ArraySource(x_ho, y_ho, classes),
                      Augment(min_scale=0.5, flip=False, eval_crop=1.0),
                      default_resolutions=(128, 136, 144))
@@ -279,8 +283,6 @@ def eval_transform(img: Image.Image, r: int, aug: Augment) -> np.ndarray:
 
 def to_tensor(batch_u8: np.ndarray):
     """N x H x W x 3 uint8 -> N x 3 x H x W float tensor normalised with ImageNet mean/std."""
-    import torch
-
     x = torch.from_numpy(np.ascontiguousarray(batch_u8)).permute(0, 3, 1, 2).float().div_(255.0)
     mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
     std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
@@ -338,8 +340,6 @@ class BatchPlan:
 
 def load_train_batch(data: TrainData, plan: BatchPlan, step: int):
     """(images tensor, labels tensor, resolution) of this rank for ``step``."""
-    import torch
-
     r = plan.resolution(step)
     idx = plan.indices(step)
     offset = plan.rank * plan.batch_size

@@ -18,14 +18,13 @@ softmax(s / T), times T^2.
 from __future__ import annotations
 
 import contextlib
-
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from latkit.supernet.space import ArchConfig
+from latkit.supernet.arch import ArchConfig
 
 
 def soft_target_ce(logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float = 1.0

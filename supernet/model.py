@@ -14,13 +14,17 @@ with ``torch.load(weights_only=True)``.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import torch
 from torch import nn
 
 from latkit.errors import ArchError, TrainError
+from latkit.supernet.arch import ArchConfig
+from latkit.supernet.checkpoint import CHECKPOINT_FORMAT, load_checkpoint
+from latkit.supernet.layers import LayerSpec, make_divisible
 from latkit.supernet.ops import (
     Classifier,
     ConvBNAct,
@@ -36,15 +40,9 @@ from latkit.supernet.space import (
     FIRST_BLOCK_ACT,
     FIRST_BLOCK_SE,
     FIRST_BLOCK_STRIDE,
-    ArchConfig,
-    LayerSpec,
     SearchSpace,
     get_space,
-    make_divisible,
 )
-
-CHECKPOINT_FORMAT = "latkit-supernet"
-
 
 # ----------------------------------------------------------------------------------------------
 # Static networks and layers
@@ -182,7 +180,7 @@ def _permute_bn(bn: nn.BatchNorm2d, order: torch.Tensor) -> None:
 class ElasticMobileNetV3(nn.Module):
     """The supernet of a space. ``forward(x, arch)`` runs subnet ``arch`` (input at arch.r)."""
 
-    def __init__(self, space: "str | SearchSpace", n_classes: int | None = None,
+    def __init__(self, space: str | SearchSpace, n_classes: int | None = None,
                  dropout: float = 0.1, kernel_transform: bool = True) -> None:
         super().__init__()
         self.space = get_space(space) if isinstance(space, str) else space
@@ -236,8 +234,8 @@ class ElasticMobileNetV3(nn.Module):
     def forward(self, x: torch.Tensor, arch: ArchConfig | None = None) -> torch.Tensor:
         arch = arch or self.space.max_arch()
         x = self.first_block(self.stem(x))
-        for blocks, ks, es in zip(self.stages, arch.ks, arch.e):
-            for block, k, e in zip(blocks, ks, es):
+        for blocks, ks, es in zip(self.stages, arch.ks, arch.e, strict=False):
+            for block, k, e in zip(blocks, ks, es, strict=False):
                 x = block(x, k, e)
         x = self.feature_mix(self.pool(self.final_expand(x)))
         return self.classifier(x)
@@ -261,8 +259,8 @@ class ElasticMobileNetV3(nn.Module):
         mods[0].load_state_dict(self.stem.state_dict())
         mods[1].load_state_dict(self.first_block.state_dict())
         i = 2
-        for blocks, ks, es in zip(self.stages, arch.ks, arch.e):
-            for block, k, e in zip(blocks, ks, es):
+        for blocks, ks, es in zip(self.stages, arch.ks, arch.e, strict=False):
+            for block, k, e in zip(blocks, ks, es, strict=False):
                 block.copy_to(mods[i], k, e)
                 i += 1
         mods[i].load_state_dict(self.final_expand.state_dict())
@@ -283,19 +281,17 @@ class ElasticMobileNetV3(nn.Module):
         }
 
 
-def load_supernet(path: "str | Path", space: str | None = None) -> tuple[ElasticMobileNetV3, dict]:
+def load_supernet(path: str | Path, space: str | None = None) -> tuple[ElasticMobileNetV3, dict]:
     """Load a supernet checkpoint (``weights_only=True``); returns (model in eval mode, checkpoint).
 
     If the checkpoint holds recalibrated BatchNorm statistics per subnet (``bn_stats``), they are
     left in the returned dict for the caller (``extract_with_bn``).
     """
-    from latkit.supernet.checkpoint import load_checkpoint
-
     ckpt = load_checkpoint(path)
     return supernet_from_checkpoint(ckpt, path, space), ckpt
 
 
-def supernet_from_checkpoint(ckpt: dict, path: "str | Path",
+def supernet_from_checkpoint(ckpt: dict, path: str | Path,
                              space: str | None = None) -> ElasticMobileNetV3:
     """The supernet (eval mode) of a checkpoint dict already read from ``path``."""
     p = Path(path)
@@ -309,7 +305,7 @@ def supernet_from_checkpoint(ckpt: dict, path: "str | Path",
         model.load_state_dict(ckpt["model"])
     except (RuntimeError, KeyError) as exc:
         raise TrainError(f"checkpoint {p} does not match the {ck_space} supernet: "
-                         f"{str(exc).splitlines()[0][:200]}")
+                         f"{str(exc).splitlines()[0][:200]}") from None
     model.eval()
     return model
 

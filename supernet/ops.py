@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from latkit.supernet.space import make_divisible
+from latkit.supernet.layers import make_divisible
 
 
 class HSwish(nn.Module):
@@ -79,7 +79,7 @@ class ElasticDepthwiseConv(nn.Module):
         _he_fout_(self.weight)
         self.transform = transform and len(self.kernel_sizes) > 1
         if self.transform:
-            for big, small in zip(self.kernel_sizes[::-1][:-1], self.kernel_sizes[::-1][1:]):
+            for big, small in zip(self.kernel_sizes[::-1][:-1], self.kernel_sizes[::-1][1:], strict=False):
                 self.register_parameter(
                     f"t{big}to{small}", nn.Parameter(torch.eye(small * small))
                 )

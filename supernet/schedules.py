@@ -51,11 +51,13 @@ separate teacher network and no extra teacher forward pass. Warmup epochs are pa
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Sequence
+from typing import Any
 
 from latkit.errors import TrainError
-from latkit.supernet.space import SPACE_CONFS, ArchConfig, SearchSpace
+from latkit.supernet.arch import ArchConfig
+from latkit.supernet.space import SPACE_CONFS, SearchSpace
 
 DIMS = ("ks", "d", "e")
 # CompOFA's coupling and fixed kernels, used when the compound schedule runs on an uncoupled space.
@@ -112,7 +114,7 @@ class Schedule:
     kernel_transform: bool = True  # once-for-all's kernel-transform matrices (off in CompOFA)
     reference: str = ""
 
-    def scaled(self, epochs_scale: float) -> "Schedule":
+    def scaled(self, epochs_scale: float) -> Schedule:
         """Every phase's epochs (and warmup) multiplied by ``epochs_scale``."""
         if not epochs_scale > 0:
             raise TrainError(f"--epochs-scale must be > 0, got {epochs_scale}")

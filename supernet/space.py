@@ -1,7 +1,9 @@
-"""Search spaces, architecture configs and the decomposition of an arch into layers.
+"""Search spaces: the config tables of latkit's spaces and ``SearchSpace``, which derives the rest.
 
-This module is the root of latkit's data flow: every other part speaks in ``ArchConfig`` and
-``LayerSpec``. It is pure Python (no torch) so that describing, sampling and predicting stay fast.
+This module is the root of latkit's data flow: every other part speaks in ``ArchConfig`` (the arch
+key, ``latkit.supernet.arch``) and ``LayerSpec`` (one layer and its lookup-table key,
+``latkit.supernet.layers``), both importable from here too. It is pure Python (no torch) so that
+describing, sampling and predicting stay fast.
 
 Spaces (once-for-all's MobileNetV3 definitions, and CompOFA's coupled space):
 
@@ -16,52 +18,34 @@ compofa-w1.0      as w1.0                                          (d, e) per st
                                                                    per stage [3,5,3,3,5]
 ================  ===============================================  ==============================
 
-Canonical arch key grammar (``str(arch)``, ``ArchConfig.parse``)::
-
-    r<resolution>-k<stage1>.<stage2>.<stage3>.<stage4>.<stage5>-e<stage1>. ... .<stage5>
-
-Each stage group lists one digit per ACTIVE block, so the depth of a stage is the length of its
-group; e.g. ``r224-k35.737.33.5733.35-e34.463.66.3466.44`` has depths 2,3,2,4,2. Blocks beyond a
-stage's depth do not exist in the key, so two once-for-all dicts that differ only in inactive
-entries give the same key. ``ArchConfig.parse`` also accepts the once-for-all JSON dict
-``{"ks": [20 ints], "e": [20 ints], "d": [5 ints], "r": 224}`` (``r`` may be ``[224]``).
-
-Layer keys follow the once-for-all latency-table format (see shared/data/README.md), e.g.
-``expanded_conv-input:112x112x24-output:56x56x32-expand:144-kernel:3-stride:2-idskip:0-se:0-hs:0``
-where ``expand`` is the middle channel count.
+``SearchSpace`` validates, samples and enumerates archs, mutates and crosses them over for
+evolution, and decomposes an arch into its ``LayerSpec``s (whose sums are the subnet's parameters
+and MACs). ``get_space(name)`` gives the one instance of each space; ``list_spaces()`` their names.
 """
 
 from __future__ import annotations
 
 import itertools
-import json
 import math
 import random
-import re
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, Iterable, Iterator, Mapping, Sequence
+from typing import Any
 
 from latkit.errors import ArchError, SpaceError
+from latkit.supernet.arch import ArchConfig
+from latkit.supernet.layers import LAYER_KINDS, LayerSpec, make_divisible, out_size
 
-
-def make_divisible(v: float, divisor: int = 8, min_val: int | None = None) -> int:
-    """once-for-all's channel rounding: nearest multiple of ``divisor``, never 10% below ``v``."""
-    if min_val is None:
-        min_val = divisor
-    new_v = max(min_val, int(v + divisor / 2) // divisor * divisor)
-    if new_v < 0.9 * v:
-        new_v += divisor
-    return new_v
-
-
-def out_size(size: int, stride: int) -> int:
-    """Spatial size after a 'same'-padded conv of this stride (ceil division, as once-for-all)."""
-    return (size - 1) // stride + 1
+__all__ = [
+    "FIRST_BLOCK_ACT", "FIRST_BLOCK_SE", "FIRST_BLOCK_STRIDE", "LAYER_KINDS", "SPACE_CONFS",
+    "ArchConfig", "LayerSpec", "SearchSpace", "SpaceConf", "StageConf", "get_space", "list_spaces",
+    "make_divisible", "out_size", "unique_layers",
+]
 
 
 # --------------------------------------------------------------------------------------------
-# Data types
+# Config tables (data only)
 # --------------------------------------------------------------------------------------------
 
 
@@ -153,276 +137,6 @@ SPACE_CONFS: dict[str, SpaceConf] = {
     ),
 }
 
-LAYER_KINDS = ("Conv", "expanded_conv", "Conv_1", "AvgPool2D", "Conv_2", "Logits")
-
-
-@dataclass(frozen=True)
-class LayerSpec:
-    """One layer of a subnet, with the shapes a lookup table is keyed by.
-
-    ``kind`` is one of ``LAYER_KINDS``: ``Conv`` (stem 3x3 stride 2, h_swish), ``expanded_conv`` (an
-    MBConv block: optional 1x1 expansion to ``mid_c`` when ``mid_c != in_c``, depthwise
-    ``kernel`` x ``kernel`` with ``stride``, optional squeeze-excite, 1x1 projection, identity skip
-    when ``idskip``), ``Conv_1`` (final 1x1 expand + BN + h_swish), ``AvgPool2D`` (global average
-    pool), ``Conv_2`` (feature mix 1x1, no BN, h_swish) and ``Logits`` (the linear classifier).
-    """
-
-    kind: str
-    in_hw: int
-    in_c: int
-    out_hw: int
-    out_c: int
-    mid_c: int = 0
-    kernel: int = 0
-    stride: int = 1
-    idskip: bool = False
-    se: bool = False
-    act: str = "relu"
-
-    @property
-    def key(self) -> str:
-        """The once-for-all latency-table key of this layer."""
-        i = f"input:{self.in_hw}x{self.in_hw}x{self.in_c}"
-        if self.kind == "Logits":
-            return f"Logits-input:1x1x{self.in_c}-output:{self.out_c}"
-        o = f"output:{self.out_hw}x{self.out_hw}x{self.out_c}"
-        if self.kind != "expanded_conv":
-            return f"{self.kind}-{i}-{o}"
-        return (
-            f"expanded_conv-{i}-{o}-expand:{self.mid_c}-kernel:{self.kernel}-stride:{self.stride}"
-            f"-idskip:{int(self.idskip)}-se:{int(self.se)}-hs:{int(self.act == 'h_swish')}"
-        )
-
-    def __str__(self) -> str:
-        return self.key
-
-    @property
-    def has_expand_conv(self) -> bool:
-        return self.kind == "expanded_conv" and self.mid_c != self.in_c
-
-    @property
-    def se_mid_c(self) -> int:
-        return make_divisible(self.mid_c // 4, 8) if self.se else 0
-
-    @cached_property
-    def params(self) -> int:
-        """Parameters, BatchNorm affine weights included (once-for-all's convention)."""
-        k = self.kind
-        if k == "Conv":
-            return 3 * 3 * 3 * self.out_c + 2 * self.out_c
-        if k == "expanded_conv":
-            p = 0
-            if self.has_expand_conv:
-                p += self.in_c * self.mid_c + 2 * self.mid_c
-            p += self.mid_c * self.kernel * self.kernel + 2 * self.mid_c
-            if self.se:
-                s = self.se_mid_c
-                p += self.mid_c * s + s + s * self.mid_c + self.mid_c
-            p += self.mid_c * self.out_c + 2 * self.out_c
-            return p
-        if k == "Conv_1":
-            return self.in_c * self.out_c + 2 * self.out_c
-        if k == "AvgPool2D":
-            return 0
-        if k == "Conv_2":
-            return self.in_c * self.out_c
-        if k == "Logits":
-            return self.in_c * self.out_c + self.out_c
-        raise ArchError(f"unknown layer kind {k!r}; expected one of {LAYER_KINDS}")
-
-    @cached_property
-    def macs(self) -> int:
-        """Multiply-accumulates of the conv and linear layers (once-for-all's counting)."""
-        k = self.kind
-        o2 = self.out_hw * self.out_hw
-        if k == "Conv":
-            return o2 * 27 * self.out_c
-        if k == "expanded_conv":
-            m = 0
-            if self.has_expand_conv:
-                m += self.in_hw * self.in_hw * self.in_c * self.mid_c
-            m += o2 * self.mid_c * self.kernel * self.kernel
-            if self.se:
-                m += 2 * self.mid_c * self.se_mid_c
-            m += o2 * self.mid_c * self.out_c
-            return m
-        if k == "Conv_1":
-            return o2 * self.in_c * self.out_c
-        if k == "AvgPool2D":
-            return 0
-        if k in ("Conv_2", "Logits"):
-            return self.in_c * self.out_c
-        raise ArchError(f"unknown layer kind {k!r}; expected one of {LAYER_KINDS}")
-
-    _KEY_RE = re.compile(
-        r"^(?P<kind>Conv|Conv_1|Conv_2|AvgPool2D)-input:(?P<ih>\d+)x(?P<iw>\d+)x(?P<ic>\d+)"
-        r"-output:(?P<oh>\d+)x(?P<ow>\d+)x(?P<oc>\d+)$"
-        r"|^Logits-input:1x1x(?P<lic>\d+)-output:(?P<loc>\d+)$"
-        r"|^expanded_conv-input:(?P<eih>\d+)x(?P<eiw>\d+)x(?P<eic>\d+)"
-        r"-output:(?P<eoh>\d+)x(?P<eow>\d+)x(?P<eoc>\d+)-expand:(?P<mid>\d+)-kernel:(?P<k>\d+)"
-        r"-stride:(?P<s>\d+)-idskip:(?P<id>[01])-se:(?P<se>[01])-hs:(?P<hs>[01])$"
-    )
-
-    @classmethod
-    def parse(cls, key: str) -> "LayerSpec":
-        """Inverse of ``key``. Raises ArchError on anything that is not a layer key."""
-        m = cls._KEY_RE.match(key.strip())
-        if not m:
-            raise ArchError(
-                f"not a once-for-all layer key: {key!r} (expected e.g. "
-                "'expanded_conv-input:56x56x24-output:28x28x40-expand:72-kernel:5-stride:2-"
-                "idskip:0-se:1-hs:0' or 'Conv-input:224x224x3-output:112x112x16')"
-            )
-        g = m.groupdict()
-        if g["kind"]:
-            act = "h_swish" if g["kind"] in ("Conv", "Conv_1", "Conv_2") else "relu"
-            return cls(g["kind"], int(g["ih"]), int(g["ic"]), int(g["oh"]), int(g["oc"]), act=act)
-        if g["lic"]:
-            return cls("Logits", 1, int(g["lic"]), 1, int(g["loc"]), act="none")
-        return cls(
-            "expanded_conv",
-            int(g["eih"]),
-            int(g["eic"]),
-            int(g["eoh"]),
-            int(g["eoc"]),
-            mid_c=int(g["mid"]),
-            kernel=int(g["k"]),
-            stride=int(g["s"]),
-            idskip=g["id"] == "1",
-            se=g["se"] == "1",
-            act="h_swish" if g["hs"] == "1" else "relu",
-        )
-
-
-@dataclass(frozen=True)
-class ArchConfig:
-    """A subnet: resolution plus, per stage, the kernel size and expand ratio of each active block.
-
-    Frozen and hashable; ``str(arch)`` is the canonical key (grammar in the module docstring) and
-    ``ArchConfig.parse(str(arch)) == arch``. Depth per stage is ``len(ks[stage])``.
-    """
-
-    r: int
-    ks: tuple[tuple[int, ...], ...]
-    e: tuple[tuple[int, ...], ...]
-
-    def __post_init__(self) -> None:
-        if len(self.ks) != len(self.e):
-            raise ArchError(f"ks has {len(self.ks)} stages but e has {len(self.e)}")
-        for i, (k, e) in enumerate(zip(self.ks, self.e)):
-            if len(k) != len(e):
-                raise ArchError(f"stage {i + 1}: {len(k)} kernel sizes but {len(e)} expand ratios")
-            if len(k) == 0:
-                raise ArchError(f"stage {i + 1} has depth 0")
-
-    @property
-    def d(self) -> tuple[int, ...]:
-        return tuple(len(k) for k in self.ks)
-
-    @property
-    def key(self) -> str:
-        ks = ".".join("".join(str(v) for v in stage) for stage in self.ks)
-        es = ".".join("".join(str(v) for v in stage) for stage in self.e)
-        return f"r{self.r}-k{ks}-e{es}"
-
-    def __str__(self) -> str:
-        return self.key
-
-    _KEY_RE = re.compile(r"^r(\d+)-k(\d+(?:\.\d+)*)-e(\d+(?:\.\d+)*)$")
-
-    @classmethod
-    def parse(cls, text: "str | Mapping[str, Any] | ArchConfig") -> "ArchConfig":
-        """A canonical key, a once-for-all dict, or its JSON text -> ArchConfig (no space checks)."""
-        if isinstance(text, ArchConfig):
-            return text
-        if isinstance(text, Mapping):
-            return cls.from_ofa_dict(text)
-        s = str(text).strip()
-        if s.startswith("{"):
-            try:
-                data = json.loads(s)
-            except json.JSONDecodeError as exc:
-                raise ArchError(f"arch looks like JSON but does not parse: {exc.msg} in {s[:80]!r}")
-            if not isinstance(data, dict):
-                raise ArchError(f"arch JSON must be an object with ks, e, d, r; got {s[:80]!r}")
-            return cls.from_ofa_dict(data)
-        m = cls._KEY_RE.match(s)
-        if not m:
-            raise ArchError(
-                f"malformed arch {s[:100]!r}: expected a key like "
-                "'r224-k35.737.33.5733.35-e34.463.66.3466.44' or a once-for-all JSON dict "
-                '\'{"ks": [...20], "e": [...20], "d": [...5], "r": 224}\''
-            )
-        r = int(m.group(1))
-        ks_groups = m.group(2).split(".")
-        e_groups = m.group(3).split(".")
-        if [len(g) for g in ks_groups] != [len(g) for g in e_groups]:
-            raise ArchError(
-                f"malformed arch {s!r}: kernel groups {ks_groups} and expand groups {e_groups} "
-                "must have the same number of digits per stage (one per active block)"
-            )
-        return cls(
-            r=r,
-            ks=tuple(tuple(int(c) for c in g) for g in ks_groups),
-            e=tuple(tuple(int(c) for c in g) for g in e_groups),
-        )
-
-    @classmethod
-    def from_ofa_dict(cls, data: Mapping[str, Any]) -> "ArchConfig":
-        """once-for-all's ``{"ks": [...], "e": [...], "d": [...], "r": R}``; inactive entries dropped."""
-        missing = [k for k in ("ks", "e", "d") if k not in data]
-        if missing:
-            raise ArchError(f"arch dict is missing {missing}; expected keys ks, e, d, r")
-        r = data.get("r", data.get("image_size"))
-        if isinstance(r, (list, tuple)):
-            if len(r) != 1:
-                raise ArchError(f"arch dict field r must be one resolution, got {r}")
-            r = r[0]
-        if r is None:
-            raise ArchError("arch dict is missing r (input resolution)")
-        try:
-            r = int(r)
-            ks = [int(v) for v in data["ks"]]
-            e = [_as_int_ratio(v) for v in data["e"]]
-            d = [int(v) for v in data["d"]]
-        except (TypeError, ValueError) as exc:
-            raise ArchError(f"arch dict fields must be numbers: {exc}")
-        if not d:
-            raise ArchError("arch dict field d is empty")
-        if len(ks) != len(e) or len(ks) % len(d):
-            raise ArchError(
-                f"arch dict has {len(ks)} ks and {len(e)} e entries for {len(d)} stages; expected "
-                f"equal lengths divisible by the number of stages (once-for-all: 20, 20 and 5)"
-            )
-        per = len(ks) // len(d)
-        for i, di in enumerate(d):
-            if not 1 <= di <= per:
-                raise ArchError(f"d[{i}] = {di} is outside 1..{per}")
-        return cls(
-            r=r,
-            ks=tuple(tuple(ks[i * per : i * per + di]) for i, di in enumerate(d)),
-            e=tuple(tuple(e[i * per : i * per + di]) for i, di in enumerate(d)),
-        )
-
-    def to_ofa_dict(self, max_depth: int = 4) -> dict[str, Any]:
-        """once-for-all's dict; inactive blocks repeat the stage's last active values."""
-        ks: list[int] = []
-        es: list[int] = []
-        for k, e in zip(self.ks, self.e):
-            pad = max_depth - len(k)
-            if pad < 0:
-                raise ArchError(f"depth {len(k)} exceeds max depth {max_depth}")
-            ks += list(k) + [k[-1]] * pad
-            es += list(e) + [e[-1]] * pad
-        return {"ks": ks, "e": es, "d": list(self.d), "r": self.r}
-
-
-def _as_int_ratio(v: Any) -> int:
-    f = float(v)
-    if not f.is_integer():
-        raise ValueError(f"expand ratio {v} is not an integer")
-    return int(f)
-
 
 # --------------------------------------------------------------------------------------------
 # The search space
@@ -500,7 +214,7 @@ class SearchSpace:
         for s in range(self.n_stages):
             if arch.d[s] not in c.d_choices:
                 raise ArchError(f"d[{s}] = {arch.d[s]} not in {set(c.d_choices)} ({c.name})")
-            for b, (k, e) in enumerate(zip(arch.ks[s], arch.e[s])):
+            for b, (k, e) in enumerate(zip(arch.ks[s], arch.e[s], strict=False)):
                 if k not in c.ks_choices[s]:
                     raise ArchError(
                         f"ks of stage {s + 1} block {b + 1} = {k} not in {set(c.ks_choices[s])} "
@@ -520,7 +234,7 @@ class SearchSpace:
                     )
         return arch
 
-    def parse(self, text: "str | Mapping[str, Any] | ArchConfig") -> ArchConfig:
+    def parse(self, text: str | Mapping[str, Any] | ArchConfig) -> ArchConfig:
         """Parse (key, dict or JSON text) and validate against this space."""
         return self.validate(ArchConfig.parse(text))
 
@@ -698,7 +412,7 @@ class SearchSpace:
         out = [self.stem_layer(arch.r), self.first_block_layer(arch.r)]
         hw = out[-1].out_hw
         for s in range(self.n_stages):
-            for b, (k, e) in enumerate(zip(arch.ks[s], arch.e[s])):
+            for b, (k, e) in enumerate(zip(arch.ks[s], arch.e[s], strict=False)):
                 spec = self.block_layer(s, b, hw, k, e)
                 out.append(spec)
                 hw = spec.out_hw
@@ -708,10 +422,10 @@ class SearchSpace:
         return out
 
     def params(self, arch: ArchConfig) -> int:
-        return sum(l.params for l in self.layers(arch))
+        return sum(layer.params for layer in self.layers(arch))
 
     def macs(self, arch: ArchConfig) -> int:
-        return sum(l.macs for l in self.layers(arch))
+        return sum(layer.macs for layer in self.layers(arch))
 
     def stage_hw(self, r: int) -> list[int]:
         """Input spatial size of each stage at resolution ``r``."""
@@ -789,6 +503,6 @@ def list_spaces() -> list[str]:
     return list(SPACE_CONFS)
 
 
-def unique_layers(space: "str | SearchSpace", resolutions: Iterable[int] | None = None) -> list[LayerSpec]:
+def unique_layers(space: str | SearchSpace, resolutions: Iterable[int] | None = None) -> list[LayerSpec]:
     """Every distinct layer of ``space`` at ``resolutions`` (all of the space's if None)."""
     return get_space(space).unique_layers(resolutions)

@@ -36,26 +36,29 @@ import math
 import os
 import random
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
+import torch.distributed as dist
+from torch._utils import _flatten_dense_tensors, _unflatten_dense_tensors
 
 from latkit.errors import TrainError
+from latkit.fileio import check_writable, write_text
+from latkit.provenance import now_iso, versions
 from latkit.supernet.checkpoint import (
     FORMAT_VERSION,
-    command_line,
     load_checkpoint,
-    now_iso,
     rng_state,
     save_atomic,
     set_rng_state,
-    versions,
 )
 from latkit.supernet.data import BatchPlan, TrainData, load_train_batch, open_data
 from latkit.supernet.distill import accumulate_step
+from latkit.supernet.model import ElasticMobileNetV3, supernet_from_checkpoint
 from latkit.supernet.schedules import Phase, Schedule, get_schedule, step_subnets
 from latkit.supernet.space import get_space
 
@@ -108,7 +111,7 @@ class TrainConfig:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
         names = {f.name for f in fields(cls)}
         kw = {k: v for k, v in d.items() if k in names}
         if d and "kd_teacher" not in d:  # written before the frozen teacher: in-place distillation
@@ -117,7 +120,7 @@ class TrainConfig:
             kw["resolutions"] = tuple(int(r) for r in kw["resolutions"])
         return cls(**kw)
 
-    def differences(self, other: "TrainConfig") -> list[str]:
+    def differences(self, other: TrainConfig) -> list[str]:
         return [f"{f.name}: {getattr(other, f.name)!r} -> {getattr(self, f.name)!r}"
                 for f in fields(self) if f.name not in self.RUNTIME_FIELDS
                 and getattr(self, f.name) != getattr(other, f.name)]
@@ -236,8 +239,6 @@ def init_distributed(device: str = "auto") -> DistContext:
     if use_cuda:
         torch.cuda.set_device(local)
     if world > 1:
-        import torch.distributed as dist
-
         if not dist.is_initialized():
             dist.init_process_group("nccl" if use_cuda else "gloo")
     return DistContext(rank, world, local, dev)
@@ -247,22 +248,17 @@ def allreduce_gradients(model: torch.nn.Module, world_size: int) -> None:
     """Average the gradients over ranks in one flat all-reduce (same parameters on every rank)."""
     if world_size <= 1:
         return
-    import torch.distributed as dist
-    from torch._utils import _flatten_dense_tensors, _unflatten_dense_tensors
-
     grads = [p.grad for p in model.parameters() if p.grad is not None]
     flat = _flatten_dense_tensors(grads)
     dist.all_reduce(flat)
     flat.div_(world_size)
-    for g, r in zip(grads, _unflatten_dense_tensors(flat, grads)):
+    for g, r in zip(grads, _unflatten_dense_tensors(flat, grads), strict=False):
         g.copy_(r)
 
 
 def broadcast_state(model: torch.nn.Module, world_size: int) -> None:
     if world_size <= 1:
         return
-    import torch.distributed as dist
-
     for t in model.state_dict().values():
         dist.broadcast(t, 0)
 
@@ -321,11 +317,16 @@ def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, cfg: Tr
 
 
 def _open_log(path: Path, step: int):
-    """The per-step JSON-lines log, cut back to ``step`` (a killed run logged steps it lost)."""
+    """The per-step JSON-lines log, cut back to ``step`` (a killed run logged steps it lost).
+
+    Appended line by line on purpose (a resumed run continues it): ``check_writable`` refuses a
+    FIFO, device node or symlink first; the cut-back rewrite is atomic.
+    """
+    check_writable(path)
     if path.is_file():
         keep = [ln for ln in path.read_text().splitlines()
                 if ln.strip() and json.loads(ln).get("step", 0) <= step]
-        path.write_text("".join(ln + "\n" for ln in keep))
+        write_text(path, "".join(ln + "\n" for ln in keep))
     return path.open("a")
 
 
@@ -357,7 +358,7 @@ def _check_teacher(teacher: torch.nn.Module, n_classes: int, path: str) -> None:
 # --------------------------------------------------------------------------------------------
 
 
-def load_full_network(model: torch.nn.Module, path: "str | Path",
+def load_full_network(model: torch.nn.Module, path: str | Path,
                       ckpt: dict[str, Any] | None = None) -> int:
     """Copy the weights of the supernet checkpoint at ``path`` into ``model``; returns the count.
 
@@ -393,15 +394,17 @@ def load_full_network(model: torch.nn.Module, path: "str | Path",
     return len(out)
 
 
-def train(cfg: TrainConfig, out_dir: "str | Path", *, resume: bool = False,
+def train(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = False,
           command: str | None = None, on_step: Callable[[StepInfo], None] | None = None,
           log: Callable[[str], None] | None = None, data: TrainData | None = None) -> TrainResult:
-    """Train (or, with ``resume``, continue) a supernet; see the module docstring."""
-    from latkit.supernet.model import ElasticMobileNetV3, supernet_from_checkpoint
+    """Train (or, with ``resume``, continue) a supernet; see the module docstring.
 
+    ``command`` is recorded in the checkpoints and ``config.json`` (the CLI passes the command line
+    as typed; a library caller its own, or nothing).
+    """
     out = Path(out_dir)
     last = out / "last.pt"
-    command = command if command is not None else command_line()
+    command = command or ""
     ctx = init_distributed(cfg.device)
     say = (log if ctx.is_main else None) or (lambda msg: None)
     if cfg.deterministic:
@@ -489,7 +492,7 @@ def train(cfg: TrainConfig, out_dir: "str | Path", *, resume: bool = False,
 
     if ctx.is_main:
         out.mkdir(parents=True, exist_ok=True)
-        (out / "config.json").write_text(json.dumps(
+        write_text(out / "config.json", json.dumps(
             {"config": cfg.to_dict(), "schedule": schedule.to_dict(), "data": data.describe(),
              "phases": [{"name": p.phase.name, "start": p.start, "steps": p.steps,
                          "warmup_steps": p.warmup_steps} for p in phases],

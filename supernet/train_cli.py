@@ -9,7 +9,8 @@ Four forms (the first token after ``train`` picks one; none of them means a trai
     lat train export-checkpoint --checkpoint C --out small.pt [--half]
 
 ``lat-train ARGS`` is ``lat train ARGS``, and runs unchanged under
-``torchrun --nproc_per_node N --no-python lat-train ...``. torch is imported inside the handlers.
+``torchrun --nproc_per_node N --no-python lat-train ...``. torch (and every latkit module that
+imports it) is imported inside the handlers, so that ``lat --help`` stays fast.
 """
 
 from __future__ import annotations
@@ -20,7 +21,12 @@ import sys
 import time
 from pathlib import Path
 
+from tqdm import tqdm
+
 from latkit.errors import TrainError
+from latkit.supernet.arch_files import read_archs
+from latkit.supernet.resolutions import parse_resolutions
+from latkit.supernet.space import get_space, list_spaces
 
 DESCRIPTION = """\
 Train a weight-sharing supernet and turn it into accuracy sources for search.
@@ -44,39 +50,16 @@ examples:
   lat train fit-accuracy --space compofa-w1.0 --accuracy acc.csv -o acc_pred.json"""
 
 
-def parse_resolutions(text: str | None) -> tuple[int, ...] | None:
-    """``128,144`` or ranges ``128-144`` (step 4) -> tuple of ints."""
-    if text is None:
-        return None
-    out: list[int] = []
-    try:
-        for item in text.split(","):
-            item = item.strip()
-            if not item:
-                continue
-            if "-" in item:
-                lo, hi = (int(v) for v in item.split("-", 1))
-                out += list(range(lo, hi + 1, 4))
-            else:
-                out.append(int(item))
-    except ValueError:
-        raise TrainError(f"--resolutions takes comma-separated integers or ranges like 128-144, "
-                         f"got {text!r}")
-    if not out:
-        raise TrainError(f"--resolutions is empty: {text!r}")
-    return tuple(dict.fromkeys(out))
-
-
 # --------------------------------------------------------------------------------------------
 # Training run
 # --------------------------------------------------------------------------------------------
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    import torch
+    import torch  # noqa: PLC0415 -- torch: keeps lat --help fast
+    import torch.distributed as dist  # noqa: PLC0415 -- torch: keeps lat --help fast
 
-    from latkit.supernet.space import get_space
-    from latkit.supernet.train import TrainConfig, train
+    from latkit.supernet.train import TrainConfig, train  # noqa: PLC0415 -- torch: keeps lat --help fast
 
     if not args.out:
         raise TrainError("a training run needs --out DIR (the run directory; see lat train --help)")
@@ -84,7 +67,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     schedule = args.schedule or ("compofa" if space.is_coupled else "ofa")
     cfg = TrainConfig(
         space=space.name, schedule=schedule, data=args.data,
-        resolutions=parse_resolutions(args.resolutions), epochs_scale=args.epochs_scale,
+        resolutions=parse_resolutions(args.resolutions, space), epochs_scale=args.epochs_scale,
         batch_size=args.batch_size, lr_scale=args.lr_scale, weight_decay=args.weight_decay,
         label_smoothing=args.label_smoothing, kd_ratio=args.kd_ratio,
         kd_temperature=args.kd_temperature, dropout=args.dropout, seed=args.seed,
@@ -100,8 +83,6 @@ def _cmd_train(args: argparse.Namespace) -> int:
     def on_step(info) -> None:
         nonlocal bar
         if bar is None:
-            from tqdm import tqdm
-
             bar = tqdm(total=info.total_steps, initial=info.step - 1, unit="step",
                        file=sys.stderr, dynamic_ncols=True, disable=args.quiet)
         bar.set_postfix_str(f"{info.phase} loss {info.loss:.3f} lr {info.lr:.2e} r{info.resolution} "
@@ -113,12 +94,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     t0 = time.perf_counter()
     try:
-        res = train(cfg, args.out, resume=args.resume, on_step=on_step, log=log)
+        res = train(cfg, args.out, resume=args.resume, command=args.command_line, on_step=on_step,
+                    log=log)
     finally:
         if bar is not None:
             bar.close()
-    import torch.distributed as dist
-
     is_main = not dist.is_initialized() or dist.get_rank() == 0
     if is_main:
         print(f"{'finished' if res.finished else 'stopped'} at step {res.steps}/{res.total_steps}: "
@@ -133,9 +113,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _final_eval(checkpoint: Path, cfg) -> None:
-    from latkit.supernet.accuracy import evaluate_subnets, make_eval_images
-    from latkit.supernet.data import open_data
-    from latkit.supernet.model import load_supernet
+    from latkit.supernet.accuracy import evaluate_subnets, make_eval_images  # noqa: PLC0415 -- torch: keeps lat --help fast
+    from latkit.supernet.data import open_data  # noqa: PLC0415 -- torch: keeps lat --help fast
+    from latkit.supernet.model import load_supernet  # noqa: PLC0415 -- torch: keeps lat --help fast
 
     model, _ = load_supernet(checkpoint)
     data = open_data(cfg.data, max_train=cfg.max_train_images)
@@ -153,15 +133,13 @@ def _final_eval(checkpoint: Path, cfg) -> None:
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    from latkit.supernet.accuracy import accuracy_table
-    from latkit.supernet.checkpoint import command_line, load_checkpoint
-    from latkit.supernet.arch_files import read_archs
-    from latkit.supernet.space import get_space
+    from latkit.supernet.accuracy import accuracy_table  # noqa: PLC0415 -- torch: keeps lat --help fast
+    from latkit.supernet.checkpoint import load_checkpoint  # noqa: PLC0415 -- torch: keeps lat --help fast
 
     ck = load_checkpoint(args.checkpoint)
     space = get_space(args.eval_space or ck["space"])
     cfg = ck.get("config") or {}
-    rs = parse_resolutions(args.resolutions) or (min(cfg.get("resolutions") or
+    rs = parse_resolutions(args.resolutions, space) or (min(cfg.get("resolutions") or
                                                      ck.get("data", {}).get("default_resolutions")
                                                      or [space.resolutions[0]]),)
     for r in rs:
@@ -179,8 +157,6 @@ def _cmd_eval(args: argparse.Namespace) -> int:
             raise TrainError(f"{space.name} has {space.num_subnets():.3g} subnets per resolution; "
                              "evaluate a sample with -n N or a list with --archs FILE")
         archs = [a for r in rs for a in space.enumerate(r)]
-    from tqdm import tqdm
-
     bar = tqdm(total=len(archs), unit="subnet", file=sys.stderr, dynamic_ncols=True,
                disable=args.quiet)
     try:
@@ -188,7 +164,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
                              n_calib=args.calib_images, n_eval=args.eval_images,
                              batch_size=args.batch_size, overwrite=args.overwrite,
                              device=args.device, precision=args.precision,
-                             command=command_line(),
+                             command=args.command_line,
                              on_result=lambda a, t: bar.update(1),
                              log=lambda m: print(m, file=sys.stderr))
     finally:
@@ -202,7 +178,6 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 def _cmd_fit_accuracy(args: argparse.Namespace) -> int:
     from latkit.predictors.io import save_predictor
     from latkit.supernet.accuracy import fit_accuracy_predictor, read_accuracy_csv
-    from latkit.supernet.checkpoint import command_line
     from latkit.supernet.space import get_space
 
     space = get_space(args.fit_space)
@@ -214,7 +189,7 @@ def _cmd_fit_accuracy(args: argparse.Namespace) -> int:
     meta = getattr(pred, "meta_", None)
     if isinstance(meta, dict):
         meta["accuracy_table"] = str(args.accuracy)
-        meta["command"] = command_line()
+        meta["command"] = args.command_line
     path = save_predictor(pred, args.output)
     print(f"accuracy predictor ({args.model}) on {len(archs)} subnets: held-out Spearman "
           f"{metrics['spearman_heldout']:.3f}, MAE {metrics['mae_heldout']:.2f} points "
@@ -223,7 +198,7 @@ def _cmd_fit_accuracy(args: argparse.Namespace) -> int:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from latkit.supernet.checkpoint import export_checkpoint
+    from latkit.supernet.checkpoint import export_checkpoint  # noqa: PLC0415 -- torch: keeps lat --help fast
 
     p = export_checkpoint(args.checkpoint, args.out, half=args.half)
     print(f"wrote {p} ({p.stat().st_size / 1e6:.1f} MB)")
@@ -236,8 +211,6 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def _add_train_args(p: argparse.ArgumentParser) -> None:
-    from latkit.supernet.space import list_spaces
-
     g = p.add_argument_group("what to train")
     g.add_argument("--space", default="compofa-w1.0", choices=list_spaces(),
                    help="search space of the supernet (default compofa-w1.0)")
@@ -250,7 +223,8 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
                    "latkit/data/builtin/README.md) or a class-per-directory image folder "
                    "(default builtin:gratings)")
     g.add_argument("--resolutions", help="training resolutions, one per batch drawn at random, "
-                   "e.g. 128,160,192,224 or 128-144 (default: the data set's; built-in: 128,136,144)")
+                   "e.g. 128,160,192,224, 128-144 or 128-224:8 (default: the data set's; built-in: "
+                   "128,136,144)")
     g.add_argument("--epochs-scale", type=float, default=1.0,
                    help="multiply every phase's published epochs (0.01: a 1-2 minute run on "
                    "the built-in data on a 2-core CPU)")
@@ -310,7 +284,8 @@ def register_train(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--space", dest="eval_space",
                    help="space whose subnets to evaluate (default: the checkpoint's; compofa-w1.0 "
                    "subnets can be evaluated on an ofa-mbv3-w1.0 supernet)")
-    q.add_argument("--resolutions", help="e.g. 128,160 (default: the smallest training resolution)")
+    q.add_argument("--resolutions", help="e.g. 128,160 or 128-144 (default: the smallest training "
+                   "resolution)")
     q.add_argument("--archs", help="evaluate these archs (one per line or a CSV with an arch column)")
     q.add_argument("-n", type=int, help="evaluate N random subnets (for spaces too large to enumerate)")
     q.add_argument("--seed", type=int, default=0, help="for -n")

@@ -2,10 +2,15 @@
 
 import json
 import random
+import subprocess
+import sys
 
 import pytest
 
 from latkit.errors import ArchError, SpaceError
+from latkit.supernet import arch as arch_mod
+from latkit.supernet import layers as layers_mod
+from latkit.supernet import space as space_mod
 from latkit.supernet.space import ArchConfig, LayerSpec, get_space, list_spaces, unique_layers
 
 SPACES = list_spaces()
@@ -132,3 +137,14 @@ def test_w12_unique_layers_equal_note10_table(shared_data):
 def test_unknown_space():
     with pytest.raises(SpaceError, match="known spaces: ofa-mbv3-w1.0"):
         get_space("mbv2")
+
+
+def test_space_module_re_exports_the_arch_and_layer_modules_without_torch():
+    assert space_mod.ArchConfig is arch_mod.ArchConfig
+    assert space_mod.LayerSpec is layers_mod.LayerSpec and space_mod.LAYER_KINDS is layers_mod.LAYER_KINDS
+    assert space_mod.make_divisible is layers_mod.make_divisible
+    assert space_mod.out_size is layers_mod.out_size
+    code = ("import sys, latkit.supernet.space, latkit.supernet.cli; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'onnxruntime')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -13,8 +13,8 @@ from latkit.supernet.accuracy import (
     accuracy_table,
     evaluate_subnets,
     fit_accuracy_predictor,
-    read_accuracy_csv,
 )
+from latkit.supernet.accuracy_csv import read_accuracy_csv
 from latkit.supernet.bn_calib import recalibrate_bn
 from latkit.supernet.data import IMAGENET_MEAN, IMAGENET_STD
 from latkit.supernet.model import ElasticMobileNetV3

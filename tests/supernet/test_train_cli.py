@@ -10,8 +10,8 @@ from PIL import Image
 
 from latkit.cli import main
 from latkit.supernet.model import ElasticMobileNetV3, load_supernet
+from latkit.supernet.resolutions import parse_resolutions
 from latkit.supernet.space import get_space
-from latkit.supernet.train_cli import parse_resolutions
 
 SPACE = get_space("compofa-w1.0")
 
