@@ -19,12 +19,14 @@ from __future__ import annotations
 import csv
 import json
 import math
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping
 
-from latkit.errors import LookupMiss, StoreError
+from latkit.errors import LatkitError, LookupMiss, StoreError
+from latkit.fileio import atomic_path, write_text
+from latkit.provenance import now_iso, versions
+from latkit.supernet.space import get_space
 
 LUT_FORMAT = "latkit-lut"
 LUT_VERSION = 1
@@ -153,16 +155,12 @@ class LookupTable:
         ``space`` is a ``SearchSpace`` or its name; ``arch`` an ``ArchConfig`` or anything
         ``space.parse`` accepts. Raises ``LookupMiss`` on the first missing layer.
         """
-        from latkit.supernet.space import get_space
-
         sp = get_space(space) if isinstance(space, str) else space
         a = sp.parse(arch)
         return sum(self.latency_ms(spec.key) for spec in sp.layers(a))
 
     def layer_latencies_ms(self, space: Any, arch: Any) -> list[tuple[str, float]]:
         """(key, median_ms) for each layer of ``arch``, in network order."""
-        from latkit.supernet.space import get_space
-
         sp = get_space(space) if isinstance(space, str) else space
         return [(s.key, self.latency_ms(s.key)) for s in sp.layers(sp.parse(arch))]
 
@@ -195,8 +193,9 @@ class LookupTable:
                 raise StoreError(f"{meta_path} is not valid JSON ({exc}); the table is corrupt, "
                                  "rebuild it with lat-profile")
             if not isinstance(meta, dict) or meta.get("format") != LUT_FORMAT:
+                found = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
                 raise StoreError(f"{meta_path} is not latkit lookup-table metadata (expected "
-                                 f"format {LUT_FORMAT!r}, found {meta.get('format') if isinstance(meta, dict) else type(meta).__name__!r})")
+                                 f"format {LUT_FORMAT!r}, found {found!r})")
             if int(meta.get("version", 0)) > LUT_VERSION:
                 raise StoreError(f"{meta_path} has table version {meta.get('version')}, newer than "
                                  f"this latkit reads ({LUT_VERSION}); upgrade latkit")
@@ -230,20 +229,17 @@ class LookupTable:
         meta.setdefault("resolutions", [])
         meta.setdefault("device", None)
         meta.setdefault("env", {})
-        meta.setdefault("versions", _versions())
+        if "versions" not in meta:
+            meta["versions"] = versions()
         meta.setdefault("command", "")
-        meta.setdefault("created", time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+        meta.setdefault("created", now_iso())
         meta.update({"format": LUT_FORMAT, "version": LUT_VERSION, "entries": len(self.entries)})
-        tmp_csv = d / f".{CSV_NAME}.tmp"
-        with open(tmp_csv, "w", newline="") as f:
+        with atomic_path(d / CSV_NAME) as tmp, open(tmp, "w", newline="") as f:
             w = csv.writer(f, lineterminator="\n")
             w.writerow(COLUMNS)
             for key in sorted(self.entries):
                 w.writerow(self.entries[key].row())
-        tmp_meta = d / f".{META_NAME}.tmp"
-        tmp_meta.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
-        tmp_csv.replace(d / CSV_NAME)
-        tmp_meta.replace(d / META_NAME)
+        write_text(d / META_NAME, json.dumps(meta, indent=2, sort_keys=True) + "\n")
         self.meta = {**meta, "dir": str(d)}
         return d
 
@@ -288,23 +284,13 @@ def _resolution_hint(key: str, space: str | None) -> int | None:
     if not space:
         return None
     try:
-        from latkit.supernet.space import get_space
-
         sp = get_space(space)
         for r in sp.resolutions:
             if any(s.key == key for s in sp.unique_layers([r])):
                 return r
-    except Exception:  # a hint only: never mask the LookupMiss itself
+    except LatkitError:  # a hint only (an unknown space...): never mask the LookupMiss itself
         return None
     return None
-
-
-def _versions() -> dict[str, str]:
-    import platform
-
-    from latkit import __version__
-
-    return {"latkit": __version__, "python": platform.python_version()}
 
 
 def load_lut(directory: "str | Path") -> LookupTable:

@@ -31,6 +31,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import platform
 import sqlite3
 import threading
 import time
@@ -38,6 +39,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping
 
+from latkit import __version__
+from latkit.devices.base import Measurement
 from latkit.errors import StoreError
 
 SCHEMA_VERSION = 1
@@ -107,9 +110,7 @@ class StoredMeasurement:
     def cv(self) -> float:
         return float(self.measurement["cv"])
 
-    def to_measurement(self) -> Any:
-        from latkit.devices.base import Measurement
-
+    def to_measurement(self) -> Measurement:
         return Measurement.from_dict(self.measurement)
 
 
@@ -187,8 +188,6 @@ class MeasurementStore:
                         conn.execute(stmt)
                 meta = dict(conn.execute("SELECT name, value FROM meta").fetchall())
                 if not meta:
-                    from latkit import __version__
-
                     conn.executemany("INSERT INTO meta (name, value) VALUES (?, ?)", [
                         ("format", STORE_FORMAT), ("schema_version", str(SCHEMA_VERSION)),
                         ("created", _now()), ("latkit", __version__)])
@@ -345,7 +344,7 @@ class MeasurementStore:
         return dict(self._query("SELECT name, value FROM meta"))
 
     def _record(self, r: tuple) -> StoredMeasurement:
-        d = dict(zip(_COLUMNS, r))
+        d = dict(zip(_COLUMNS, r, strict=True))
         try:
             return StoredMeasurement(
                 kind=d["kind"], key=d["key"], space=d["space"], device=d["device"],
@@ -375,6 +374,4 @@ def default_store_path(out_dir: "str | Path") -> Path:
 
 def process_run_id() -> str:
     """An id for one campaign run (host, pid, start time): recorded with every row it writes."""
-    import platform
-
     return f"{platform.node()}:{os.getpid()}:{int(time.time())}"
