@@ -15,8 +15,8 @@ of a device: threads, affinity, delegate, serial) and ``protocol_overrides(args)
 from __future__ import annotations
 
 import argparse
-from typing import Any
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 #: TFLite delegates an android device accepts (``--delegate``)
 DELEGATES = ("cpu", "gpu", "nnapi")

@@ -34,7 +34,12 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from latkit.profiler.artifacts import ArtifactMaker
-from latkit.profiler.e2e import E2E_COLUMNS, run_e2e_campaign, sample_archs, write_e2e_csv
+from latkit.profiler.e2e import (
+    E2E_COLUMNS,
+    run_e2e_campaign,
+    sample_archs,
+    write_e2e_csv,
+)
 from latkit.profiler.jobs import (
     CONNECTION_OPTIONS,
     LAYER_PROTOCOL,
@@ -54,6 +59,7 @@ from latkit.profiler.jobs import (
 from latkit.profiler.lut import LookupTable, LutEntry
 from latkit.profiler.pool import _Campaign, _run_pool, realtime
 from latkit.profiler.store import MeasurementStore, process_run_id, settings_fingerprint
+from latkit.provenance import record
 from latkit.supernet.space import LayerSpec
 
 __all__ = [
@@ -129,6 +135,7 @@ def run_layer_campaign(
         for d in specs:
             s = settings_of[d.name]
             meta = {
+                **record(command),  # command, cwd, created, host: where to re-run it
                 "space": sp.name, "resolutions": rs, "device": d.name,
                 "env": c.env.get(d.name, {}), "versions": c.versions, "command": command,
                 "settings": s, "settings_hash": settings_fingerprint(s), "store": str(st.path),

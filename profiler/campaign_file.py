@@ -5,6 +5,7 @@ for a lookup-table campaign (kind ``"layer"``, ``lat profile``), ``FILE.csv.camp
 end-to-end one (kind ``"network"``, ``lat measure``)::
 
     {"format": "latkit-campaign", "version": 1, "kind": "layer", "command": "lat profile ...",
+     "cwd": "/where/it/ran", "created": "2026-12-01T09:30:00+0000",
      "args": {"device": "cpu", "space": "compofa-w1.0", "resolutions": "224", ...},
      "remeasure": false, "measured_after_id": null}
 
@@ -28,10 +29,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from collections.abc import Mapping
 
 from latkit.cli_args import protocol_overrides
 from latkit.devices.base import ProtocolSettings
@@ -52,6 +53,7 @@ from latkit.profiler.jobs import (
     job_settings,
 )
 from latkit.profiler.store import MeasurementStore, default_store_path
+from latkit.provenance import now_iso
 from latkit.supernet.arch_files import read_archs
 from latkit.supernet.resolutions import format_resolutions, parse_resolutions
 from latkit.supernet.space import get_space
@@ -72,6 +74,8 @@ RESUME_MAY_CHANGE = frozenset({"serial"})
 #: what an argument left out means, so that giving that value explicitly agrees with leaving it out
 _IMPLIED = {"seed": 0, "batch": 1, "quick": False, "dynamic_hw": True}
 _PATHS = ("store", "cache", "archs", "checkpoint")
+#: options whose flag is not ``--`` + the name with dashes
+_FLAGS = {"n": "-n", "dynamic_hw": "--no-dynamic-hw"}
 
 
 def _check_kind(kind: str) -> tuple[str, ...]:
@@ -121,8 +125,10 @@ class CampaignSpec:
 
     # ---- the file ----
     def to_record(self) -> dict[str, Any]:
+        """The campaign file's JSON; ``cwd`` and ``created`` say where and when (for a person)."""
         return {"format": CAMPAIGN_FORMAT, "version": CAMPAIGN_VERSION, "kind": self.kind,
-                "command": self.command, "args": dict(self.args), "remeasure": bool(self.remeasure),
+                "command": self.command, "cwd": os.getcwd(), "created": now_iso(),
+                "args": dict(self.args), "remeasure": bool(self.remeasure),
                 "measured_after_id": self.measured_after_id}
 
     @classmethod
@@ -142,6 +148,9 @@ class CampaignSpec:
                 ) -> CampaignSpec:
         """This campaign continued: ``given`` arguments (None = not given) must agree with it.
 
+        An argument that agrees keeps its recorded form (``seed=0`` for a recorded None); one of
+        ``RESUME_MAY_CHANGE`` (a device's address) takes the given value.
+
         A remeasure campaign stays one; ``remeasure=True`` turns a finished campaign into one.
         ``command`` (the resuming command) replaces the recorded one unless None.
         """
@@ -153,14 +162,15 @@ class CampaignSpec:
         for k, v in given.items():
             if v is None:
                 continue
-            if k not in RESUME_MAY_CHANGE and not _same(k, v, args[k]):
-                flag = "-n" if k == "n" else "--" + k.replace("_", "-")
+            if k in RESUME_MAY_CHANGE:
+                args[k] = v
+                continue
+            if not _same(k, v, args[k]):
+                flag = _FLAGS.get(k, "--" + k.replace("_", "-"))
                 raise LatkitError(
-                    f"--resume: {flag} {_show(v)} disagrees with the campaign in {path} "
-                    f"({flag} {_show(args[k])}); leave {flag} out to continue that campaign, or "
-                    "leave --resume out to start one with the new arguments (what the store "
-                    "already has is reused)")
-            args[k] = v
+                    f"--resume: {k} = {v!r} disagrees with the campaign in {path} ({k} = "
+                    f"{args[k]!r}); leave {flag} out to continue that campaign, or leave --resume "
+                    "out to start one with the new arguments (what the store has is reused)")
         return dataclasses.replace(self, args=args, remeasure=self.remeasure or remeasure,
                                    command=self.command if command is None else command)
 
@@ -223,10 +233,6 @@ class CampaignSpec:
             return Path(self.args["store"])
         out = Path(out)
         return default_store_path(out) if self.kind == LAYER else out.parent / "store.sqlite"
-
-
-def _show(v: Any) -> str:
-    return "(on)" if v is True else str(v)
 
 
 def _same(name: str, given: Any, saved: Any) -> bool:

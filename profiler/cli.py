@@ -28,16 +28,7 @@ import threading
 from typing import Any
 
 from latkit import cli_args
-from latkit.profiler.campaign_file import (
-    LAYER,
-    LAYER_KEYS,
-    NETWORK,
-    NETWORK_KEYS,
-    CampaignSpec,
-    campaign_path,
-    load_campaign,
-    run_campaign,
-)
+from latkit.profiler.campaign_file import KEYS, LAYER, NETWORK, CampaignSpec, resume_campaign, run_campaign
 from latkit.profiler.jobs import CampaignResult
 from latkit.profiler.lut import LookupTable
 from latkit.profiler.ofa_tables import export_ofa, import_ofa
@@ -67,17 +58,6 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     cli_args.add_quiet(p)
 
 
-def _spec(args: argparse.Namespace, kind: str) -> CampaignSpec:
-    """The campaign the command line asks for: a new one, or (--resume) the recorded one."""
-    keys = LAYER_KEYS if kind == LAYER else NETWORK_KEYS
-    given = {k: getattr(args, k, None) for k in keys}
-    if args.resume:
-        return load_campaign(args.out, kind).resumed(
-            given, remeasure=args.remeasure, command=args.command_line,
-            path=campaign_path(args.out, kind))
-    return CampaignSpec(kind, given, command=args.command_line, remeasure=args.remeasure)
-
-
 def _run_interruptible(fn: Any) -> Any:
     """Run ``fn`` with SIGTERM turned into KeyboardInterrupt (so it stops as cleanly as Ctrl-C)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TFLite exporter chatter would break the bar
@@ -96,10 +76,19 @@ def _run_interruptible(fn: Any) -> Any:
 
 
 def _run(args: argparse.Namespace, kind: str, label: str) -> CampaignResult:
-    spec = _spec(args, kind)
+    """The campaign the command line asks for: a new one, or (--resume) the recorded one."""
+    given = {k: getattr(args, k, None) for k in KEYS[kind]}
     progress = make_progress(label, quiet=args.quiet)
+
+    def run() -> CampaignResult:
+        if args.resume:
+            return resume_campaign(args.out, kind, progress=progress, remeasure=args.remeasure,
+                                   command=args.command_line, **given)
+        spec = CampaignSpec(kind, given, command=args.command_line, remeasure=args.remeasure)
+        return run_campaign(spec, args.out, progress=progress)
+
     try:
-        return _run_interruptible(lambda: run_campaign(spec, args.out, progress=progress))
+        return _run_interruptible(run)
     finally:
         progress.close()
 

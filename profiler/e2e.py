@@ -33,7 +33,7 @@ from latkit.profiler.jobs import (
 )
 from latkit.profiler.pool import _Campaign, _run_pool
 from latkit.profiler.store import MeasurementStore, process_run_id, settings_fingerprint
-from latkit.provenance import now_iso
+from latkit.provenance import record
 from latkit.supernet.space import get_space
 
 E2E_COLUMNS = ("arch", "latency_ms", "space", "device", "p10_ms", "p90_ms", "mean_ms", "std_ms",
@@ -156,10 +156,11 @@ def _write_e2e_meta(out: Path, sp: Any, specs: list[DeviceSpec], settings_of: di
                     c: _Campaign, command: str, res: CampaignResult, n_archs: int) -> None:
     """Provenance next to the CSV: ``FILE.csv.meta.json``."""
     meta = {
+        **record(command),  # command, cwd, created, host: where to re-run it
         "format": "latkit-e2e", "version": 1, "space": sp.name, "archs": n_archs,
         "devices": [d.name for d in specs], "env": c.env, "settings": settings_of,
         "versions": c.versions, "command": command, "store": str(c.store.path),
-        "created": now_iso(), "partial": not res.complete,
+        "partial": not res.complete,
         "interrupted": res.interrupted,
     }
     write_text(out.with_name(out.name + ".meta.json"),

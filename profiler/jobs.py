@@ -14,7 +14,12 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from latkit.devices.base import ProtocolSettings
-from latkit.devices.registry import LOCAL_DEVICES, android_profiles, device_names, get_device
+from latkit.devices.registry import (
+    LOCAL_DEVICES,
+    android_profiles,
+    device_names,
+    get_device,
+)
 from latkit.errors import ArchError, DeviceError
 from latkit.profiler.export import ExportCache
 from latkit.profiler.store import MeasurementStore

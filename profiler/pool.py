@@ -17,7 +17,13 @@ from typing import Any, Callable, Iterator
 
 from latkit.devices.base import ProtocolSettings
 from latkit.errors import DeviceError, LatkitError, StoreError
-from latkit.profiler.jobs import CampaignResult, DeviceSpec, ProgressEvent, ProgressFn, _Job
+from latkit.profiler.jobs import (
+    CampaignResult,
+    DeviceSpec,
+    ProgressEvent,
+    ProgressFn,
+    _Job,
+)
 from latkit.profiler.store import MeasurementStore, settings_fingerprint
 from latkit.provenance import versions
 
