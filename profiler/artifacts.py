@@ -51,7 +51,7 @@ def specialise_onnx(src: Path, hw: int, dst: Path, expect_out: tuple[int, ...] |
     try:
         model = onnx.shape_inference.infer_shapes(model, strict_mode=True)
     except Exception as exc:  # noqa: BLE001 -- onnx raises its own private types
-        raise ExportError(f"cannot specialise {src.name} to {hw}x{hw}: {str(exc).splitlines()[0]}")
+        raise ExportError(f"cannot specialise {src.name} to {hw}x{hw}: {str(exc).splitlines()[0]}") from None
     if expect_out is not None:
         got = tuple(d.dim_value if d.HasField("dim_value") else -1
                     for d in model.graph.output[0].type.tensor_type.shape.dim)

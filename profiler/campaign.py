@@ -30,8 +30,9 @@ a result with ``interrupted=True``.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 from latkit.profiler.artifacts import ArtifactMaker
 from latkit.profiler.e2e import (
@@ -92,17 +93,17 @@ def layer_jobs(space: Any, resolutions: Sequence[int], limit: int | None = None)
 
 def run_layer_campaign(
     space: Any,
-    resolutions: "Sequence[int] | str | None",
-    devices: "str | DeviceSpec | Iterable[str | DeviceSpec]",
-    store: "MeasurementStore | str | Path",
-    out_dir: "str | Path",
+    resolutions: Sequence[int] | str | None,
+    devices: str | DeviceSpec | Iterable[str | DeviceSpec],
+    store: MeasurementStore | str | Path,
+    out_dir: str | Path,
     *,
     remeasure: bool = False,
     measured_after_id: int | None = None,
     progress: ProgressFn | None = None,
     settings: CampaignSettings | None = None,
     limit: int | None = None,
-    cache_dir: "str | Path | None" = None,
+    cache_dir: str | Path | None = None,
     command: str = "",
 ) -> CampaignResult:
     """Measure every unique layer of ``space`` at ``resolutions`` on ``devices``; write the table(s).

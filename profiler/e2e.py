@@ -13,8 +13,9 @@ import json
 import random
 import threading
 import time
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 from latkit.errors import ArchError
 from latkit.fileio import atomic_path, check_writable, write_text
@@ -66,7 +67,7 @@ def _e2e_row(arch_key: str, space: str, device: str, m: Any) -> dict[str, Any]:
             "cv": m.cv, "runs": m.runs}
 
 
-def write_e2e_csv(path: "str | Path", rows: Iterable[Mapping[str, Any]]) -> Path:
+def write_e2e_csv(path: str | Path, rows: Iterable[Mapping[str, Any]]) -> Path:
     """Write the end-to-end CSV atomically (header ``E2E_COLUMNS``)."""
     path = Path(path)
     with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
@@ -80,16 +81,16 @@ def write_e2e_csv(path: "str | Path", rows: Iterable[Mapping[str, Any]]) -> Path
 def run_e2e_campaign(
     space: Any,
     archs: Sequence[Any],
-    devices: "str | DeviceSpec | Iterable[str | DeviceSpec]",
-    store: "MeasurementStore | str | Path",
-    out_csv: "str | Path",
+    devices: str | DeviceSpec | Iterable[str | DeviceSpec],
+    store: MeasurementStore | str | Path,
+    out_csv: str | Path,
     *,
     remeasure: bool = False,
     measured_after_id: int | None = None,
     progress: ProgressFn | None = None,
     settings: CampaignSettings | None = None,
     supernet: Any = None,
-    cache_dir: "str | Path | None" = None,
+    cache_dir: str | Path | None = None,
     command: str = "",
 ) -> CampaignResult:
     """Export and measure whole subnets; write ``out_csv`` (one row per arch and device, input order).

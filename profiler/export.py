@@ -20,9 +20,10 @@ import json
 import os
 import re
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from latkit.errors import ExportError
 from latkit.fileio import atomic_path, sha256_file, write_text
@@ -49,7 +50,7 @@ def _writable_target(path: Path) -> Path:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise ExportError(f"cannot create directory {path.parent}: {exc.strerror}")
+        raise ExportError(f"cannot create directory {path.parent}: {exc.strerror}") from None
     if not os.access(path.parent, os.W_OK):
         raise ExportError(f"cannot write to {path.parent}: permission denied")
     if path.is_dir():
@@ -67,7 +68,7 @@ def _quiet():
             yield
 
 
-def export_onnx(module: Any, input_shape: tuple[int, ...], path: "str | Path",
+def export_onnx(module: Any, input_shape: tuple[int, ...], path: str | Path,
                 dynamic_hw: bool = False, opset: int = ONNX_OPSET) -> Path:
     """Export ``module`` (eval mode) to ONNX at ``path``; input ``input``, output ``output``.
 
@@ -90,11 +91,11 @@ def export_onnx(module: Any, input_shape: tuple[int, ...], path: "str | Path",
                 )
         except Exception as exc:  # noqa: BLE001 -- exporter errors are many and private
             raise ExportError(f"ONNX export to {path} failed: {type(exc).__name__}: "
-                              f"{str(exc).splitlines()[0][:300] if str(exc) else ''}")
+                              f"{str(exc).splitlines()[0][:300] if str(exc) else ''}") from None
     return path
 
 
-def export_tflite(module: Any, input_shape: tuple[int, ...], path: "str | Path") -> Path:
+def export_tflite(module: Any, input_shape: tuple[int, ...], path: str | Path) -> Path:
     """Export ``module`` to TFLite with litert-torch (the ``tflite`` extra)."""
     import torch  # noqa: PLC0415 -- torch: keeps lat --help fast
 
@@ -102,7 +103,7 @@ def export_tflite(module: Any, input_shape: tuple[int, ...], path: "str | Path")
         with _quiet():
             import litert_torch
     except ImportError:
-        raise ExportError("TFLite export needs the tflite extra: pip install 'latkit[tflite]'")
+        raise ExportError("TFLite export needs the tflite extra: pip install 'latkit[tflite]'") from None
     path = _writable_target(Path(path))
     module = module.eval()
     sample = torch.zeros(input_shape)
@@ -112,11 +113,11 @@ def export_tflite(module: Any, input_shape: tuple[int, ...], path: "str | Path")
                 litert_torch.convert(module, (sample,)).export(str(tmp))
         except Exception as exc:  # noqa: BLE001 -- converter errors are many and private
             raise ExportError(f"TFLite export to {path} failed: {type(exc).__name__}: "
-                              f"{str(exc).splitlines()[0][:300] if str(exc) else ''}")
+                              f"{str(exc).splitlines()[0][:300] if str(exc) else ''}") from None
     return path
 
 
-def export_module(module: Any, input_shape: tuple[int, ...], path: "str | Path", fmt: str,
+def export_module(module: Any, input_shape: tuple[int, ...], path: str | Path, fmt: str,
                   dynamic_hw: bool = False) -> Path:
     _check_format(fmt)
     if fmt == "onnx":
@@ -126,7 +127,7 @@ def export_module(module: Any, input_shape: tuple[int, ...], path: "str | Path",
     return export_tflite(module, input_shape, path)
 
 
-def run_exported(path: "str | Path", x: Any) -> Any:
+def run_exported(path: str | Path, x: Any) -> Any:
     """Run an exported file once on the host CPU (numpy in, numpy out); used to verify exports."""
     import numpy as np  # noqa: PLC0415 -- numpy: only to verify an export; keeps lat --help fast
 
@@ -149,7 +150,7 @@ def run_exported(path: "str | Path", x: Any) -> Any:
     raise ExportError(f"cannot run {path}: expected a .onnx or .tflite file")
 
 
-def max_abs_diff(module: Any, path: "str | Path", input_shape: tuple[int, ...], seed: int = 0) -> float:
+def max_abs_diff(module: Any, path: str | Path, input_shape: tuple[int, ...], seed: int = 0) -> float:
     """Max |torch - exported| on a seeded random input."""
     import numpy as np  # noqa: PLC0415 -- numpy: only to verify an export; keeps lat --help fast
     import torch  # noqa: PLC0415 -- torch: keeps lat --help fast
@@ -231,7 +232,7 @@ def build_subnet(space: Any, arch: Any, supernet: Any = None, seed: int = 0) -> 
         return StaticMobileNetV3(space.layers(arch)).eval()
 
 
-def export_arch(space: Any, arch: Any, fmt: str, path: "str | Path | None" = None, *,
+def export_arch(space: Any, arch: Any, fmt: str, path: str | Path | None = None, *,
                 supernet: Any = None, weights_id: str | None = None, cache: ExportCache | None = None,
                 seed: int = 0, batch: int = 1) -> Path:
     """Export subnet ``arch`` of ``space``: to ``path`` directly, or through ``cache``.

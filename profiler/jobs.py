@@ -9,9 +9,10 @@ store's ``settings_hash``.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 from latkit.devices.base import ProtocolSettings
 from latkit.devices.registry import (
@@ -139,7 +140,7 @@ ProgressFn = Callable[[ProgressEvent], None]
 # ---------------------------------------------------------------------------------------------
 
 
-def device_specs(devices: "str | DeviceSpec | Iterable[str | DeviceSpec]") -> list[DeviceSpec]:
+def device_specs(devices: str | DeviceSpec | Iterable[str | DeviceSpec]) -> list[DeviceSpec]:
     """Normalise ``"cpu"``, ``"cpu,pixel4"``, DeviceSpecs or a mix into distinct DeviceSpecs."""
     if isinstance(devices, (str, DeviceSpec)):
         devices = [devices]
@@ -191,7 +192,7 @@ def job_settings(spec: DeviceSpec, settings: CampaignSettings, kind: str) -> dic
     return out
 
 
-def resolve_space(space: Any, resolutions: "Sequence[int] | str | None") -> tuple[Any, list[int]]:
+def resolve_space(space: Any, resolutions: Sequence[int] | str | None) -> tuple[Any, list[int]]:
     """(SearchSpace, sorted resolutions); None or "all" = every resolution of the space."""
     sp = get_space(space) if isinstance(space, str) else space
     if resolutions is None or resolutions == "all":
@@ -204,6 +205,6 @@ def resolve_space(space: Any, resolutions: "Sequence[int] | str | None") -> tupl
     return sp, rs
 
 
-def export_cache(cache_dir: "str | Path | None", store: MeasurementStore) -> ExportCache:
+def export_cache(cache_dir: str | Path | None, store: MeasurementStore) -> ExportCache:
     """The export cache: ``cache_dir``, else ``exports/`` next to the store (shared with it)."""
     return ExportCache(Path(cache_dir) if cache_dir else store.path.parent / "exports")

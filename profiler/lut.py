@@ -19,9 +19,10 @@ from __future__ import annotations
 import csv
 import json
 import math
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping
+from typing import Any
 
 from latkit.errors import LatkitError, LookupMiss, StoreError
 from latkit.fileio import atomic_path, write_text
@@ -55,7 +56,7 @@ class LutEntry:
                 str(self.runs)]
 
     @classmethod
-    def from_measurement(cls, key: str, kind: str, m: Any) -> "LutEntry":
+    def from_measurement(cls, key: str, kind: str, m: Any) -> LutEntry:
         """From a ``latkit.devices.base.Measurement`` (or anything with the same attributes)."""
         return cls(key, kind, float(m.median_ms), float(m.p10_ms), float(m.p90_ms),
                    float(m.mean_ms), float(m.std_ms), float(m.cv), int(m.runs))
@@ -75,7 +76,7 @@ def _parse_row(row: Mapping[str, str], line: int, path: Path) -> LutEntry:
         runs = int(row["runs"]) if row.get("runs") not in (None, "") else 0
     except (TypeError, ValueError) as exc:
         raise StoreError(f"{path} line {line}: bad number ({exc}); the table is corrupt, rebuild "
-                         "it with lat-profile or re-import it")
+                         "it with lat-profile or re-import it") from None
     key = (row.get("key") or "").strip()
     if not key:
         raise StoreError(f"{path} line {line}: empty key; the table is corrupt")
@@ -134,7 +135,7 @@ class LookupTable:
         out = self.meta.get("dir") or "DIR"
         return f"lat-profile --device {dev} --space {space} --resolutions {res} --out {out}"
 
-    def entry(self, key: "str | Any") -> LutEntry:
+    def entry(self, key: str | Any) -> LutEntry:
         k = key if isinstance(key, str) else key.key
         e = self.entries.get(k)
         if e is None:
@@ -145,7 +146,7 @@ class LookupTable:
             )
         return e
 
-    def latency_ms(self, key: "str | Any") -> float:
+    def latency_ms(self, key: str | Any) -> float:
         """Median latency of a layer (key string or ``LayerSpec``); ``LookupMiss`` if absent."""
         return self.entry(key).median_ms
 
@@ -170,12 +171,12 @@ class LookupTable:
     # ---- construction ----
     @classmethod
     def from_entries(cls, entries: Iterable[LutEntry], meta: Mapping[str, Any] | None = None
-                     ) -> "LookupTable":
+                     ) -> LookupTable:
         return cls({e.key: e for e in entries}, dict(meta or {}))
 
     # ---- persistence ----
     @classmethod
-    def load(cls, directory: "str | Path") -> "LookupTable":
+    def load(cls, directory: str | Path) -> LookupTable:
         """Read ``DIR/lut.csv`` and ``DIR/meta.json``; ``StoreError`` (one line) if missing/corrupt."""
         d = Path(directory)
         csv_path, meta_path = d / CSV_NAME, d / META_NAME
@@ -191,7 +192,7 @@ class LookupTable:
                 meta = json.loads(meta_path.read_text())
             except (json.JSONDecodeError, UnicodeDecodeError) as exc:
                 raise StoreError(f"{meta_path} is not valid JSON ({exc}); the table is corrupt, "
-                                 "rebuild it with lat-profile")
+                                 "rebuild it with lat-profile") from None
             if not isinstance(meta, dict) or meta.get("format") != LUT_FORMAT:
                 found = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
                 raise StoreError(f"{meta_path} is not latkit lookup-table metadata (expected "
@@ -215,11 +216,11 @@ class LookupTable:
                                          "table is corrupt")
                     entries[e.key] = e
         except (UnicodeDecodeError, csv.Error) as exc:
-            raise StoreError(f"{csv_path} is not a readable CSV ({exc}); the table is corrupt")
+            raise StoreError(f"{csv_path} is not a readable CSV ({exc}); the table is corrupt") from None
         meta.setdefault("dir", str(d))
         return cls(entries, meta)
 
-    def save(self, directory: "str | Path", **meta_updates: Any) -> Path:
+    def save(self, directory: str | Path, **meta_updates: Any) -> Path:
         """Write ``DIR/lut.csv`` (sorted by key) and ``DIR/meta.json`` atomically; returns DIR."""
         d = Path(directory)
         d.mkdir(parents=True, exist_ok=True)
@@ -293,6 +294,6 @@ def _resolution_hint(key: str, space: str | None) -> int | None:
     return None
 
 
-def load_lut(directory: "str | Path") -> LookupTable:
+def load_lut(directory: str | Path) -> LookupTable:
     """Shorthand for ``LookupTable.load``."""
     return LookupTable.load(directory)

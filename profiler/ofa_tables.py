@@ -25,9 +25,10 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from latkit.errors import ArchError, LookupMiss, StoreError
 from latkit.fileio import sha256_file, write_text
@@ -48,7 +49,7 @@ class OfaImport:
     foreign_keys: list[str] = field(default_factory=list)
 
 
-def find_ofa_files(directory: "str | Path") -> dict[int, Path]:
+def find_ofa_files(directory: str | Path) -> dict[int, Path]:
     """``{resolution: path}`` of the ``{r}_lookup_table.yaml`` files in ``directory``."""
     d = Path(directory)
     if not d.is_dir():
@@ -69,7 +70,7 @@ def _read_yaml(path: Path) -> dict[str, tuple[int, float, float]]:
         data = yaml.safe_load(path.read_text())
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise StoreError(f"{path} is not valid YAML ({str(exc).splitlines()[0]}); the table is "
-                         "corrupt")
+                         "corrupt") from None
     if not isinstance(data, dict):
         raise StoreError(f"{path}: expected a mapping of layer keys to {{count, mean, std}}, "
                          f"found {type(data).__name__}")
@@ -83,7 +84,7 @@ def _read_yaml(path: Path) -> dict[str, tuple[int, float, float]]:
             mean = float(v["mean"])
             std = float(v.get("std", 0.0))
         except (TypeError, ValueError):
-            raise StoreError(f"{path}: entry {key!r} has non-numeric values {v!r:.80}")
+            raise StoreError(f"{path}: entry {key!r} has non-numeric values {v!r:.80}") from None
         if not (math.isfinite(mean) and mean > 0 and math.isfinite(std) and std >= 0):
             raise StoreError(f"{path}: entry {key!r} needs a positive mean and a non-negative "
                              f"std (ms), found mean={v['mean']!r} std={v.get('std')!r}")
@@ -110,7 +111,7 @@ def _owning_space(keys: Iterable[str]) -> str | None:
     return None
 
 
-def import_ofa(directory: "str | Path", space: Any, *, device: str | None = None,
+def import_ofa(directory: str | Path, space: Any, *, device: str | None = None,
                skip_foreign: bool = False, command: str = "") -> OfaImport:
     """Read once-for-all YAML tables into a ``LookupTable`` for ``space`` (see module docstring)."""
     sp = get_space(space) if isinstance(space, str) else space
@@ -157,7 +158,7 @@ def import_ofa(directory: "str | Path", space: Any, *, device: str | None = None
     return OfaImport(LookupTable.from_entries(entries, meta), files, pooled, foreign)
 
 
-def export_ofa(table: LookupTable, out_dir: "str | Path", *, space: Any = None,
+def export_ofa(table: LookupTable, out_dir: str | Path, *, space: Any = None,
                resolutions: Iterable[int] | None = None, statistic: str = "mean",
                allow_missing: bool = False) -> dict[int, Path]:
     """Write ``out_dir/{r}_lookup_table.yaml`` for each resolution; returns ``{r: path}``.

@@ -12,8 +12,9 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from latkit.devices.base import ProtocolSettings
 from latkit.errors import DeviceError, LatkitError, StoreError
@@ -78,7 +79,7 @@ def realtime(priority: int | None) -> Iterator[None]:
         os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(int(priority)))
     except (PermissionError, OSError) as exc:
         raise DeviceError(f"cannot switch to realtime scheduling (SCHED_FIFO {priority}): "
-                          f"{exc.strerror}; run as root or with CAP_SYS_NICE, or drop --realtime")
+                          f"{exc.strerror}; run as root or with CAP_SYS_NICE, or drop --realtime") from None
     try:
         yield
     finally:

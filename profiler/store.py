@@ -35,9 +35,10 @@ import platform
 import sqlite3
 import threading
 import time
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping
+from typing import Any
 
 from latkit import __version__
 from latkit.devices.base import Measurement
@@ -128,7 +129,7 @@ class MeasurementStore:
     Thread-safe: each thread gets its own connection. Use as a context manager or ``close()``.
     """
 
-    def __init__(self, path: "str | Path", *, create: bool = True) -> None:
+    def __init__(self, path: str | Path, *, create: bool = True) -> None:
         self.path = Path(path)
         self._local = threading.local()
         self._conns: list[sqlite3.Connection] = []
@@ -140,7 +141,7 @@ class MeasurementStore:
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
-                raise StoreError(f"cannot create {self.path.parent}: {exc.strerror}")
+                raise StoreError(f"cannot create {self.path.parent}: {exc.strerror}") from None
         elif self.path.is_dir():
             raise StoreError(f"measurement store {self.path} is a directory; give a file path "
                              "such as DIR/store.sqlite")
@@ -158,7 +159,7 @@ class MeasurementStore:
             mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
             conn.execute("PRAGMA synchronous = NORMAL")
         except sqlite3.DatabaseError as exc:
-            raise self._corrupt(exc)
+            raise self._corrupt(exc) from None
         if str(mode).lower() != "wal":
             conn.close()
             raise StoreError(f"{self.path}: cannot switch SQLite to WAL mode (got {mode!r}); "
@@ -203,7 +204,7 @@ class MeasurementStore:
                 raise
         except sqlite3.DatabaseError as exc:
             self.close()
-            raise self._corrupt(exc)
+            raise self._corrupt(exc) from None
         except StoreError:
             self.close()
             raise
@@ -229,7 +230,7 @@ class MeasurementStore:
         conn.close()
         self._local.conn = None
 
-    def __enter__(self) -> "MeasurementStore":
+    def __enter__(self) -> MeasurementStore:
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -239,11 +240,11 @@ class MeasurementStore:
         try:
             return self._connect().execute(sql, tuple(params)).fetchall()
         except sqlite3.DatabaseError as exc:
-            raise self._corrupt(exc)
+            raise self._corrupt(exc) from None
 
     # ---- writing ----
     def add(self, kind: str, key: str, space: str, device: str, settings: Mapping[str, Any],
-            measurement: "Mapping[str, Any] | Any", *, versions: Mapping[str, Any] | None = None,
+            measurement: Mapping[str, Any] | Any, *, versions: Mapping[str, Any] | None = None,
             run_id: str | None = None) -> StoredMeasurement:
         """Insert one measurement in its own transaction (committed on return)."""
         if kind not in KINDS:
@@ -272,7 +273,7 @@ class MeasurementStore:
                 conn.execute("ROLLBACK")
                 raise
         except sqlite3.DatabaseError as exc:
-            raise self._corrupt(exc)
+            raise self._corrupt(exc) from None
         return StoredMeasurement(**{**rec.__dict__, "id": cur.lastrowid})
 
     # ---- reading ----
@@ -354,7 +355,7 @@ class MeasurementStore:
                 created=d["created"], id=d["id"])
         except json.JSONDecodeError as exc:
             raise StoreError(f"{self.path}: row {d['id']} holds malformed JSON ({exc.msg}); the "
-                             "store is corrupt")
+                             "store is corrupt") from None
 
 
 def _now() -> str:
@@ -363,12 +364,12 @@ def _now() -> str:
         + time.strftime("%z", time.localtime(t))
 
 
-def open_store(path: "str | Path", *, create: bool = True) -> MeasurementStore:
+def open_store(path: str | Path, *, create: bool = True) -> MeasurementStore:
     """Open (or create) the store at ``path``; ``StoreError`` with one clear line if unusable."""
     return MeasurementStore(path, create=create)
 
 
-def default_store_path(out_dir: "str | Path") -> Path:
+def default_store_path(out_dir: str | Path) -> Path:
     return Path(out_dir) / "store.sqlite"
 
 
