@@ -44,9 +44,9 @@ def _with_default(text: str, default: Any) -> str:
 
 
 def add_space(p: Parser, *, required: bool = False, default: str | None = None,
-              help: str | None = None) -> argparse.Action:
-    """``--space NAME``: a search space (``lat space list``)."""
-    return p.add_argument("--space", required=required, default=default,
+              help: str | None = None, dest: str | None = None) -> argparse.Action:
+    """``--space NAME``: a search space (``lat space list``); ``dest`` for a subcommand's own name."""
+    return p.add_argument("--space", required=required, default=default, dest=dest or "space",
                           help=help or _with_default("search space (see `lat space list`)", default))
 
 
@@ -75,11 +75,11 @@ def add_batch(p: Parser, *, default: int | None = None,
 
 
 def add_out(p: Parser, *, required: bool = True, default: str | None = None, metavar: str = "DIR",
-            help: str | None = None) -> argparse.Action:
+            help: str | None = None, dest: str | None = None) -> argparse.Action:
     """``--out PATH``: where the command writes (a directory unless ``metavar`` says a file)."""
     text = help or ("output directory" if metavar == "DIR" else "output file")
     return p.add_argument("--out", required=required, default=default, metavar=metavar,
-                          help=_with_default(text, default))
+                          dest=dest or "out", help=_with_default(text, default))
 
 
 def add_json(p: Parser, *, help: str = "end by printing one JSON object") -> argparse.Action:

@@ -270,8 +270,8 @@ def register_lut(sub: argparse._SubParsersAction) -> None:
     e.add_argument("dir", metavar="DIR")
     cli_args.add_out(e, metavar="YAML_DIR", help="output directory of the YAML tables")
     cli_args.add_space(e, help="search space (default: the table's)")
-    cli_args.add_resolutions(e, help="a list and/or ranges such as 128,160 or 128-224:8, or 'all' "
-                             "(default: the table's resolutions)")
+    cli_args.add_resolutions(e, help="a list and/or ranges such as 128,160 or 128-224:8 (default, "
+                             "or 'all': the table's resolutions)")
     e.add_argument("--statistic", choices=["mean", "median"], default="mean",
                    help="what goes into the 'mean' field (default mean, as once-for-all)")
     e.add_argument("--allow-missing", action="store_true",

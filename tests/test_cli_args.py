@@ -35,6 +35,12 @@ def test_options_parse_to_plain_values_and_map_onto_the_library():
     blank = parser().parse_args([])
     assert blank.quick is None and blank.realtime is None and blank.json is False
     assert cli_args.device_options(blank) == {} and cli_args.protocol_overrides(blank) == {}
+    sub = argparse.ArgumentParser()
+    cli_args.add_space(sub, dest="eval_space")
+    cli_args.add_out(sub, required=False, default="out/x", dest="export_out")
+    named = sub.parse_args(["--space", "compofa-w1.0"])
+    assert (named.eval_space, named.export_out) == ("compofa-w1.0", "out/x")
+    assert "(default out/x)" in sub.format_help()
 
 
 def test_a_subset_of_the_protocol_with_defaults_in_the_help():
