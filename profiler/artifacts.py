@@ -14,27 +14,18 @@ workers may ask for files at once.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
-import tempfile
 import threading
 from pathlib import Path
 from typing import Any
 
 from latkit.errors import ExportError
+from latkit.fileio import atomic_path, sha256_file, write_text
+from latkit.profiler.export import export_arch, export_layer, safe_name
 
 _EXPORT_LOCK = threading.Lock()
 #: layer kinds whose spatial size varies with resolution (the others are 1x1 after pooling)
 SPATIAL_KINDS = ("Conv", "expanded_conv", "Conv_1", "AvgPool2D")
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def specialise_onnx(src: Path, hw: int, dst: Path, expect_out: tuple[int, ...] | None = None) -> Path:
@@ -43,7 +34,7 @@ def specialise_onnx(src: Path, hw: int, dst: Path, expect_out: tuple[int, ...] |
     ``expect_out`` (the static output shape) is checked against ONNX shape inference; a mismatch
     means the family export does not generalise across sizes and is an ``ExportError``.
     """
-    import onnx
+    import onnx  # noqa: PLC0415 -- onnx: keeps lat --help fast
 
     model = onnx.load(str(src))
     for inp in model.graph.input:
@@ -59,23 +50,16 @@ def specialise_onnx(src: Path, hw: int, dst: Path, expect_out: tuple[int, ...] |
     del model.graph.value_info[:]
     try:
         model = onnx.shape_inference.infer_shapes(model, strict_mode=True)
-    except Exception as exc:  # noqa: BLE001 - onnx raises its own private types
-        raise ExportError(f"cannot specialise {src.name} to {hw}x{hw}: {str(exc).splitlines()[0]}")
+    except Exception as exc:  # noqa: BLE001 -- onnx raises its own private types
+        raise ExportError(f"cannot specialise {src.name} to {hw}x{hw}: {str(exc).splitlines()[0]}") from None
     if expect_out is not None:
         got = tuple(d.dim_value if d.HasField("dim_value") else -1
                     for d in model.graph.output[0].type.tensor_type.shape.dim)
         if got != tuple(expect_out):
             raise ExportError(f"{src.name} specialised to {hw}x{hw} gives output shape {got}, "
                               f"expected {tuple(expect_out)}; export this layer statically")
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".onnx", dir=dst.parent)
-    os.close(fd)
-    try:
-        onnx.save(model, tmp)
-        os.replace(tmp, dst)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_path(dst) as tmp:
+        onnx.save(model, str(tmp))
     return dst
 
 
@@ -104,33 +88,29 @@ class ArtifactMaker:
         return self.dynamic_hw and fmt == "onnx" and spec.kind in SPATIAL_KINDS
 
     def layer(self, spec: Any, fmt: str) -> Path:
-        from latkit.profiler.export import export_layer, safe_name
-
         if not self.uses_family(spec, fmt):
             with _EXPORT_LOCK:
                 return export_layer(spec, fmt, self.cache, seed=self.seed, batch=self.batch)
         with _EXPORT_LOCK:
             family = export_layer(spec, fmt, self.cache, seed=self.seed, dynamic_hw=True,
                                   batch=self.batch)
-            fam_sha = _sha256(family)
+            fam_sha = sha256_file(family)
             dst = Path(self.cache.root) / "specialised" / f"{safe_name(spec.key)}.{fam_sha[:12]}.onnx"
             side = dst.with_name(dst.name + ".json")
             if dst.is_file() and side.is_file():
                 try:
                     rec = json.loads(side.read_text())
-                    if rec.get("family_sha256") == fam_sha and rec.get("sha256") == _sha256(dst):
+                    if rec.get("family_sha256") == fam_sha and rec.get("sha256") == sha256_file(dst):
                         return dst
                 except (OSError, json.JSONDecodeError):
                     pass
             specialise_onnx(family, spec.in_hw, dst, _expected_out_shape(spec, self.batch))
             rec = {"key": spec.key, "family": family.name, "family_sha256": fam_sha,
-                   "hw": spec.in_hw, "sha256": _sha256(dst)}
-            side.write_text(json.dumps(rec, indent=1, sort_keys=True))
+                   "hw": spec.in_hw, "sha256": sha256_file(dst)}
+            write_text(side, json.dumps(rec, indent=1, sort_keys=True))
             return dst
 
     def network(self, space: Any, arch: Any, fmt: str) -> Path:
-        from latkit.profiler.export import export_arch
-
         with _EXPORT_LOCK:
             return export_arch(space, arch, fmt, cache=self.cache, supernet=self.supernet,
                                weights_id=self.weights_id, seed=self.seed, batch=self.batch)

@@ -13,6 +13,10 @@ Library entry points (the CLI in ``profiler/cli.py`` is a thin layer over them):
     run_e2e_campaign(space, archs, devices, store, out_csv, ...)        -> CampaignResult
     build_lut(store, space, keys, device, settings, meta)                -> LookupTable
 
+A campaign that records its arguments beside its output and resumes from them (what ``lat profile``
+and ``lat measure`` run) is ``profiler/campaign_file.py``: ``run_campaign(spec, out)``,
+``resume_layer_campaign(out_dir)``, ``resume_e2e_campaign(out_csv)``.
+
 This module holds the lookup-table campaign and re-exports the rest: ``jobs`` (data types, protocol
 presets, the settings that identify a measurement), ``pool`` (the per-device worker threads),
 ``e2e`` (end-to-end campaigns) and ``artifacts`` (the files a campaign measures).
@@ -26,23 +30,44 @@ a result with ``interrupted=True``.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
-from latkit.profiler.e2e import E2E_COLUMNS, run_e2e_campaign, sample_archs, write_e2e_csv
-from latkit.profiler.jobs import (CONNECTION_OPTIONS, LAYER_PROTOCOL, NETWORK_PROTOCOL,
-                                  QUICK_PROTOCOL, CampaignResult, CampaignSettings, DeviceSpec,
-                                  ProgressEvent, ProgressFn, _Job, device_specs, export_cache,
-                                  job_settings, resolve_space, tool_versions)
+from latkit.profiler.artifacts import ArtifactMaker
+from latkit.profiler.e2e import (
+    E2E_COLUMNS,
+    run_e2e_campaign,
+    sample_archs,
+    write_e2e_csv,
+)
+from latkit.profiler.jobs import (
+    CONNECTION_OPTIONS,
+    LAYER_PROTOCOL,
+    NETWORK_PROTOCOL,
+    QUICK_PROTOCOL,
+    CampaignResult,
+    CampaignSettings,
+    DeviceSpec,
+    ProgressEvent,
+    ProgressFn,
+    _Job,
+    device_specs,
+    export_cache,
+    job_settings,
+    resolve_space,
+)
 from latkit.profiler.lut import LookupTable, LutEntry
 from latkit.profiler.pool import _Campaign, _run_pool, realtime
-from latkit.profiler.store import MeasurementStore, settings_fingerprint
+from latkit.profiler.store import MeasurementStore, process_run_id, settings_fingerprint
+from latkit.provenance import record
+from latkit.supernet.space import LayerSpec
 
 __all__ = [
     "CONNECTION_OPTIONS", "E2E_COLUMNS", "LAYER_PROTOCOL", "NETWORK_PROTOCOL", "QUICK_PROTOCOL",
     "CampaignResult", "CampaignSettings", "DeviceSpec", "ProgressEvent", "build_lut",
     "device_specs", "job_settings", "layer_jobs", "realtime", "run_e2e_campaign",
-    "run_layer_campaign", "sample_archs", "tool_versions", "write_e2e_csv",
+    "run_layer_campaign", "sample_archs", "write_e2e_csv",
 ]
 
 # ---------------------------------------------------------------------------------------------
@@ -53,8 +78,6 @@ __all__ = [
 def build_lut(store: MeasurementStore, space: Any, keys: Sequence[str], device: str,
               settings: Mapping[str, Any], meta: Mapping[str, Any] | None = None) -> LookupTable:
     """The table of the latest stored measurement of each of ``keys`` (missing keys are left out)."""
-    from latkit.supernet.space import LayerSpec
-
     rows = store.latest("layer", space.name, device, settings_fingerprint(settings), keys)
     entries = [LutEntry.from_measurement(k, LayerSpec.parse(k).kind, rows[k].to_measurement())
                for k in keys if k in rows]
@@ -70,17 +93,17 @@ def layer_jobs(space: Any, resolutions: Sequence[int], limit: int | None = None)
 
 def run_layer_campaign(
     space: Any,
-    resolutions: "Sequence[int] | str | None",
-    devices: "str | DeviceSpec | Iterable[str | DeviceSpec]",
-    store: "MeasurementStore | str | Path",
-    out_dir: "str | Path",
+    resolutions: Sequence[int] | str | None,
+    devices: str | DeviceSpec | Iterable[str | DeviceSpec],
+    store: MeasurementStore | str | Path,
+    out_dir: str | Path,
     *,
     remeasure: bool = False,
     measured_after_id: int | None = None,
     progress: ProgressFn | None = None,
     settings: CampaignSettings | None = None,
     limit: int | None = None,
-    cache_dir: "str | Path | None" = None,
+    cache_dir: str | Path | None = None,
     command: str = "",
 ) -> CampaignResult:
     """Measure every unique layer of ``space`` at ``resolutions`` on ``devices``; write the table(s).
@@ -88,7 +111,9 @@ def run_layer_campaign(
     One device: the table goes to ``out_dir`` itself; several: to ``out_dir/<device>/``. The store
     is a ``MeasurementStore`` or a path (created if absent). ``remeasure`` measures every job again:
     rows with id <= ``measured_after_id`` (default: the newest row when the campaign starts) do not
-    count as done, so a remeasure campaign resumes by passing the same mark again. ``limit`` keeps the first N layers (smoke runs, tests).
+    count as done, so a remeasure campaign resumes by passing the same mark again. ``limit`` keeps
+    the first N layers (smoke runs, tests). To record the campaign's arguments so that it resumes
+    from ``out_dir`` alone, run it through ``profiler.campaign_file.run_campaign``.
     """
     t0 = time.perf_counter()
     settings = settings or CampaignSettings()
@@ -97,9 +122,6 @@ def run_layer_campaign(
     own_store = not isinstance(store, MeasurementStore)
     st = MeasurementStore(store) if own_store else store
     try:
-        from latkit.profiler.artifacts import ArtifactMaker
-        from latkit.profiler.store import process_run_id
-
         jobs = layer_jobs(sp, rs, limit)
         settings_of = {d.name: job_settings(d, settings, "layer") for d in specs}
         protocol = settings.protocol or LAYER_PROTOCOL
@@ -114,6 +136,7 @@ def run_layer_campaign(
         for d in specs:
             s = settings_of[d.name]
             meta = {
+                **record(command),  # command, cwd, created, host: where to re-run it
                 "space": sp.name, "resolutions": rs, "device": d.name,
                 "env": c.env.get(d.name, {}), "versions": c.versions, "command": command,
                 "settings": s, "settings_hash": settings_fingerprint(s), "store": str(st.path),

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
+
+from latkit import cli_args
+from latkit.errors import ExportError
+from latkit.profiler.export import build_subnet, export_module, max_abs_diff
+from latkit.supernet.space import get_space
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from latkit.errors import ExportError
-    from latkit.supernet.space import get_space
-
     space = get_space(args.space)
     arch = space.parse(args.arch)
     fmt = args.format or Path(args.output).suffix.lstrip(".")
@@ -19,11 +20,9 @@ def _cmd_export(args: argparse.Namespace) -> int:
         raise ExportError(f"cannot tell the format from {args.output!r}; pass --format onnx|tflite")
     supernet = None
     if args.checkpoint:
-        from latkit.supernet.model import load_supernet
+        from latkit.supernet.model import load_supernet  # noqa: PLC0415 -- torch: keeps lat --help fast
 
         supernet, _ = load_supernet(args.checkpoint, space=space.name)
-    from latkit.profiler.export import build_subnet, export_module, max_abs_diff
-
     module = build_subnet(space, arch, supernet, seed=args.seed)
     shape = (args.batch, 3, arch.r, arch.r)
     path = export_module(module, shape, args.output, fmt)
@@ -45,13 +44,13 @@ def register_export(sub: argparse._SubParsersAction) -> None:
                        description="Export one subnet as a standalone model file. Without "
                        "--checkpoint the weights are a seeded random initialisation (fine for "
                        "latency); with it, the subnet's trained weights are extracted.")
-    p.add_argument("--space", required=True)
+    cli_args.add_space(p, required=True)
     p.add_argument("--arch", required=True, help="canonical key or once-for-all JSON dict")
     p.add_argument("--format", choices=["onnx", "tflite"], help="default: from the file suffix")
     p.add_argument("-o", "--output", required=True, help="output file (.onnx or .tflite)")
     p.add_argument("--checkpoint", help="supernet checkpoint (from lat-train) for trained weights")
-    p.add_argument("--batch", type=int, default=1)
-    p.add_argument("--seed", type=int, default=0, help="weight seed when no checkpoint is given")
+    cli_args.add_batch(p, default=1)
+    cli_args.add_seed(p, default=0, what="weight seed when no checkpoint is given")
     p.add_argument("--verify", action="store_true", help="compare the file's output with torch")
-    p.add_argument("--json", action="store_true")
+    cli_args.add_json(p)
     p.set_defaults(func=_cmd_export)

@@ -10,17 +10,32 @@ from __future__ import annotations
 
 import csv
 import json
-import os
+import random
 import threading
 import time
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
-from latkit.profiler.jobs import (NETWORK_PROTOCOL, CampaignResult, CampaignSettings, DeviceSpec,
-                                  ProgressFn, _Job, device_specs, export_cache,
-                                  job_settings, resolve_space)
+from latkit.errors import ArchError
+from latkit.fileio import atomic_path, check_writable, write_text
+from latkit.profiler.artifacts import ArtifactMaker
+from latkit.profiler.jobs import (
+    NETWORK_PROTOCOL,
+    CampaignResult,
+    CampaignSettings,
+    DeviceSpec,
+    ProgressFn,
+    _Job,
+    device_specs,
+    export_cache,
+    job_settings,
+    resolve_space,
+)
 from latkit.profiler.pool import _Campaign, _run_pool
-from latkit.profiler.store import MeasurementStore, settings_fingerprint
+from latkit.profiler.store import MeasurementStore, process_run_id, settings_fingerprint
+from latkit.provenance import record
+from latkit.supernet.space import get_space
 
 E2E_COLUMNS = ("arch", "latency_ms", "space", "device", "p10_ms", "p90_ms", "mean_ms", "std_ms",
                "cv", "runs")
@@ -32,10 +47,6 @@ E2E_COLUMNS = ("arch", "latency_ms", "space", "device", "p10_ms", "p90_ms", "mea
 
 def sample_archs(space: Any, n: int, seed: int, resolutions: Sequence[int] | None = None) -> list:
     """``n`` distinct random subnets (``random.Random(seed)``); ``ArchError`` if there are fewer."""
-    import random
-
-    from latkit.errors import ArchError
-
     sp, rs = resolve_space(space, resolutions)
     rng = random.Random(seed)
     seen: dict[str, Any] = {}
@@ -56,33 +67,30 @@ def _e2e_row(arch_key: str, space: str, device: str, m: Any) -> dict[str, Any]:
             "cv": m.cv, "runs": m.runs}
 
 
-def write_e2e_csv(path: "str | Path", rows: Iterable[Mapping[str, Any]]) -> Path:
+def write_e2e_csv(path: str | Path, rows: Iterable[Mapping[str, Any]]) -> Path:
     """Write the end-to-end CSV atomically (header ``E2E_COLUMNS``)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", newline="") as f:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=E2E_COLUMNS, lineterminator="\n", extrasaction="ignore")
         w.writeheader()
         for r in rows:
             w.writerow({k: (repr(float(v)) if isinstance(v, float) else v) for k, v in r.items()})
-    os.replace(tmp, path)
     return path
 
 
 def run_e2e_campaign(
     space: Any,
     archs: Sequence[Any],
-    devices: "str | DeviceSpec | Iterable[str | DeviceSpec]",
-    store: "MeasurementStore | str | Path",
-    out_csv: "str | Path",
+    devices: str | DeviceSpec | Iterable[str | DeviceSpec],
+    store: MeasurementStore | str | Path,
+    out_csv: str | Path,
     *,
     remeasure: bool = False,
     measured_after_id: int | None = None,
     progress: ProgressFn | None = None,
     settings: CampaignSettings | None = None,
     supernet: Any = None,
-    cache_dir: "str | Path | None" = None,
+    cache_dir: str | Path | None = None,
     command: str = "",
 ) -> CampaignResult:
     """Export and measure whole subnets; write ``out_csv`` (one row per arch and device, input order).
@@ -92,8 +100,6 @@ def run_e2e_campaign(
     """
     t0 = time.perf_counter()
     settings = settings or CampaignSettings()
-    from latkit.supernet.space import get_space
-
     sp = get_space(space) if isinstance(space, str) else space
     parsed = [sp.parse(a) for a in archs]
     order: dict[str, Any] = {}
@@ -104,16 +110,13 @@ def run_e2e_campaign(
     own_store = not isinstance(store, MeasurementStore)
     st = MeasurementStore(store) if own_store else store
     try:
-        from latkit.profiler.artifacts import ArtifactMaker
-        from latkit.profiler.store import process_run_id
-
         settings_of = {d.name: job_settings(d, settings, "network") for d in specs}
         protocol = settings.protocol or NETWORK_PROTOCOL
         maker = ArtifactMaker(export_cache(cache_dir, st), seed=settings.seed,
                               batch=settings.batch, supernet=supernet,
                               weights_id=settings.weights_id)
         c = _Campaign(st, "network", sp, progress, process_run_id())
-        out = Path(out_csv)
+        out = check_writable(out_csv)  # appended row by row: refuse a FIFO, device or symlink first
         out.parent.mkdir(parents=True, exist_ok=True)
         live_lock = threading.Lock()
         with open(out, "w", newline="") as live:
@@ -154,11 +157,12 @@ def _write_e2e_meta(out: Path, sp: Any, specs: list[DeviceSpec], settings_of: di
                     c: _Campaign, command: str, res: CampaignResult, n_archs: int) -> None:
     """Provenance next to the CSV: ``FILE.csv.meta.json``."""
     meta = {
+        **record(command),  # command, cwd, created, host: where to re-run it
         "format": "latkit-e2e", "version": 1, "space": sp.name, "archs": n_archs,
         "devices": [d.name for d in specs], "env": c.env, "settings": settings_of,
         "versions": c.versions, "command": command, "store": str(c.store.path),
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "partial": not res.complete,
+        "partial": not res.complete,
         "interrupted": res.interrupted,
     }
-    side = out.with_name(out.name + ".meta.json")
-    side.write_text(json.dumps(meta, indent=2, sort_keys=True, default=str) + "\n")
+    write_text(out.with_name(out.name + ".meta.json"),
+               json.dumps(meta, indent=2, sort_keys=True, default=str) + "\n")

@@ -3,8 +3,8 @@
 File names come from the canonical key (arch key or once-for-all layer key). The cache never serves
 a stale file: an entry is reused only when its fingerprint (key, format, space, weights identity,
 batch, dynamic spatial axes, latkit/torch/exporter versions) matches and the file's sha256 still
-equals the one recorded when it was written. Files are written to a temporary name and renamed, so
-a killed export never leaves a half-written model behind.
+equals the one recorded when it was written. Files are written through ``latkit.fileio`` (to a
+temporary name, then renamed), so a killed export never leaves a half-written model behind.
 
 Without a checkpoint, weights are a seeded random initialisation: latency does not depend on the
 weight values, and the seed is part of the fingerprint.
@@ -13,18 +13,22 @@ weight values, and the seed is part of the fingerprint.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import io
 import json
 import os
 import re
-import tempfile
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from latkit.errors import ExportError
+from latkit.fileio import atomic_path, sha256_file, write_text
+from latkit.provenance import versions
+from latkit.supernet.space import get_space
 
 FORMATS = ("onnx", "tflite")
 ONNX_OPSET = 17
@@ -46,28 +50,12 @@ def _writable_target(path: Path) -> Path:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise ExportError(f"cannot create directory {path.parent}: {exc.strerror}")
+        raise ExportError(f"cannot create directory {path.parent}: {exc.strerror}") from None
     if not os.access(path.parent, os.W_OK):
         raise ExportError(f"cannot write to {path.parent}: permission denied")
     if path.is_dir():
         raise ExportError(f"output path {path} is a directory; give a file name")
     return path
-
-
-@contextlib.contextmanager
-def _atomic_path(path: Path):
-    """Yield a temporary path next to ``path``; rename it over ``path`` only on success."""
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
-    except OSError as exc:
-        raise ExportError(f"cannot write {path}: {exc.strerror}")
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 @contextlib.contextmanager
@@ -80,20 +68,20 @@ def _quiet():
             yield
 
 
-def export_onnx(module: Any, input_shape: tuple[int, ...], path: "str | Path",
+def export_onnx(module: Any, input_shape: tuple[int, ...], path: str | Path,
                 dynamic_hw: bool = False, opset: int = ONNX_OPSET) -> Path:
     """Export ``module`` (eval mode) to ONNX at ``path``; input ``input``, output ``output``.
 
     With ``dynamic_hw`` the spatial axes are dynamic, so one file serves every resolution of a
     layer shape family (onnxruntime accepts that; TFLite does not).
     """
-    import torch
+    import torch  # noqa: PLC0415 -- torch: keeps lat --help fast
 
     path = _writable_target(Path(path))
     module = module.eval()
     sample = torch.zeros(input_shape)
     axes = {"input": {2: "height", 3: "width"}} if dynamic_hw and len(input_shape) == 4 else None
-    with _atomic_path(path) as tmp:
+    with atomic_path(path) as tmp:
         try:
             with _quiet(), torch.no_grad():
                 torch.onnx.export(
@@ -101,35 +89,35 @@ def export_onnx(module: Any, input_shape: tuple[int, ...], path: "str | Path",
                     input_names=["input"], output_names=["output"], dynamic_axes=axes,
                     do_constant_folding=True,
                 )
-        except Exception as exc:  # noqa: BLE001 - exporter errors are many and private
+        except Exception as exc:  # noqa: BLE001 -- exporter errors are many and private
             raise ExportError(f"ONNX export to {path} failed: {type(exc).__name__}: "
-                              f"{str(exc).splitlines()[0][:300] if str(exc) else ''}")
+                              f"{str(exc).splitlines()[0][:300] if str(exc) else ''}") from None
     return path
 
 
-def export_tflite(module: Any, input_shape: tuple[int, ...], path: "str | Path") -> Path:
+def export_tflite(module: Any, input_shape: tuple[int, ...], path: str | Path) -> Path:
     """Export ``module`` to TFLite with litert-torch (the ``tflite`` extra)."""
-    import torch
+    import torch  # noqa: PLC0415 -- torch: keeps lat --help fast
 
     try:
         with _quiet():
             import litert_torch
     except ImportError:
-        raise ExportError("TFLite export needs the tflite extra: pip install 'latkit[tflite]'")
+        raise ExportError("TFLite export needs the tflite extra: pip install 'latkit[tflite]'") from None
     path = _writable_target(Path(path))
     module = module.eval()
     sample = torch.zeros(input_shape)
-    with _atomic_path(path) as tmp:
+    with atomic_path(path) as tmp:
         try:
             with _quiet(), torch.no_grad():
                 litert_torch.convert(module, (sample,)).export(str(tmp))
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:  # noqa: BLE001 -- converter errors are many and private
             raise ExportError(f"TFLite export to {path} failed: {type(exc).__name__}: "
-                              f"{str(exc).splitlines()[0][:300] if str(exc) else ''}")
+                              f"{str(exc).splitlines()[0][:300] if str(exc) else ''}") from None
     return path
 
 
-def export_module(module: Any, input_shape: tuple[int, ...], path: "str | Path", fmt: str,
+def export_module(module: Any, input_shape: tuple[int, ...], path: str | Path, fmt: str,
                   dynamic_hw: bool = False) -> Path:
     _check_format(fmt)
     if fmt == "onnx":
@@ -139,9 +127,9 @@ def export_module(module: Any, input_shape: tuple[int, ...], path: "str | Path",
     return export_tflite(module, input_shape, path)
 
 
-def run_exported(path: "str | Path", x: Any) -> Any:
+def run_exported(path: str | Path, x: Any) -> Any:
     """Run an exported file once on the host CPU (numpy in, numpy out); used to verify exports."""
-    import numpy as np
+    import numpy as np  # noqa: PLC0415 -- numpy: only to verify an export; keeps lat --help fast
 
     path = Path(path)
     x = np.ascontiguousarray(x, dtype=np.float32)
@@ -162,10 +150,10 @@ def run_exported(path: "str | Path", x: Any) -> Any:
     raise ExportError(f"cannot run {path}: expected a .onnx or .tflite file")
 
 
-def max_abs_diff(module: Any, path: "str | Path", input_shape: tuple[int, ...], seed: int = 0) -> float:
+def max_abs_diff(module: Any, path: str | Path, input_shape: tuple[int, ...], seed: int = 0) -> float:
     """Max |torch - exported| on a seeded random input."""
-    import numpy as np
-    import torch
+    import numpy as np  # noqa: PLC0415 -- numpy: only to verify an export; keeps lat --help fast
+    import torch  # noqa: PLC0415 -- torch: keeps lat --help fast
 
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(input_shape, generator=g)
@@ -180,30 +168,10 @@ def max_abs_diff(module: Any, path: "str | Path", input_shape: tuple[int, ...], 
 # ----------------------------------------------------------------------------------------------
 
 
-def _versions(fmt: str) -> dict[str, str]:
-    from importlib import metadata
-
-    import torch
-
-    from latkit import __version__
-
-    v = {"latkit": __version__, "torch": torch.__version__}
-    pkg = "onnx" if fmt == "onnx" else "litert-torch"
-    try:
-        v[pkg] = metadata.version(pkg)
-    except metadata.PackageNotFoundError:
-        v[pkg] = "missing"
-    if fmt == "onnx":
-        v["opset"] = str(ONNX_OPSET)
-    return v
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+@functools.cache
+def _versions() -> dict[str, str]:
+    """``provenance.versions()``, read once per process: every cached file's fingerprint has it."""
+    return versions()
 
 
 @dataclass
@@ -222,21 +190,22 @@ class ExportCache:
         _check_format(fmt)
         shape = [*input_shape[:2], -1, -1] if dynamic_hw else list(input_shape)
         meta = {"key": key, "format": fmt, "input_shape": shape,
-                "dynamic_hw": dynamic_hw, **identity, "versions": _versions(fmt)}
+                "dynamic_hw": dynamic_hw, **identity, "versions": dict(_versions())}
+        if fmt == "onnx":
+            meta["opset"] = ONNX_OPSET
         fp = hashlib.sha256(json.dumps(meta, sort_keys=True).encode()).hexdigest()
         path = self.root / f"{safe_name(key)}.{fp[:12]}.{fmt}"
         side = path.with_name(path.name + ".json")
         if path.is_file() and side.is_file():
             try:
                 rec = json.loads(side.read_text())
-                if rec.get("fingerprint") == fp and rec.get("sha256") == file_sha256(path):
+                if rec.get("fingerprint") == fp and rec.get("sha256") == sha256_file(path):
                     return path
             except (OSError, json.JSONDecodeError):
                 pass
         export_module(build(), input_shape, path, fmt, dynamic_hw=dynamic_hw)
-        rec = {"fingerprint": fp, "sha256": file_sha256(path), **meta}
-        with _atomic_path(side) as tmp:
-            tmp.write_text(json.dumps(rec, indent=1, sort_keys=True))
+        rec = {"fingerprint": fp, "sha256": sha256_file(path), **meta}
+        write_text(side, json.dumps(rec, indent=1, sort_keys=True))
         return path
 
 
@@ -246,16 +215,15 @@ class ExportCache:
 
 
 def _seeded(seed: int):
-    import torch
+    import torch  # noqa: PLC0415 -- torch: keeps lat --help fast
 
     return torch.random.fork_rng(devices=[]) if seed is not None else contextlib.nullcontext()
 
 
 def build_subnet(space: Any, arch: Any, supernet: Any = None, seed: int = 0) -> Any:
     """A static subnet module: extracted from ``supernet`` if given, else seeded random weights."""
-    import torch
-
-    from latkit.supernet.model import StaticMobileNetV3
+    import torch  # noqa: PLC0415 -- torch: keeps lat --help fast
+    from latkit.supernet.model import StaticMobileNetV3  # noqa: PLC0415 -- imports torch
 
     if supernet is not None:
         return supernet.extract(arch).eval()
@@ -264,19 +232,20 @@ def build_subnet(space: Any, arch: Any, supernet: Any = None, seed: int = 0) -> 
         return StaticMobileNetV3(space.layers(arch)).eval()
 
 
-def export_arch(space: Any, arch: Any, fmt: str, path: "str | Path | None" = None, *,
+def export_arch(space: Any, arch: Any, fmt: str, path: str | Path | None = None, *,
                 supernet: Any = None, weights_id: str | None = None, cache: ExportCache | None = None,
                 seed: int = 0, batch: int = 1) -> Path:
     """Export subnet ``arch`` of ``space``: to ``path`` directly, or through ``cache``.
 
     ``weights_id`` identifies the supernet weights (e.g. the checkpoint's sha256) for the cache.
     """
-    from latkit.supernet.space import get_space
-
     space = get_space(space) if isinstance(space, str) else space
     arch = space.validate(arch)
     shape = (batch, 3, arch.r, arch.r)
-    build = lambda: build_subnet(space, arch, supernet, seed)  # noqa: E731
+
+    def build() -> Any:
+        return build_subnet(space, arch, supernet, seed)
+
     if path is not None:
         return export_module(build(), shape, path, _check_format(fmt))
     if cache is None:
@@ -294,9 +263,8 @@ def export_layer(spec: Any, fmt: str, cache: ExportCache, *, seed: int = 0,
     With ``dynamic_hw`` (ONNX only) the file is shared by the layer's shape family: every
     resolution of the same channels/kernel/stride/SE/activation; its cache key drops the sizes.
     """
-    import torch
-
-    from latkit.supernet.model import build_layer, layer_input_shape
+    import torch  # noqa: PLC0415 -- torch: keeps lat --help fast
+    from latkit.supernet.model import build_layer, layer_input_shape  # noqa: PLC0415 -- imports torch
 
     shape = layer_input_shape(spec, batch)
     key = spec.key

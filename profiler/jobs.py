@@ -9,15 +9,22 @@ store's ``settings_hash``.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 from latkit.devices.base import ProtocolSettings
-from latkit.errors import DeviceError
-
-if TYPE_CHECKING:
-    from latkit.profiler.store import MeasurementStore
+from latkit.devices.registry import (
+    LOCAL_DEVICES,
+    android_profiles,
+    device_names,
+    get_device,
+)
+from latkit.errors import ArchError, DeviceError
+from latkit.profiler.export import ExportCache
+from latkit.profiler.store import MeasurementStore
+from latkit.supernet.space import get_space
 
 #: protocol for single layers (0.05-3 ms on a CPU): a longer warm-up and ~0.3 s of timed runs,
 #: each sample the mean of as many back-to-back runs as fill 2 ms (single-run jitter averages out)
@@ -50,8 +57,6 @@ class DeviceSpec:
     def open(self) -> Any:
         if self.device is not None:
             return self.device
-        from latkit.devices.registry import get_device
-
         return get_device(self.name, **dict(self.options))
 
     def settings_options(self) -> dict[str, Any]:
@@ -131,11 +136,11 @@ ProgressFn = Callable[[ProgressEvent], None]
 
 
 # ---------------------------------------------------------------------------------------------
-# Settings and provenance
+# Settings
 # ---------------------------------------------------------------------------------------------
 
 
-def device_specs(devices: "str | DeviceSpec | Iterable[str | DeviceSpec]") -> list[DeviceSpec]:
+def device_specs(devices: str | DeviceSpec | Iterable[str | DeviceSpec]) -> list[DeviceSpec]:
     """Normalise ``"cpu"``, ``"cpu,pixel4"``, DeviceSpecs or a mix into distinct DeviceSpecs."""
     if isinstance(devices, (str, DeviceSpec)):
         devices = [devices]
@@ -160,14 +165,10 @@ def device_specs(devices: "str | DeviceSpec | Iterable[str | DeviceSpec]") -> li
 def _device_formats(spec: DeviceSpec) -> tuple[str, ...]:
     if spec.device is not None:
         return tuple(spec.device.formats)
-    from latkit.devices.registry import LOCAL_DEVICES, android_profiles
-
     if spec.name in LOCAL_DEVICES:
         return LOCAL_DEVICES[spec.name].formats
     if spec.name in android_profiles():
         return ("tflite",)
-    from latkit.devices.registry import device_names
-
     raise DeviceError(f"unknown device {spec.name!r}; known devices: {', '.join(device_names())}")
 
 
@@ -191,27 +192,8 @@ def job_settings(spec: DeviceSpec, settings: CampaignSettings, kind: str) -> dic
     return out
 
 
-def tool_versions() -> dict[str, str]:
-    """Versions of latkit, python and the runtimes/exporters that are installed."""
-    import platform
-    from importlib import metadata
-
-    from latkit import __version__
-
-    v = {"latkit": __version__, "python": platform.python_version()}
-    for dist in ("torch", "onnx", "onnxruntime", "litert-torch", "ai-edge-litert", "adb-shell"):
-        try:
-            v[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            pass
-    return v
-
-
-def resolve_space(space: Any, resolutions: "Sequence[int] | str | None") -> tuple[Any, list[int]]:
+def resolve_space(space: Any, resolutions: Sequence[int] | str | None) -> tuple[Any, list[int]]:
     """(SearchSpace, sorted resolutions); None or "all" = every resolution of the space."""
-    from latkit.errors import ArchError
-    from latkit.supernet.space import get_space
-
     sp = get_space(space) if isinstance(space, str) else space
     if resolutions is None or resolutions == "all":
         return sp, list(sp.resolutions)
@@ -223,8 +205,6 @@ def resolve_space(space: Any, resolutions: "Sequence[int] | str | None") -> tupl
     return sp, rs
 
 
-def export_cache(cache_dir: "str | Path | None", store: MeasurementStore) -> Any:
+def export_cache(cache_dir: str | Path | None, store: MeasurementStore) -> ExportCache:
     """The export cache: ``cache_dir``, else ``exports/`` next to the store (shared with it)."""
-    from latkit.profiler.export import ExportCache
-
     return ExportCache(Path(cache_dir) if cache_dir else store.path.parent / "exports")

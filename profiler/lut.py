@@ -19,12 +19,15 @@ from __future__ import annotations
 import csv
 import json
 import math
-import time
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping
+from typing import Any
 
-from latkit.errors import LookupMiss, StoreError
+from latkit.errors import LatkitError, LookupMiss, StoreError
+from latkit.fileio import atomic_path, write_text
+from latkit.provenance import now_iso, versions
+from latkit.supernet.space import get_space
 
 LUT_FORMAT = "latkit-lut"
 LUT_VERSION = 1
@@ -53,7 +56,7 @@ class LutEntry:
                 str(self.runs)]
 
     @classmethod
-    def from_measurement(cls, key: str, kind: str, m: Any) -> "LutEntry":
+    def from_measurement(cls, key: str, kind: str, m: Any) -> LutEntry:
         """From a ``latkit.devices.base.Measurement`` (or anything with the same attributes)."""
         return cls(key, kind, float(m.median_ms), float(m.p10_ms), float(m.p90_ms),
                    float(m.mean_ms), float(m.std_ms), float(m.cv), int(m.runs))
@@ -73,7 +76,7 @@ def _parse_row(row: Mapping[str, str], line: int, path: Path) -> LutEntry:
         runs = int(row["runs"]) if row.get("runs") not in (None, "") else 0
     except (TypeError, ValueError) as exc:
         raise StoreError(f"{path} line {line}: bad number ({exc}); the table is corrupt, rebuild "
-                         "it with lat-profile or re-import it")
+                         "it with lat-profile or re-import it") from None
     key = (row.get("key") or "").strip()
     if not key:
         raise StoreError(f"{path} line {line}: empty key; the table is corrupt")
@@ -132,7 +135,7 @@ class LookupTable:
         out = self.meta.get("dir") or "DIR"
         return f"lat-profile --device {dev} --space {space} --resolutions {res} --out {out}"
 
-    def entry(self, key: "str | Any") -> LutEntry:
+    def entry(self, key: str | Any) -> LutEntry:
         k = key if isinstance(key, str) else key.key
         e = self.entries.get(k)
         if e is None:
@@ -143,7 +146,7 @@ class LookupTable:
             )
         return e
 
-    def latency_ms(self, key: "str | Any") -> float:
+    def latency_ms(self, key: str | Any) -> float:
         """Median latency of a layer (key string or ``LayerSpec``); ``LookupMiss`` if absent."""
         return self.entry(key).median_ms
 
@@ -153,16 +156,12 @@ class LookupTable:
         ``space`` is a ``SearchSpace`` or its name; ``arch`` an ``ArchConfig`` or anything
         ``space.parse`` accepts. Raises ``LookupMiss`` on the first missing layer.
         """
-        from latkit.supernet.space import get_space
-
         sp = get_space(space) if isinstance(space, str) else space
         a = sp.parse(arch)
         return sum(self.latency_ms(spec.key) for spec in sp.layers(a))
 
     def layer_latencies_ms(self, space: Any, arch: Any) -> list[tuple[str, float]]:
         """(key, median_ms) for each layer of ``arch``, in network order."""
-        from latkit.supernet.space import get_space
-
         sp = get_space(space) if isinstance(space, str) else space
         return [(s.key, self.latency_ms(s.key)) for s in sp.layers(sp.parse(arch))]
 
@@ -172,12 +171,12 @@ class LookupTable:
     # ---- construction ----
     @classmethod
     def from_entries(cls, entries: Iterable[LutEntry], meta: Mapping[str, Any] | None = None
-                     ) -> "LookupTable":
+                     ) -> LookupTable:
         return cls({e.key: e for e in entries}, dict(meta or {}))
 
     # ---- persistence ----
     @classmethod
-    def load(cls, directory: "str | Path") -> "LookupTable":
+    def load(cls, directory: str | Path) -> LookupTable:
         """Read ``DIR/lut.csv`` and ``DIR/meta.json``; ``StoreError`` (one line) if missing/corrupt."""
         d = Path(directory)
         csv_path, meta_path = d / CSV_NAME, d / META_NAME
@@ -193,10 +192,11 @@ class LookupTable:
                 meta = json.loads(meta_path.read_text())
             except (json.JSONDecodeError, UnicodeDecodeError) as exc:
                 raise StoreError(f"{meta_path} is not valid JSON ({exc}); the table is corrupt, "
-                                 "rebuild it with lat-profile")
+                                 "rebuild it with lat-profile") from None
             if not isinstance(meta, dict) or meta.get("format") != LUT_FORMAT:
+                found = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
                 raise StoreError(f"{meta_path} is not latkit lookup-table metadata (expected "
-                                 f"format {LUT_FORMAT!r}, found {meta.get('format') if isinstance(meta, dict) else type(meta).__name__!r})")
+                                 f"format {LUT_FORMAT!r}, found {found!r})")
             if int(meta.get("version", 0)) > LUT_VERSION:
                 raise StoreError(f"{meta_path} has table version {meta.get('version')}, newer than "
                                  f"this latkit reads ({LUT_VERSION}); upgrade latkit")
@@ -216,11 +216,11 @@ class LookupTable:
                                          "table is corrupt")
                     entries[e.key] = e
         except (UnicodeDecodeError, csv.Error) as exc:
-            raise StoreError(f"{csv_path} is not a readable CSV ({exc}); the table is corrupt")
+            raise StoreError(f"{csv_path} is not a readable CSV ({exc}); the table is corrupt") from None
         meta.setdefault("dir", str(d))
         return cls(entries, meta)
 
-    def save(self, directory: "str | Path", **meta_updates: Any) -> Path:
+    def save(self, directory: str | Path, **meta_updates: Any) -> Path:
         """Write ``DIR/lut.csv`` (sorted by key) and ``DIR/meta.json`` atomically; returns DIR."""
         d = Path(directory)
         d.mkdir(parents=True, exist_ok=True)
@@ -230,20 +230,17 @@ class LookupTable:
         meta.setdefault("resolutions", [])
         meta.setdefault("device", None)
         meta.setdefault("env", {})
-        meta.setdefault("versions", _versions())
+        if "versions" not in meta:
+            meta["versions"] = versions()
         meta.setdefault("command", "")
-        meta.setdefault("created", time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+        meta.setdefault("created", now_iso())
         meta.update({"format": LUT_FORMAT, "version": LUT_VERSION, "entries": len(self.entries)})
-        tmp_csv = d / f".{CSV_NAME}.tmp"
-        with open(tmp_csv, "w", newline="") as f:
+        with atomic_path(d / CSV_NAME) as tmp, open(tmp, "w", newline="") as f:
             w = csv.writer(f, lineterminator="\n")
             w.writerow(COLUMNS)
             for key in sorted(self.entries):
                 w.writerow(self.entries[key].row())
-        tmp_meta = d / f".{META_NAME}.tmp"
-        tmp_meta.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
-        tmp_csv.replace(d / CSV_NAME)
-        tmp_meta.replace(d / META_NAME)
+        write_text(d / META_NAME, json.dumps(meta, indent=2, sort_keys=True) + "\n")
         self.meta = {**meta, "dir": str(d)}
         return d
 
@@ -288,25 +285,15 @@ def _resolution_hint(key: str, space: str | None) -> int | None:
     if not space:
         return None
     try:
-        from latkit.supernet.space import get_space
-
         sp = get_space(space)
         for r in sp.resolutions:
             if any(s.key == key for s in sp.unique_layers([r])):
                 return r
-    except Exception:  # a hint only: never mask the LookupMiss itself
+    except LatkitError:  # a hint only (an unknown space...): never mask the LookupMiss itself
         return None
     return None
 
 
-def _versions() -> dict[str, str]:
-    import platform
-
-    from latkit import __version__
-
-    return {"latkit": __version__, "python": platform.python_version()}
-
-
-def load_lut(directory: "str | Path") -> LookupTable:
+def load_lut(directory: str | Path) -> LookupTable:
     """Shorthand for ``LookupTable.load``."""
     return LookupTable.load(directory)

@@ -23,15 +23,17 @@ use it (``space.unique_layers([r])``), with ``mean`` = the table's ``mean_ms`` (
 
 from __future__ import annotations
 
-import hashlib
 import math
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from latkit.errors import ArchError, LookupMiss, StoreError
+from latkit.fileio import sha256_file, write_text
 from latkit.profiler.lut import LookupTable, LutEntry
+from latkit.supernet.space import LayerSpec, get_space, list_spaces
 
 YAML_NAME = "{r}_lookup_table.yaml"
 _YAML_RE = re.compile(r"^(\d+)_lookup_table\.ya?ml$")
@@ -47,7 +49,7 @@ class OfaImport:
     foreign_keys: list[str] = field(default_factory=list)
 
 
-def find_ofa_files(directory: "str | Path") -> dict[int, Path]:
+def find_ofa_files(directory: str | Path) -> dict[int, Path]:
     """``{resolution: path}`` of the ``{r}_lookup_table.yaml`` files in ``directory``."""
     d = Path(directory)
     if not d.is_dir():
@@ -62,13 +64,13 @@ def find_ofa_files(directory: "str | Path") -> dict[int, Path]:
 
 
 def _read_yaml(path: Path) -> dict[str, tuple[int, float, float]]:
-    import yaml
+    import yaml  # noqa: PLC0415 -- yaml: keeps lat --help fast
 
     try:
         data = yaml.safe_load(path.read_text())
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise StoreError(f"{path} is not valid YAML ({str(exc).splitlines()[0]}); the table is "
-                         "corrupt")
+                         "corrupt") from None
     if not isinstance(data, dict):
         raise StoreError(f"{path}: expected a mapping of layer keys to {{count, mean, std}}, "
                          f"found {type(data).__name__}")
@@ -82,7 +84,7 @@ def _read_yaml(path: Path) -> dict[str, tuple[int, float, float]]:
             mean = float(v["mean"])
             std = float(v.get("std", 0.0))
         except (TypeError, ValueError):
-            raise StoreError(f"{path}: entry {key!r} has non-numeric values {v!r:.80}")
+            raise StoreError(f"{path}: entry {key!r} has non-numeric values {v!r:.80}") from None
         if not (math.isfinite(mean) and mean > 0 and math.isfinite(std) and std >= 0):
             raise StoreError(f"{path}: entry {key!r} needs a positive mean and a non-negative "
                              f"std (ms), found mean={v['mean']!r} std={v.get('std')!r}")
@@ -102,8 +104,6 @@ def _pool(values: list[tuple[int, float, float]]) -> tuple[int, float, float]:
 
 
 def _owning_space(keys: Iterable[str]) -> str | None:
-    from latkit.supernet.space import get_space, list_spaces
-
     keys = set(keys)
     for name in list_spaces():
         if keys <= {s.key for s in get_space(name).unique_layers()}:
@@ -111,11 +111,9 @@ def _owning_space(keys: Iterable[str]) -> str | None:
     return None
 
 
-def import_ofa(directory: "str | Path", space: Any, *, device: str | None = None,
+def import_ofa(directory: str | Path, space: Any, *, device: str | None = None,
                skip_foreign: bool = False, command: str = "") -> OfaImport:
     """Read once-for-all YAML tables into a ``LookupTable`` for ``space`` (see module docstring)."""
-    from latkit.supernet.space import LayerSpec, get_space
-
     sp = get_space(space) if isinstance(space, str) else space
     files = find_ofa_files(directory)
     bad_res = [r for r in files if r not in sp.resolutions]
@@ -125,7 +123,7 @@ def import_ofa(directory: "str | Path", space: Any, *, device: str | None = None
     known = {s.key for s in sp.unique_layers()}
     seen: dict[str, list[tuple[int, float, float]]] = {}
     foreign: list[str] = []
-    for r, path in files.items():
+    for path in files.values():
         for key, val in _read_yaml(path).items():
             LayerSpec.parse(key)  # raises ArchError naming a malformed key
             if key not in known:
@@ -151,7 +149,7 @@ def import_ofa(directory: "str | Path", space: Any, *, device: str | None = None
     meta = {
         "space": sp.name, "resolutions": sorted(files), "device": device or d.name,
         "env": {"source_dir": str(d.resolve()),
-                "files": {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in files.values()}},
+                "files": {p.name: sha256_file(p) for p in files.values()}},
         "command": command, "source": "once-for-all yaml", "statistic": "mean",
         "note": "median_ms, p10_ms and p90_ms hold the mean: the YAML has only count, mean, std; "
                 "a key in several files is pooled (count-weighted), exact copies counted once",
@@ -160,7 +158,7 @@ def import_ofa(directory: "str | Path", space: Any, *, device: str | None = None
     return OfaImport(LookupTable.from_entries(entries, meta), files, pooled, foreign)
 
 
-def export_ofa(table: LookupTable, out_dir: "str | Path", *, space: Any = None,
+def export_ofa(table: LookupTable, out_dir: str | Path, *, space: Any = None,
                resolutions: Iterable[int] | None = None, statistic: str = "mean",
                allow_missing: bool = False) -> dict[int, Path]:
     """Write ``out_dir/{r}_lookup_table.yaml`` for each resolution; returns ``{r: path}``.
@@ -168,9 +166,7 @@ def export_ofa(table: LookupTable, out_dir: "str | Path", *, space: Any = None,
     ``statistic`` is ``"mean"`` (once-for-all's convention) or ``"median"``. A layer a resolution
     needs but the table lacks raises ``LookupMiss`` unless ``allow_missing``.
     """
-    import yaml
-
-    from latkit.supernet.space import get_space
+    import yaml  # noqa: PLC0415 -- yaml: keeps lat --help fast
 
     if statistic not in ("mean", "median"):
         raise StoreError(f"statistic must be 'mean' or 'median', got {statistic!r}")
@@ -196,8 +192,6 @@ def export_ofa(table: LookupTable, out_dir: "str | Path", *, space: Any = None,
                        "mean": float(e.mean_ms if statistic == "mean" else e.median_ms),
                        "std": float(e.std_ms)}
         path = out / YAML_NAME.format(r=r)
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(yaml.safe_dump(data, sort_keys=True, default_flow_style=False))
-        tmp.replace(path)
+        write_text(path, yaml.safe_dump(data, sort_keys=True, default_flow_style=False))
         written[r] = path
     return written

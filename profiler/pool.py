@@ -9,16 +9,24 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import threading
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from latkit.devices.base import ProtocolSettings
 from latkit.errors import DeviceError, LatkitError, StoreError
-from latkit.profiler.jobs import (CampaignResult, DeviceSpec, ProgressEvent, ProgressFn, _Job,
-                                  tool_versions)
+from latkit.profiler.jobs import (
+    CampaignResult,
+    DeviceSpec,
+    ProgressEvent,
+    ProgressFn,
+    _Job,
+)
 from latkit.profiler.store import MeasurementStore, settings_fingerprint
+from latkit.provenance import versions
 
 # ---------------------------------------------------------------------------------------------
 # The worker pool
@@ -32,8 +40,6 @@ def _block_stop_signals() -> None:
     thread that does not block it, interrupting a native call there (EINTR in an export or an
     inference) for nothing: the main thread is the one that stops the campaign.
     """
-    import signal
-
     if hasattr(signal, "pthread_sigmask"):
         signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
 
@@ -73,7 +79,7 @@ def realtime(priority: int | None) -> Iterator[None]:
         os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(int(priority)))
     except (PermissionError, OSError) as exc:
         raise DeviceError(f"cannot switch to realtime scheduling (SCHED_FIFO {priority}): "
-                          f"{exc.strerror}; run as root or with CAP_SYS_NICE, or drop --realtime")
+                          f"{exc.strerror}; run as root or with CAP_SYS_NICE, or drop --realtime") from None
     try:
         yield
     finally:
@@ -94,7 +100,7 @@ class _Campaign:
         self.total = 0
         self.result = CampaignResult()
         self.env: dict[str, dict[str, Any]] = {}
-        self.versions = tool_versions()
+        self.versions = versions()
         self.crash: BaseException | None = None  # an unexpected error in a worker
 
     def emit(self, **kw: Any) -> None:
@@ -162,7 +168,7 @@ def _worker(c: _Campaign, spec: DeviceSpec, jobs: list[_Job], settings: dict[str
         c.result.errors.append(f"{spec.name}: {exc}")
         c.emit(kind="device_error", device=spec.name, message=str(exc))
         c.stop.set()
-    except Exception as exc:  # a bug: stop everything, re-raised in the calling thread
+    except Exception as exc:  # noqa: BLE001 -- a bug: stop every worker, re-raised in the calling thread
         c.crash = c.crash or exc
         c.stop.set()
     finally:

@@ -12,7 +12,7 @@ import sys
 import time
 from typing import Any, TextIO
 
-from latkit.profiler.campaign import ProgressEvent
+from latkit.profiler.jobs import ProgressEvent
 
 
 def _fmt_s(s: float) -> str:
@@ -77,7 +77,7 @@ class BarProgress:
     """A tqdm bar on stderr (entries done/total, ETA, current device and key)."""
 
     def __init__(self, label: str, stream: TextIO | None = None) -> None:
-        from tqdm import tqdm
+        from tqdm import tqdm  # noqa: PLC0415 -- tqdm: only on a terminal; keeps lat --help fast
 
         self._tqdm = tqdm
         self.label, self.stream = label, stream or sys.stderr

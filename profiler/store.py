@@ -31,13 +31,17 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import platform
 import sqlite3
 import threading
 import time
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping
+from typing import Any
 
+from latkit import __version__
+from latkit.devices.base import Measurement
 from latkit.errors import StoreError
 
 SCHEMA_VERSION = 1
@@ -107,9 +111,7 @@ class StoredMeasurement:
     def cv(self) -> float:
         return float(self.measurement["cv"])
 
-    def to_measurement(self) -> Any:
-        from latkit.devices.base import Measurement
-
+    def to_measurement(self) -> Measurement:
         return Measurement.from_dict(self.measurement)
 
 
@@ -127,7 +129,7 @@ class MeasurementStore:
     Thread-safe: each thread gets its own connection. Use as a context manager or ``close()``.
     """
 
-    def __init__(self, path: "str | Path", *, create: bool = True) -> None:
+    def __init__(self, path: str | Path, *, create: bool = True) -> None:
         self.path = Path(path)
         self._local = threading.local()
         self._conns: list[sqlite3.Connection] = []
@@ -139,7 +141,7 @@ class MeasurementStore:
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
-                raise StoreError(f"cannot create {self.path.parent}: {exc.strerror}")
+                raise StoreError(f"cannot create {self.path.parent}: {exc.strerror}") from None
         elif self.path.is_dir():
             raise StoreError(f"measurement store {self.path} is a directory; give a file path "
                              "such as DIR/store.sqlite")
@@ -157,7 +159,7 @@ class MeasurementStore:
             mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
             conn.execute("PRAGMA synchronous = NORMAL")
         except sqlite3.DatabaseError as exc:
-            raise self._corrupt(exc)
+            raise self._corrupt(exc) from None
         if str(mode).lower() != "wal":
             conn.close()
             raise StoreError(f"{self.path}: cannot switch SQLite to WAL mode (got {mode!r}); "
@@ -187,8 +189,6 @@ class MeasurementStore:
                         conn.execute(stmt)
                 meta = dict(conn.execute("SELECT name, value FROM meta").fetchall())
                 if not meta:
-                    from latkit import __version__
-
                     conn.executemany("INSERT INTO meta (name, value) VALUES (?, ?)", [
                         ("format", STORE_FORMAT), ("schema_version", str(SCHEMA_VERSION)),
                         ("created", _now()), ("latkit", __version__)])
@@ -204,7 +204,7 @@ class MeasurementStore:
                 raise
         except sqlite3.DatabaseError as exc:
             self.close()
-            raise self._corrupt(exc)
+            raise self._corrupt(exc) from None
         except StoreError:
             self.close()
             raise
@@ -230,7 +230,7 @@ class MeasurementStore:
         conn.close()
         self._local.conn = None
 
-    def __enter__(self) -> "MeasurementStore":
+    def __enter__(self) -> MeasurementStore:
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -240,11 +240,11 @@ class MeasurementStore:
         try:
             return self._connect().execute(sql, tuple(params)).fetchall()
         except sqlite3.DatabaseError as exc:
-            raise self._corrupt(exc)
+            raise self._corrupt(exc) from None
 
     # ---- writing ----
     def add(self, kind: str, key: str, space: str, device: str, settings: Mapping[str, Any],
-            measurement: "Mapping[str, Any] | Any", *, versions: Mapping[str, Any] | None = None,
+            measurement: Mapping[str, Any] | Any, *, versions: Mapping[str, Any] | None = None,
             run_id: str | None = None) -> StoredMeasurement:
         """Insert one measurement in its own transaction (committed on return)."""
         if kind not in KINDS:
@@ -273,7 +273,7 @@ class MeasurementStore:
                 conn.execute("ROLLBACK")
                 raise
         except sqlite3.DatabaseError as exc:
-            raise self._corrupt(exc)
+            raise self._corrupt(exc) from None
         return StoredMeasurement(**{**rec.__dict__, "id": cur.lastrowid})
 
     # ---- reading ----
@@ -345,7 +345,7 @@ class MeasurementStore:
         return dict(self._query("SELECT name, value FROM meta"))
 
     def _record(self, r: tuple) -> StoredMeasurement:
-        d = dict(zip(_COLUMNS, r))
+        d = dict(zip(_COLUMNS, r, strict=True))
         try:
             return StoredMeasurement(
                 kind=d["kind"], key=d["key"], space=d["space"], device=d["device"],
@@ -355,7 +355,7 @@ class MeasurementStore:
                 created=d["created"], id=d["id"])
         except json.JSONDecodeError as exc:
             raise StoreError(f"{self.path}: row {d['id']} holds malformed JSON ({exc.msg}); the "
-                             "store is corrupt")
+                             "store is corrupt") from None
 
 
 def _now() -> str:
@@ -364,17 +364,15 @@ def _now() -> str:
         + time.strftime("%z", time.localtime(t))
 
 
-def open_store(path: "str | Path", *, create: bool = True) -> MeasurementStore:
+def open_store(path: str | Path, *, create: bool = True) -> MeasurementStore:
     """Open (or create) the store at ``path``; ``StoreError`` with one clear line if unusable."""
     return MeasurementStore(path, create=create)
 
 
-def default_store_path(out_dir: "str | Path") -> Path:
+def default_store_path(out_dir: str | Path) -> Path:
     return Path(out_dir) / "store.sqlite"
 
 
 def process_run_id() -> str:
     """An id for one campaign run (host, pid, start time): recorded with every row it writes."""
-    import platform
-
     return f"{platform.node()}:{os.getpid()}:{int(time.time())}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import _thread
 import csv
 import json
+import shlex
 import threading
 import time
 import zlib
@@ -206,7 +207,9 @@ def test_lat_profile_cpu_json(tmp_path, capsys):
     out = tmp_path / "lut"
     argv = ["profile", "--device", "cpu", "--space", "compofa-w1.0", "--resolutions", "224",
             "--out", str(out), "--limit", "4", "--quick", "--json", "--quiet"]
-    assert main(argv) == 0
+    # typed as the alias, so recorded as the alias (`lat profile ...` is recorded as typed too:
+    # tests/profiler/test_recorded_command.py)
+    assert main(argv, typed=["lat-profile", *argv[1:]]) == 0
     res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert res["entries"] == 4 and res["measured"] == 4 and res["skipped"] == 0
     assert res["seconds"] > 0 and res["complete"] is True
@@ -214,6 +217,7 @@ def test_lat_profile_cpu_json(tmp_path, capsys):
     assert meta["device"] == "cpu" and meta["resolutions"] == [224]
     assert meta["env"]["runtime"] == "onnxruntime" and "onnxruntime" in meta["versions"]
     assert "lat-profile" in meta["command"] and (out / "store.sqlite").is_file()
+    assert meta["command"] == shlex.join(["lat-profile", *argv[1:]])
     assert main(["profile", "--resume", "--out", str(out), "--json", "--quiet"]) == 0
     res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert (res["measured"], res["skipped"], res["entries"]) == (0, 4, 4)

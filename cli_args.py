@@ -1,0 +1,178 @@
+"""Command-line options that several ``lat`` commands share: one definition, one help text each.
+
+Each ``add_*`` function adds one option (or one group of options) to a parser or argument group and
+returns what it added; keyword arguments cover what legitimately differs between commands (required
+or not, a default, a sentence about what the value is for). Values stay plain: an option that needs
+a search space to be understood (``--resolutions``, ``--arch``) is kept as text here and parsed in
+the command's handler (``latkit.supernet.resolutions.parse_resolutions(text, space)``), since this
+module sits below every product package and imports none of them.
+
+The device-and-protocol options map onto the library through ``device_options(args)`` (the options
+of a device: threads, affinity, delegate, serial) and ``protocol_overrides(args)`` (fields of
+``devices.base.ProtocolSettings``); both leave out what was not given.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+#: TFLite delegates an android device accepts (``--delegate``)
+DELEGATES = ("cpu", "gpu", "nnapi")
+#: the options ``add_device_options`` adds, by their namespace names
+DEVICE_OPTIONS = ("threads", "affinity", "delegate", "serial")
+#: protocol option -> the ``ProtocolSettings`` field it sets
+PROTOCOL_FIELDS = {"warmup_runs": "warmup_runs", "warmup_time": "warmup_s", "min_runs": "min_runs",
+                   "min_time": "min_time_s", "max_time": "max_time_s"}
+#: every option ``add_protocol_options`` can add, by namespace name
+PROTOCOL_OPTIONS = (*PROTOCOL_FIELDS, "quick", "realtime")
+#: the realtime priority ``--realtime`` takes when given without a value
+DEFAULT_REALTIME_PRIORITY = 10
+
+#: a parser or an argument group: anything ``add_argument`` can be called on
+Parser = argparse._ActionsContainer
+
+
+def _with_default(text: str, default: Any) -> str:
+    return text if default is None else f"{text} (default {default})"
+
+
+# ---------------------------------------------------------------------------------------------
+# What to work on
+# ---------------------------------------------------------------------------------------------
+
+
+def add_space(p: Parser, *, required: bool = False, default: str | None = None,
+              help: str | None = None, dest: str | None = None) -> argparse.Action:
+    """``--space NAME``: a search space (``lat space list``); ``dest`` for a subcommand's own name."""
+    return p.add_argument("--space", required=required, default=default, dest=dest or "space",
+                          help=help or _with_default("search space (see `lat space list`)", default))
+
+
+def add_resolutions(p: Parser, *, default: str = "all", help: str | None = None) -> argparse.Action:
+    """``--resolutions TEXT``, kept as text: the handler parses it with ``parse_resolutions``."""
+    return p.add_argument(
+        "--resolutions", metavar="R",
+        help=help or f"input resolutions: a list and/or ranges such as 128,160 or 128-224:8 (a range "
+        f"steps by 4 by default), or 'all' (default {default})")
+
+
+def add_seed(p: Parser, *, default: int | None = None, what: str = "random seed") -> argparse.Action:
+    """``--seed N``; ``what`` says what the seed draws (``"sampling seed for -n"``...)."""
+    return p.add_argument("--seed", type=int, default=default, help=_with_default(what, default))
+
+
+def add_batch(p: Parser, *, default: int | None = None,
+              help: str = "input batch size") -> argparse.Action:
+    """``--batch N``: the input batch size of an exported or measured model."""
+    return p.add_argument("--batch", type=int, default=default, help=_with_default(help, default))
+
+
+# ---------------------------------------------------------------------------------------------
+# Where results go and how they are reported
+# ---------------------------------------------------------------------------------------------
+
+
+def add_out(p: Parser, *, required: bool = True, default: str | None = None, metavar: str = "DIR",
+            help: str | None = None, dest: str | None = None) -> argparse.Action:
+    """``--out PATH``: where the command writes (a directory unless ``metavar`` says a file)."""
+    text = help or ("output directory" if metavar == "DIR" else "output file")
+    return p.add_argument("--out", required=required, default=default, metavar=metavar,
+                          dest=dest or "out", help=_with_default(text, default))
+
+
+def add_json(p: Parser, *, help: str = "end by printing one JSON object") -> argparse.Action:
+    """``--json``: machine-readable output."""
+    return p.add_argument("--json", action="store_true", help=help)
+
+
+def add_quiet(p: Parser, *, short: bool = False) -> argparse.Action:
+    """``--quiet`` (and ``-q`` with ``short``): no progress output."""
+    flags = ("-q", "--quiet") if short else ("--quiet",)
+    return p.add_argument(*flags, action="store_true", help="no progress output")
+
+
+# ---------------------------------------------------------------------------------------------
+# Devices and the measurement protocol
+# ---------------------------------------------------------------------------------------------
+
+
+def add_device(p: Parser, *, several: bool = False, default: str | None = None,
+               required: bool = False) -> argparse.Action:
+    """``--device NAME`` (``NAME[,NAME...]`` with ``several``): a registered device."""
+    what = "device name(s), comma-separated" if several else "device name"
+    text = f"{what} (see `lat device list`" + (f"; default {default})" if default else ")")
+    return p.add_argument("--device", required=required, default=default, help=text)
+
+
+def add_device_options(p: Parser) -> list[argparse.Action]:
+    """``--threads``, ``--affinity``, ``--delegate``, ``--serial``: how and where a device runs."""
+    return [
+        p.add_argument("--threads", type=int, help="runtime threads (default: the device's)"),
+        p.add_argument("--affinity", metavar="MASK",
+                       help="CPU affinity as a hex mask, e.g. 1 or 0xf0 (taskset style)"),
+        p.add_argument("--delegate", choices=DELEGATES, help="TFLite delegate (android devices)"),
+        p.add_argument("--serial", help="adb serial or host:port (android devices only)"),
+    ]
+
+
+def add_protocol_options(p: Parser, *, options: Iterable[str] = PROTOCOL_OPTIONS,
+                         defaults: Mapping[str, Any] | None = None) -> list[argparse.Action]:
+    """The measurement protocol: warm-up, timed runs and time, ``--quick``, ``--realtime``.
+
+    ``options`` picks a subset of ``PROTOCOL_OPTIONS`` (namespace names); ``defaults`` (namespace
+    name -> value) only shows a default in the help: unset options stay None, so that the command
+    knows what the user gave.
+    """
+    d = dict(defaults or {})
+    spec = {
+        "warmup_runs": (("--warmup-runs",), dict(type=int, help="minimum warm-up runs")),
+        "warmup_time": (("--warmup-time",), dict(type=float, metavar="S",
+                                                 help="minimum warm-up seconds")),
+        "min_runs": (("--min-runs",), dict(type=int, help="minimum timed runs")),
+        "min_time": (("--min-time",), dict(type=float, metavar="S",
+                                           help="minimum timed seconds per measurement")),
+        "max_time": (("--max-time",), dict(type=float, metavar="S",
+                                           help="maximum timed seconds per measurement")),
+        "quick": (("--quick",), dict(action="store_true", default=None,
+                                     help="a tiny protocol for smoke runs and tests (noisy figures)")),
+        "realtime": (("--realtime",), dict(
+            type=int, nargs="?", const=DEFAULT_REALTIME_PRIORITY, metavar="PRIO",
+            help="time each benchmark in SCHED_FIFO (Linux, root): steadier figures on a busy "
+            f"machine (default priority {DEFAULT_REALTIME_PRIORITY})")),
+    }
+    unknown = sorted(set(options) - set(spec))
+    if unknown:
+        raise ValueError(f"unknown protocol option(s) {unknown}; known: {', '.join(spec)}")
+    actions = []
+    for name in options:
+        flags, kw = spec[name]
+        if name in d:
+            kw = {**kw, "help": _with_default(kw["help"], d[name])}
+        actions.append(p.add_argument(*flags, **kw))
+    return actions
+
+
+def add_device_and_protocol(p: argparse.ArgumentParser, *, title: str = "device and protocol",
+                            protocol: Iterable[str] = PROTOCOL_OPTIONS,
+                            defaults: Mapping[str, Any] | None = None) -> argparse._ArgumentGroup:
+    """One help section with ``add_device_options`` and ``add_protocol_options``; returns it."""
+    g = p.add_argument_group(title)
+    add_device_options(g)
+    add_protocol_options(g, options=protocol, defaults=defaults)
+    return g
+
+
+def device_options(args: argparse.Namespace, names: Iterable[str] = DEVICE_OPTIONS) -> dict[str, Any]:
+    """The device options the user gave (``threads``, ``affinity``...), None ones left out."""
+    return {k: v for k in names if (v := getattr(args, k, None)) is not None}
+
+
+def protocol_overrides(args: argparse.Namespace | Mapping[str, Any]) -> dict[str, Any]:
+    """``ProtocolSettings`` fields set by the protocol options given (``{"min_runs": 5, ...}``).
+
+    ``args`` is a namespace or a mapping of namespace names (a campaign file's arguments).
+    """
+    get = args.get if isinstance(args, Mapping) else (lambda k: getattr(args, k, None))
+    return {field: v for name, field in PROTOCOL_FIELDS.items() if (v := get(name)) is not None}
