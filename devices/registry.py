@@ -38,9 +38,9 @@ class LocalEntry:
 LOCAL_DEVICES: dict[str, LocalEntry] = {
     e.name: e
     for e in (
-        LocalEntry("cpu", "latkit.devices.local", "OnnxCpuDevice", ("onnx",),
+        LocalEntry("cpu", "latkit.devices.onnx_cpu", "OnnxCpuDevice", ("onnx",),
                    "this machine's CPU, onnxruntime CPUExecutionProvider (1 thread by default)"),
-        LocalEntry("cpu-tflite", "latkit.devices.local", "LiteRtCpuDevice", ("tflite",),
+        LocalEntry("cpu-tflite", "latkit.devices.tflite_cpu", "LiteRtCpuDevice", ("tflite",),
                    "this machine's CPU, LiteRT interpreter with XNNPACK (1 thread by default)"),
         LocalEntry("cuda", "latkit.devices.cuda", "CudaDevice", ("onnx",),
                    "an NVIDIA GPU, onnxruntime CUDAExecutionProvider with I/O binding"),
