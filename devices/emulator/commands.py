@@ -1,9 +1,10 @@
 """The commands of the emulated phone's shell (toybox/mksh look-alikes), interpreted in Python.
 
-Each command is ``fn(argv, ctx) -> exit status``; ``ctx`` is ``emulated_shell.Ctx``. Messages copy
+Each command is ``fn(argv, ctx) -> exit status``; ``ctx`` is ``session.Ctx``. Messages copy
 toybox's form (``cat: X: No such file or directory``). Only what latkit's Android agent
 (``devices/android``), the adb clients (Debian's ``adb`` and ``adb-shell``: ``shell``, ``push``,
-``pull``) and the tests use is here; see ``COMMANDS`` at the end.
+``pull``) and the tests use is here; see ``COMMANDS`` at the end. A command that runs another
+(``taskset``) does it through ``ctx.run``: this module does not import the shell.
 """
 
 from __future__ import annotations
@@ -14,8 +15,10 @@ import re
 import stat as stat_mod
 import time
 
-from latkit.devices.emulated_phone import FsError
-from latkit.devices.emulated_shell import SH, ShellExit, execute
+from latkit.devices.emulator.filesystem import FsError
+from latkit.devices.emulator.session import SH, ShellExit
+
+__all__ = ["COMMANDS"]
 
 
 def _read_inputs(name: str, args: list[str], ctx) -> tuple[list[tuple[str, bytes]], int]:
@@ -401,7 +404,7 @@ def c_taskset(argv, ctx) -> int:
     with ctx.phone.counters.lock:
         ctx.phone.counters.taskset_masks.append(mask_text.lower())
     ctx.affinity = f"{mask:x}"
-    return execute(argv[2:], ctx)
+    return ctx.run(argv[2:])
 
 
 

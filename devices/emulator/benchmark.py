@@ -25,7 +25,7 @@ benchmark_tflite_model.cc, tools/logging.h, tsl stats_calculator.h):
   ``Average inference timings in us: Warmup: C, Init: A, Inference: D``.
 - ``nostats``: as legacy but ``... Init: A, no stats: D`` (an old build's label).
 
-``--enable_op_profiling=true`` appends the op-profiling tables (see ``emulated_op_profile``).
+``--enable_op_profiling=true`` appends the op-profiling tables (see ``op_profile.py``).
 """
 
 from __future__ import annotations
@@ -35,7 +35,12 @@ import os
 import re
 import time
 
-from latkit.devices.emulated_op_profile import init_summary_text, profile_ops, random_inputs, summary_text
+import numpy as np
+
+from latkit.devices.emulator.op_profile import init_summary_text, profile_ops, random_inputs, summary_text
+from latkit.devices.emulator.stat_text import g, stat_line
+
+__all__ = ["g", "parse_flags", "run_benchmark_model", "stat_line"]
 
 I, F, B, S = "int32", "float", "bool", "string"
 # (name, type, default, log label) in the order the real LogParams() prints them.
@@ -99,36 +104,12 @@ LEGACY_PARAMS = [("num_runs", "Min num runs"), ("min_secs", "Min runs duration (
                  ("use_gpu", "Use gpu "), ("use_nnapi", "Use NNAPI "), ("use_xnnpack", "Use xnnpack ")]
 
 
-def g(x: float) -> str:
-    """C++ ``std::ostream << double`` with default precision (``%g``, 6 significant digits)."""
-    return "%g" % x
-
-
 def show(value) -> str:
     if isinstance(value, bool):
         return "1" if value else "0"
     if isinstance(value, float):
         return g(value)
     return str(value)
-
-
-def stat_line(values: list[int], percentiles: bool) -> str:
-    """``tsl::Stat::OutputToStream`` (+ ``StatWithPercentiles`` when ``percentiles``)."""
-    n = len(values)
-    if n == 0:
-        text = "count=0"
-    elif min(values) == max(values):
-        text = f"count={n} curr={values[-1]}" + ("(all same)" if n > 1 else "")
-    else:
-        avg = sum(values) / n
-        var = sum(v * v for v in values) / n - avg * avg
-        text = (f"count={n} first={values[0]} curr={values[-1]} min={min(values)} max={max(values)} "
-                f"avg={g(avg)} std={int(math.sqrt(var)) if var > 0 else 0}")
-    if percentiles:
-        s = sorted(values)
-        pct = (lambda p: s[-1] if p == 100 else s[n * p // 100]) if s else (lambda p: 0)
-        text += f" p5={pct(5)} median={pct(50)} p95={pct(95)}"
-    return text
 
 
 def parse_flags(args: list[str]) -> tuple[dict, set[str], list[str], str | None]:
@@ -354,8 +335,6 @@ class _Benchmark:
             log.warn("Failed to get the input model file size.")
         log.info(f"Initialized session in {g(init_us / 1e3)}ms.")
         details = interp.get_input_details()
-        import numpy as np
-
         inputs = random_inputs(details, np.random.default_rng())
         if p["dry_run"]:
             p.update(warmup_runs=0, warmup_min_secs=-1.0, num_runs=0, min_secs=-1.0)
@@ -440,8 +419,6 @@ class _Benchmark:
                           f"{label}: {g(avg(regular))}")
 
     def op_profiles(self, host_path: str, threads, resolver, allocate_us: int, runs: int, p: dict) -> None:
-        import numpy as np
-
         # the real tool profiles during the timed runs; we spend about as long again, at most 5 s
         budget_s = min(5.0, max(0.2, self.regular_s))
         nodes, warnings = profile_ops(host_path, threads, resolver, max(1, runs), budget_s=budget_s,

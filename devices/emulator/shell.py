@@ -8,8 +8,8 @@ redirections ``>``, ``>>``, ``<``, ``N>``, ``N>&M``, ``&>``, comments. Compound 
 ``for``, ``while``, ``case``, subshells, functions) are refused with a syntax error naming the
 emulator, so a client that needs them fails loudly instead of silently doing less.
 
-Commands are looked up in ``emulated_commands.COMMANDS``; a path ending in ``benchmark_model``
-runs the emulated benchmark tool; a missing command prints
+Commands are looked up in ``commands.COMMANDS``; a path ending in ``benchmark_model`` runs the
+emulated benchmark tool (``benchmark.py``); a missing command prints
 ``/system/bin/sh: NAME: inaccessible or not found`` and returns 127, as mksh does on Android.
 """
 
@@ -17,13 +17,16 @@ from __future__ import annotations
 
 import fnmatch
 import posixpath
-import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Callable
 
-from latkit.devices.emulated_phone import EmulatedPhone, FsError
+from latkit.devices.emulator.benchmark import run_benchmark_model
+from latkit.devices.emulator.commands import COMMANDS
+from latkit.devices.emulator.filesystem import FsError
+from latkit.devices.emulator.session import SH, Ctx, Session, SessionHooks, ShellExit
 
-SH = "/system/bin/sh"
+__all__ = ["SH", "Session", "SessionHooks", "ShellSyntax", "execute", "run_script"]
+
 UNSUPPORTED = {"if", "then", "else", "elif", "fi", "for", "while", "until", "do", "done", "case",
                "esac", "function", "select", "{", "}", "[[", "]]"}
 
@@ -31,67 +34,6 @@ UNSUPPORTED = {"if", "then", "else", "elif", "fi", "for", "while", "until", "do"
 class ShellSyntax(Exception):
     """A command line this interpreter cannot parse (reported as ``sh: ...`` with status 2)."""
 
-
-class ShellExit(Exception):
-    """Raised by ``exit`` to stop the script."""
-
-
-@dataclass
-class SessionHooks:
-    """What the transport lets a command do to its connection (used by injected faults)."""
-
-    drop: Callable[[], None] = lambda: None
-    #: wait up to the given seconds; True if the connection closed meanwhile
-    wait_closed: Callable[[float], bool] = lambda s: (time.sleep(s), False)[1]
-
-
-@dataclass
-class Session:
-    """One shell: working directory, variables, last status."""
-
-    phone: EmulatedPhone
-    hooks: SessionHooks = field(default_factory=SessionHooks)
-    cwd: str = "/"
-    vars: dict[str, str] = field(default_factory=dict)
-    status: int = 0
-    faults: Any = None  # FaultSpec of the server (benchmark faults)
-
-    def __post_init__(self) -> None:
-        base = {"HOME": "/", "PATH": "/product/bin:/apex/com.android.runtime/bin:/system/bin:/system/xbin:/vendor/bin",
-                "TMPDIR": "/data/local/tmp", "USER": "shell", "HOSTNAME": "localhost", "SHELL": SH,
-                "ANDROID_DATA": "/data", "ANDROID_ROOT": "/system"}
-        self.vars = {**base, **self.vars}
-
-    def child(self) -> "Session":
-        return Session(self.phone, self.hooks, self.cwd, dict(self.vars), self.status, self.faults)
-
-
-@dataclass
-class Ctx:
-    """What a command sees: its session, stdin, and writers for stdout and stderr."""
-
-    session: Session
-    stdin: bytes
-    out_sink: Callable[[bytes], None]
-    err_sink: Callable[[bytes], None]
-    affinity: str | None = None
-
-    @property
-    def phone(self) -> EmulatedPhone:
-        return self.session.phone
-
-    @property
-    def fs(self):
-        return self.session.phone.fs
-
-    def out(self, data: bytes | str) -> None:
-        self.out_sink(data.encode() if isinstance(data, str) else data)
-
-    def err(self, data: bytes | str) -> None:
-        self.err_sink(data.encode() if isinstance(data, str) else data)
-
-    def path(self, p: str) -> str:
-        return self.fs.norm(p, self.session.cwd)
 
 
 # --- lexer --------------------------------------------------------------------------------------
@@ -488,7 +430,7 @@ def _run_command(cmd: Command, session: Session, out, err, stdin: bytes) -> int:
         for f in files:
             f.flush()
         return session.status if cmd.words else 0
-    ctx = Ctx(session, stdin, sinks.get(1, out), sinks.get(2, err))
+    ctx = Ctx(session, stdin, sinks.get(1, out), sinks.get(2, err), execute=execute)
     try:
         status = execute(argv, ctx)
     finally:
@@ -501,9 +443,7 @@ def _run_command(cmd: Command, session: Session, out, err, stdin: bytes) -> int:
 
 
 def execute(argv: list[str], ctx: Ctx) -> int:
-    """Run one expanded command (also used by ``taskset``, ``nice``, ``sh -c``)."""
-    from latkit.devices.emulated_commands import COMMANDS
-
+    """Run one expanded command (also what ``Ctx.run`` does for ``taskset``)."""
     ctx.phone.counters.bump("commands_run")
     name = argv[0]
     fs = ctx.fs
@@ -523,8 +463,6 @@ def execute(argv: list[str], ctx: Ctx) -> int:
             ctx.err(f"{SH}: {name}: can't execute: Permission denied\n")
             return 126
         if posixpath.basename(path) == "benchmark_model":
-            from latkit.devices.emulated_benchmark import run_benchmark_model
-
             return _guarded(run_benchmark_model, argv, ctx)
         head = fs.read(path)[:64]
         if head.startswith((b"#!/system/bin/sh", b"#!/bin/sh")):
@@ -536,8 +474,6 @@ def execute(argv: list[str], ctx: Ctx) -> int:
     if name in COMMANDS:
         return _guarded(COMMANDS[name], argv, ctx)
     if name == "benchmark_model" and ctx.phone.profile.preinstalled:
-        from latkit.devices.emulated_benchmark import run_benchmark_model
-
         return _guarded(run_benchmark_model, argv, ctx)
     ctx.err(f"{SH}: {name}: inaccessible or not found\n")
     return 127
@@ -549,6 +485,6 @@ def _guarded(fn, argv: list[str], ctx: Ctx) -> int:
         return fn(argv, ctx)
     except (ShellExit, OSError):  # exit, and connection errors (dropped client), pass through
         raise
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 -- any emulator bug must reach the client, not kill the stream
         ctx.err(f"{SH}: {argv[0]}: latkit emulator error: {type(exc).__name__}: {exc}\n")
         return 1

@@ -24,6 +24,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from latkit.devices.emulator.stat_text import stat_line
+
+__all__ = ["NodeStat", "init_summary_text", "profile_ops", "random_inputs", "summary_text"]
+
 NO_SUBGRAPH_OPS = {"WHILE", "IF", "CALL_ONCE", "CALL", "STABLEHLO_WHILE", "STABLEHLO_CASE"}
 
 
@@ -127,7 +131,7 @@ def profile_ops(model_path: str, num_threads: int | None, resolver, runs: int, b
             for d, a in zip(details, data):
                 it.set_tensor(d["index"], a)
             it.invoke()
-        except Exception as exc:  # LiteRT raises RuntimeError/ValueError for ops it cannot build
+        except Exception as exc:  # noqa: BLE001 -- an op that cannot be cut out is reported, whatever LiteRT raises
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             warnings.append(f"latkit emulator cannot time node {idx} ({op_name}) in isolation: {first}")
             continue
@@ -166,8 +170,6 @@ def _header(title: str, legacy: bool) -> str:
 
 
 def _short_stat(values: list[int]) -> str:
-    from latkit.devices.emulated_benchmark import stat_line
-
     return stat_line(values, percentiles=False)
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from latkit.devices.android_parse import (
+from latkit.devices.android.parse import (
     BenchmarkCrashError,
     BenchmarkFlagError,
     NodeTypeRow,
