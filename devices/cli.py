@@ -38,7 +38,8 @@ def _bench_options(args: argparse.Namespace) -> dict[str, Any]:
 def _affinity(env: dict[str, Any]) -> str:
     if not env.get("affinity_mask"):
         return ""
-    return f"affinity 0x{env['affinity_mask']}" + ("" if env.get("affinity_pinned", True) else " (not pinned)")
+    pinned = "" if env.get("affinity_pinned", True) else " (not pinned)"
+    return f"affinity 0x{env['affinity_mask']}{pinned}"
 
 
 def format_measurement(m: Any) -> str:
@@ -102,10 +103,12 @@ def register_bench(sub: argparse._SubParsersAction) -> None:
         "a minimum run count and a minimum time are reached) and print the median latency with "
         "its spread and the environment.",
     )
-    p.add_argument("file", metavar="FILE", help="exported model: .onnx (cpu, cuda) or .tflite (cpu-tflite, android)")
+    p.add_argument("file", metavar="FILE",
+                   help="exported model: .onnx (cpu, cuda) or .tflite (cpu-tflite, android)")
     p.add_argument("--device", default="cpu", help="device name (see `lat device list`; default cpu)")
     p.add_argument("--threads", type=int, help="CPU threads for the runtime (default 1)")
-    p.add_argument("--affinity", metavar="MASK", help="CPU affinity as a hex mask, e.g. 3 or 0xf0 (taskset style)")
+    p.add_argument("--affinity", metavar="MASK",
+                   help="CPU affinity as a hex mask, e.g. 3 or 0xf0 (taskset style)")
     p.add_argument("--serial", help="adb serial or host:port of an android device")
     p.add_argument("--delegate", choices=["cpu", "gpu", "nnapi"], help="TFLite delegate (android devices)")
     p.add_argument("--batch", type=int, help="input batch size (the model must allow it)")

@@ -58,7 +58,7 @@ class CudaDevice(LocalDevice):
     suffix = ".onnx"
 
     def __init__(self, *, batch: int | None = None, device_id: int = 0,
-                 graph_opt_level: "str | int | None" = None, timer: str = "auto",
+                 graph_opt_level: str | int | None = None, timer: str = "auto",
                  delegate: str | None = None, affinity: Any = None, seed: int = 0,
                  protocol: ProtocolSettings | None = None, cache_size: int = 4) -> None:
         available, providers = cuda_provider_available()
@@ -146,7 +146,8 @@ class CudaDevice(LocalDevice):
         env: dict[str, Any] = {
             "runtime": "onnxruntime",
             "runtime_version": ort.__version__,
-            "runtime_package": "onnxruntime-gpu" if dist_version("onnxruntime-gpu") != "unknown" else "onnxruntime",
+            "runtime_package": ("onnxruntime-gpu" if dist_version("onnxruntime-gpu") != "unknown"
+                                else "onnxruntime"),
             "execution_provider": "CUDAExecutionProvider",
             "delegate": None,
             "threads": 1,

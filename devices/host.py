@@ -13,8 +13,9 @@ from __future__ import annotations
 import contextlib
 import os
 import platform
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any
 
 from latkit.errors import DeviceError
 
@@ -24,7 +25,7 @@ __all__ = ["cpu_mask", "host_snapshot", "parse_affinity", "pinned"]
 # --- affinity ----------------------------------------------------------------------------------
 
 
-def parse_affinity(affinity: "str | int | Iterable[int] | None") -> tuple[int, ...] | None:
+def parse_affinity(affinity: str | int | Iterable[int] | None) -> tuple[int, ...] | None:
     """CPU ids from a taskset-style hex mask (``"f0"``, ``"0x3"``), an int mask, or a list of ids."""
     if affinity is None:
         return None
@@ -104,7 +105,7 @@ def _thread_ids() -> list[int]:
 # --- the host snapshot -------------------------------------------------------------------------
 
 
-def _read(path: "str | Path") -> str | None:
+def _read(path: str | Path) -> str | None:
     try:
         return Path(path).read_text().strip()
     except (OSError, UnicodeDecodeError):

@@ -23,9 +23,10 @@ import importlib.metadata
 import os
 import sys
 from collections import OrderedDict
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -53,7 +54,7 @@ def one_line(exc: BaseException, limit: int = 200) -> str:
     return line if len(line) <= limit else line[: limit - 3] + "..."
 
 
-def check_artifact(device: str, artifact: "str | Path", suffix: str) -> Path:
+def check_artifact(device: str, artifact: str | Path, suffix: str) -> Path:
     """The artifact as an existing file with the extension ``device`` runs, else a ``DeviceError``."""
     path = Path(artifact)
     if not path.exists():
@@ -202,7 +203,7 @@ class LocalDevice:
         self.protocol = protocol_or_default(protocol)
         self._cache = PreparedCache(cache_size)
 
-    def prepare(self, artifact: "str | Path") -> Prepared:
+    def prepare(self, artifact: str | Path) -> Prepared:
         path = check_artifact(self.name, artifact, self.suffix)
         sha = file_sha256(path)
         cached = self._cache.get(sha, path)
@@ -215,7 +216,7 @@ class LocalDevice:
             raise DeviceError(f"{self.name}: {path.name} loaded but failed to run: {one_line(exc)}") from None
         return self._cache.put(item)
 
-    def benchmark(self, artifact: "str | Path", settings: ProtocolSettings | None = None) -> Measurement:
+    def benchmark(self, artifact: str | Path, settings: ProtocolSettings | None = None) -> Measurement:
         item = self.prepare(artifact)
         settings = protocol_or_default(settings or self.protocol)
         with pinned(self.cpus):

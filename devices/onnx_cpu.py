@@ -8,8 +8,9 @@ no runtime.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 
@@ -41,7 +42,7 @@ def onnx_dtype(type_name: str) -> str:
     return table[type_name]
 
 
-def graph_opt_level_name(level: "str | int | None") -> str:
+def graph_opt_level_name(level: str | int | None) -> str:
     """The onnxruntime enum name of a level given as ``all``/``basic``/..., the enum name, or 0/1/2/99."""
     if level is None:
         return "ORT_ENABLE_ALL"
@@ -87,7 +88,7 @@ class OnnxCpuDevice(LocalDevice):
     suffix = ".onnx"
 
     def __init__(self, *, threads: int = 1, affinity: Any = None, batch: int | None = None,
-                 graph_opt_level: "str | int | None" = None, spinning: bool = False,
+                 graph_opt_level: str | int | None = None, spinning: bool = False,
                  delegate: str | None = None, seed: int = 0, protocol: ProtocolSettings | None = None,
                  cache_size: int = 8) -> None:
         if delegate not in (None, "cpu"):

@@ -30,8 +30,9 @@ import os
 import re
 import socket
 import stat
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from latkit.devices.android.text import Glob, quote_command
 from latkit.errors import DeviceError
@@ -78,13 +79,13 @@ def parse_serial(serial: str) -> tuple[str, int] | None:
 # ---------------------------------------------------------------------------------------------
 
 
-def key_path_from(key_path: "str | Path | None") -> Path:
+def key_path_from(key_path: str | Path | None) -> Path:
     """The key file to use: the argument, else ``$LATKIT_ADB_KEY``, else ``~/.latkit/adbkey``."""
     chosen = key_path or os.environ.get("LATKIT_ADB_KEY") or DEFAULT_KEY_PATH
     return Path(chosen).expanduser()
 
 
-def ensure_adb_key(key_path: "str | Path | None" = None) -> tuple[Any, list[str]]:
+def ensure_adb_key(key_path: str | Path | None = None) -> tuple[Any, list[str]]:
     """(signer, notes) for the host key, created with mode 0600 if missing, repaired if too open."""
     path = key_path_from(key_path)
     notes: list[str] = []

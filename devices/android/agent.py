@@ -35,8 +35,9 @@ import os
 import posixpath
 import re
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
 from latkit.devices.android.adb import AdbLink, LinkError, ensure_adb_key, key_path_from
 from latkit.devices.android.parse import BenchmarkFlagError, BenchmarkResult, parse_benchmark_output
@@ -112,7 +113,7 @@ class AndroidDevice:
 
     def __init__(self, profile: AndroidProfile, *, serial: str | None = None,
                  delegate: str | None = None, threads: int | None = None, affinity: Any = None,
-                 key_path: "str | Path | None" = None, protocol: ProtocolSettings | None = None,
+                 key_path: str | Path | None = None, protocol: ProtocolSettings | None = None,
                  clock: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], None] = time.sleep) -> None:
         self.profile = profile
@@ -146,10 +147,10 @@ class AndroidDevice:
         self.pushes = 0
 
     @classmethod
-    def from_profile(cls, name: "str | Path", serial: str | None = None,
+    def from_profile(cls, name: str | Path, serial: str | None = None,
                      delegate: str | None = None, threads: int | None = None,
-                     affinity: Any = None, key_path: "str | Path | None" = None,
-                     protocol: ProtocolSettings | None = None) -> "AndroidDevice":
+                     affinity: Any = None, key_path: str | Path | None = None,
+                     protocol: ProtocolSettings | None = None) -> AndroidDevice:
         """The device for profile ``name`` (registry name or YAML path), with overrides."""
         return cls(load_profile(name), serial=serial, delegate=delegate, threads=threads,
                    affinity=affinity, key_path=key_path, protocol=protocol)
@@ -307,7 +308,7 @@ class AndroidDevice:
             self._sh_ok(["chmod", "755", remote], what=f"chmod 755 {remote}")
         self._bm_sha = want
 
-    def prepare(self, artifact: "str | Path") -> dict[str, Any]:
+    def prepare(self, artifact: str | Path) -> dict[str, Any]:
         """Push benchmark_model if needed and the model unless the phone has it (same sha256)."""
         path = Path(artifact)
         if not path.is_file():
@@ -397,7 +398,7 @@ class AndroidDevice:
         return result, {**gate, "frequencies_before_khz": freqs_before, **after,
                         "command": " ".join(argv)}
 
-    def benchmark(self, artifact: "str | Path",
+    def benchmark(self, artifact: str | Path,
                   settings: ProtocolSettings | None = None) -> Measurement:
         """Measure ``artifact`` with benchmark_model under the shared protocol (see docstring)."""
         if settings is not None and not isinstance(settings, ProtocolSettings):
@@ -483,7 +484,7 @@ class AndroidDevice:
         if self._link is not None:
             self._link.close()
 
-    def __enter__(self) -> "AndroidDevice":
+    def __enter__(self) -> AndroidDevice:
         return self
 
     def __exit__(self, *exc: Any) -> None:

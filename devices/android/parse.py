@@ -238,7 +238,7 @@ def parse_benchmark_output(text: str) -> BenchmarkResult:
         kind, fields, line = _summary(lines)
     except ParseError as exc:
         if errors:
-            raise BenchmarkCrashError(f"benchmark_model failed: {excerpt(chr(10).join(errors))}")
+            raise BenchmarkCrashError(f"benchmark_model failed: {excerpt(chr(10).join(errors))}") from None
         raise exc
     warm, timed, _ = _phase_stats(lines)
 

@@ -188,7 +188,7 @@ class AndroidProfile:
     emulator: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def from_mapping(cls, data: Any, source: str) -> "AndroidProfile":
+    def from_mapping(cls, data: Any, source: str) -> AndroidProfile:
         _validate(data, SCHEMA, "", source)
 
         def bad(key: str, expected: str, value: Any) -> DeviceError:
@@ -264,7 +264,7 @@ class AndroidProfile:
         )
 
 
-def load_profile(name_or_path: "str | Path") -> AndroidProfile:
+def load_profile(name_or_path: str | Path) -> AndroidProfile:
     """A profile by registry name (``pixel4``) or by YAML file path, validated."""
     path = Path(str(name_or_path)).expanduser()
     if not (path.suffix in (".yaml", ".yml") and path.is_file()):

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 import shlex
-from typing import Sequence
+from collections.abc import Sequence
 
 from latkit.errors import DeviceError
 
@@ -35,7 +35,7 @@ class Glob(str):
     """An argument the phone's shell must expand (``/sys/.../thermal_zone*/temp``): left unquoted,
     so it may only hold path characters and the glob characters ``*?[]``."""
 
-    def __new__(cls, pattern: str) -> "Glob":
+    def __new__(cls, pattern: str) -> Glob:
         if not _SAFE_GLOB.fullmatch(pattern):
             raise DeviceError(f"glob {pattern!r} may only contain letters, digits, '/._-' and "
                               f"'*?[]' (it is passed to the phone's shell unquoted)")

@@ -76,7 +76,7 @@ def c_printf(argv, ctx) -> int:
     while True:
         chunk, used = [], 0
 
-        def repl(m):
+        def repl(m, args=args):
             nonlocal used
             spec = m.group(0)
             if spec == "%%":
@@ -323,14 +323,18 @@ def c_stat(argv, ctx) -> int:
             ctx.err(f"stat: '{a}': {exc}\n")
             status = 1
             continue
-        kind = "directory" if stat_mod.S_ISDIR(st.mode) else ("regular file" if st.size else "regular empty file")
+        if stat_mod.S_ISDIR(st.mode):
+            kind = "directory"
+        else:
+            kind = "regular file" if st.size else "regular empty file"
         if fmt is None:
-            ctx.out(f"  File: {a}\n  Size: {st.size}\t Blocks: {(st.size + 511) // 512}\t IO Blocks: 4096\t{kind}\n")
+            blocks = (st.size + 511) // 512
+            ctx.out(f"  File: {a}\n  Size: {st.size}\t Blocks: {blocks}\t IO Blocks: 4096\t{kind}\n")
             continue
         values = {"s": str(st.size), "n": a, "a": f"{st.mode & 0o7777:o}", "Y": str(st.mtime),
                   "F": kind, "U": "shell" if st.uid == 2000 else "root", "u": str(st.uid),
                   "f": f"{st.mode:x}", "i": str(st.ino), "h": str(st.nlink), "%": "%"}
-        ctx.out(re.sub(r"%(.)", lambda m: values.get(m.group(1), "?"), fmt) + "\n")
+        ctx.out(re.sub(r"%(.)", lambda m, values=values: values.get(m.group(1), "?"), fmt) + "\n")
     return status
 
 

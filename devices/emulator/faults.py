@@ -49,12 +49,13 @@ class FaultSpec:
     temp_decay_c_per_s: float | None = None
 
     @classmethod
-    def parse(cls, text: str | None) -> "FaultSpec":
+    def parse(cls, text: str | None) -> FaultSpec:
         kw: dict = {}
         ints = {"drop-after": "drop_after", "hang-after": "hang_after", "crash-after": "crash_after",
                 "temp": "temp_mc"}
         floats = {"hang-s": "hang_s", "slow": "slow_s", "temp-decay": "temp_decay_c_per_s"}
-        flags = {"hang-once": ("hang_after", 1), "crash-once": ("crash_after", 1), "fail-always": ("fail_always", True)}
+        flags = {"hang-once": ("hang_after", 1), "crash-once": ("crash_after", 1),
+                 "fail-always": ("fail_always", True)}
         for token in [t.strip() for t in (text or "").split(",") if t.strip()]:
             key, eq, value = token.partition("=")
             try:

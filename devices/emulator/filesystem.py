@@ -12,8 +12,8 @@ import posixpath
 import shutil
 import stat as stat_mod
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from latkit.devices.emulator.protocol import FileStat
 

@@ -71,7 +71,8 @@ def _single_op_model(model, op_index: int) -> bytes:
 
     sg = model.subgraphs[0]
     op = sg.operators[op_index]
-    used = sorted({t for t in list(op.inputs or []) + list(op.outputs or []) + list(op.intermediates or []) if t >= 0})
+    tensors_of_op = list(op.inputs or []) + list(op.outputs or []) + list(op.intermediates or [])
+    used = sorted({t for t in tensors_of_op if t >= 0})
     remap = {old: new for new, old in enumerate(used)}
     buffers = [schema.BufferT()]
     tensors, constant = [], set()
@@ -209,7 +210,8 @@ def summary_text(nodes: list[NodeStat], legacy: bool = False, time_limit: int = 
         entry[2] += len(n.times_us) // max(1, num_runs)
     accumulated = sum(v[1] for v in per_type.values()) or 1
     cdf = 0.0
-    for node_type, (count, us, called) in sorted(per_type.items(), key=lambda kv: (kv[1][1], kv[0]), reverse=True):
+    by_time_then_name = sorted(per_type.items(), key=lambda kv: (kv[1][1], kv[0]), reverse=True)
+    for node_type, (count, us, called) in by_time_then_name:
         pct = float(np.float32(us) / np.float32(accumulated) * np.float32(100.0))
         cdf = float(np.float32(cdf + pct))
         text += _f(24, node_type) + _f(9, count) + _f(10, us / 1000.0) + _f(10, pct) + "%"

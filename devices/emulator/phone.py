@@ -26,9 +26,10 @@ import math
 import re
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from latkit.devices.android.profile import AndroidProfile, load_profile
 from latkit.devices.emulator.filesystem import PhoneFS
@@ -78,11 +79,11 @@ class PhoneProfile:
         if not self.cpu_max_khz or not self.thermal_zones:
             raise DeviceError("emulator profile needs at least one CPU and one thermal zone")
 
-    def replace(self, **changes: Any) -> "PhoneProfile":
+    def replace(self, **changes: Any) -> PhoneProfile:
         return dataclasses.replace(self, **changes)
 
     @classmethod
-    def load(cls, name_or_path: "str | Path | PhoneProfile") -> "PhoneProfile":
+    def load(cls, name_or_path: str | Path | PhoneProfile) -> PhoneProfile:
         """A profile by name (``pixel4``, looked up in ``latkit/data/devices``) or YAML path."""
         if isinstance(name_or_path, PhoneProfile):
             return name_or_path
@@ -93,7 +94,7 @@ class PhoneProfile:
         return cls.from_android(profile)
 
     @classmethod
-    def from_android(cls, profile: AndroidProfile) -> "PhoneProfile":
+    def from_android(cls, profile: AndroidProfile) -> PhoneProfile:
         """What a (validated) agent profile says about the phone, then its ``emulator:`` knobs."""
         kw: dict[str, Any] = {"name": profile.name, "model": profile.model, "soc": profile.soc}
         if profile.abi is not None:
@@ -153,7 +154,8 @@ def _zone(entry: Any) -> tuple[str, float]:
     if isinstance(entry, str):
         return entry, (1.0 if entry.startswith("cpu") else 0.5)
     if isinstance(entry, dict) and "type" in entry:
-        return str(entry["type"]), float(entry.get("factor", 1.0 if str(entry["type"]).startswith("cpu") else 0.5))
+        default = 1.0 if str(entry["type"]).startswith("cpu") else 0.5
+        return str(entry["type"]), float(entry.get("factor", default))
     raise DeviceError(f"thermal zone entry must be a name or {{type: ...}}, got {entry!r}")
 
 
@@ -314,7 +316,8 @@ class EmulatedPhone:
         for c, max_khz in enumerate(self.profile.cpu_max_khz):
             part = "0x805" if max_khz == min(self.profile.cpu_max_khz) else "0x804"
             lines += [f"processor\t: {c}", "BogoMIPS\t: 38.40",
-                      "Features\t: fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics fphp asimdhp cpuid asimdrdm lrcpc dcpop asimddp",
+                      "Features\t: fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics fphp asimdhp cpuid "
+                      "asimdrdm lrcpc dcpop asimddp",
                       "CPU implementer\t: 0x51", "CPU architecture: 8", f"CPU part\t: {part}", ""]
         lines.append(f"Hardware\t: Qualcomm Technologies, Inc {self.profile.board.upper()}")
         return "\n".join(lines) + "\n"

@@ -172,7 +172,7 @@ class AndroidPublicKey:
     comment: str
 
     @classmethod
-    def parse(cls, text: bytes | str) -> "AndroidPublicKey":
+    def parse(cls, text: bytes | str) -> AndroidPublicKey:
         """Decode ``base64(RSAPublicKey struct) [user@host][\\0]`` (an AUTH type 3 payload or
         one line of ``adbkey.pub``)."""
         if isinstance(text, bytes):

@@ -55,7 +55,7 @@ MAX_INCOMING_PAYLOAD = 1024 * 1024 + 64
 class _Stream:
     """One ADB stream (device side)."""
 
-    def __init__(self, conn: "_Connection", local_id: int, remote_id: int) -> None:
+    def __init__(self, conn: _Connection, local_id: int, remote_id: int) -> None:
         self.conn, self.local_id, self.remote_id = conn, local_id, remote_id
         self.inbox: queue.Queue[bytes | None] = queue.Queue()
         self.ready = threading.Event()
@@ -137,7 +137,7 @@ class _Stream:
 class _Connection:
     """One TCP connection from a host; runs in its own thread."""
 
-    def __init__(self, server: "EmulatorServer", sock: socket.socket) -> None:
+    def __init__(self, server: EmulatorServer, sock: socket.socket) -> None:
         self.server, self.sock = server, sock
         self.closed = threading.Event()
         self.send_lock = threading.Lock()
@@ -194,7 +194,8 @@ class _Connection:
     def send_cnxn(self) -> None:
         self.online = True
         version = max(P.VERSION_MIN, min(self.client_version or P.VERSION_MIN, P.VERSION_SKIP_CHECKSUM))
-        self.send(P.Message(b"CNXN", version, P.MAX_PAYLOAD, P.device_banner(self.server.phone.props, FEATURES)))
+        banner = P.device_banner(self.server.phone.props, FEATURES)
+        self.send(P.Message(b"CNXN", version, P.MAX_PAYLOAD, banner))
 
     def send_token(self) -> None:
         self.token = secrets.token_bytes(P.TOKEN_SIZE)
@@ -272,8 +273,8 @@ class EmulatorServer:
         self,
         port: int = 0,
         host: str = "127.0.0.1",
-        profile: "str | Path | PhoneProfile" = "pixel4",
-        faults: "FaultSpec | str | None" = None,
+        profile: str | Path | PhoneProfile = "pixel4",
+        faults: FaultSpec | str | None = None,
         root: Path | None = None,
         require_auth: bool = True,
         authorized_keys: list[str] | None = None,
@@ -283,7 +284,8 @@ class EmulatorServer:
         self.faults = FaultSpec.parse(faults) if isinstance(faults, str) else (faults or FaultSpec())
         self.profile = PhoneProfile.load(profile)
         self.counters = EmulatorCounters()
-        self._trusted = [P.AndroidPublicKey.parse(k) for k in authorized_keys] if authorized_keys is not None else None
+        self._trusted = (None if authorized_keys is None
+                         else [P.AndroidPublicKey.parse(k) for k in authorized_keys])
         self._accepted: list[P.AndroidPublicKey] = list(self._trusted or [])
         self._lock = threading.Lock()
         self._ids = 0
@@ -305,13 +307,13 @@ class EmulatorServer:
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
 
-    def __enter__(self) -> "EmulatorServer":
+    def __enter__(self) -> EmulatorServer:
         return self.start()
 
     def __exit__(self, *exc) -> None:
         self.stop()
 
-    def start(self) -> "EmulatorServer":
+    def start(self) -> EmulatorServer:
         if self._thread is None:
             self._sock.listen(16)
             self._thread = threading.Thread(target=self._accept_loop, name="adb-emu-accept", daemon=True)
@@ -400,7 +402,8 @@ def serve_forever_cli(args: argparse.Namespace) -> int:
         faults=FaultSpec.parse(args.faults), root=args.root, require_auth=not args.no_auth,
     )
     server.start()
-    print(f"emulating {server.profile.name} on {server.host}:{server.port} (serial {server.serial})", flush=True)
+    print(f"emulating {server.profile.name} on {server.host}:{server.port} (serial {server.serial})",
+          flush=True)
     try:
         while True:
             time.sleep(3600)

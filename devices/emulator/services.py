@@ -99,7 +99,10 @@ def _shell_v2(command: str, pty: bool, stream, phone: EmulatedPhone, faults) -> 
 
 
 def _interactive_v2(stream, session: Session, out, err, pty: bool) -> int:
-    prompt = lambda: out(f"{session.phone.profile.product}:{session.cwd} $ ".encode()) if pty else None
+    def prompt() -> None:
+        if pty:
+            out(f"{session.phone.profile.product}:{session.cwd} $ ".encode())
+
     prompt()
     buffer, pending = bytearray(), bytearray()
     while True:

@@ -10,8 +10,9 @@ commands up in ``commands.COMMANDS``; the commands see the shell only through ``
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from latkit.devices.emulator.filesystem import PhoneFS
 from latkit.devices.emulator.phone import EmulatedPhone
@@ -46,12 +47,13 @@ class Session:
     faults: Any = None  # FaultSpec of the server (benchmark faults)
 
     def __post_init__(self) -> None:
-        base = {"HOME": "/", "PATH": "/product/bin:/apex/com.android.runtime/bin:/system/bin:/system/xbin:/vendor/bin",
+        path = "/product/bin:/apex/com.android.runtime/bin:/system/bin:/system/xbin:/vendor/bin"
+        base = {"HOME": "/", "PATH": path,
                 "TMPDIR": "/data/local/tmp", "USER": "shell", "HOSTNAME": "localhost", "SHELL": SH,
                 "ANDROID_DATA": "/data", "ANDROID_ROOT": "/system"}
         self.vars = {**base, **self.vars}
 
-    def child(self) -> "Session":
+    def child(self) -> Session:
         return Session(self.phone, self.hooks, self.cwd, dict(self.vars), self.status, self.faults)
 
 
@@ -64,7 +66,7 @@ class Ctx:
     out_sink: Callable[[bytes], None]
     err_sink: Callable[[bytes], None]
     #: the shell's command runner, ``execute(argv, ctx) -> status`` (set by the shell)
-    execute: Callable[[list[str], "Ctx"], int]
+    execute: Callable[[list[str], Ctx], int]
     affinity: str | None = None
 
     @property

@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import fnmatch
 import posixpath
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from latkit.devices.emulator.benchmark import run_benchmark_model
 from latkit.devices.emulator.commands import COMMANDS
@@ -31,8 +31,15 @@ UNSUPPORTED = {"if", "then", "else", "elif", "fi", "for", "while", "until", "do"
                "esac", "function", "select", "{", "}", "[[", "]]"}
 
 
+_NO_BACKQUOTES = "syntax error: backquotes unsupported by the latkit emulator; use $(...)"
+
+
 class ShellSyntax(Exception):
     """A command line this interpreter cannot parse (reported as ``sh: ...`` with status 2)."""
+
+
+def _discard(data: bytes) -> None:
+    """A sink for ``/dev/null``."""
 
 
 
@@ -150,7 +157,7 @@ def lex(src: str) -> list[tuple]:
                     part, i = _read_dollar(src, i, quoted=True)
                     parts.append(part)
                 elif c == "`":
-                    raise ShellSyntax("syntax error: backquotes unsupported by the latkit emulator; use $(...)")
+                    raise ShellSyntax(_NO_BACKQUOTES)
                 else:
                     add("q", c)
                     i += 1
@@ -164,7 +171,7 @@ def lex(src: str) -> list[tuple]:
             part, i = _read_dollar(src, i, quoted=False)
             parts.append(part)
         elif c == "`":
-            raise ShellSyntax("syntax error: backquotes unsupported by the latkit emulator; use $(...)")
+            raise ShellSyntax(_NO_BACKQUOTES)
         elif c in "()":
             raise ShellSyntax(f"syntax error: '{c}' unsupported by the latkit emulator")
         else:
@@ -313,7 +320,8 @@ def _glob(pattern: str, session: Session) -> list[str]:
                     continue
                 for name in names:
                     if fnmatch.fnmatchcase(name, comp) and (comp.startswith(".") or not name.startswith(".")):
-                        nxt.append((posixpath.join(shown, name) if shown else name, posixpath.join(real, name)))
+                        shown_name = posixpath.join(shown, name) if shown else name
+                        nxt.append((shown_name, posixpath.join(real, name)))
             else:
                 lit = comp.replace("[*]", "*").replace("[?]", "?").replace("[[]", "[")
                 nxt.append((posixpath.join(shown, lit) if shown else lit, posixpath.join(real, lit)))
@@ -412,7 +420,7 @@ def _run_command(cmd: Command, session: Session, out, err, stdin: bytes) -> int:
                 stdin = fs.read(path)
                 continue
             if path == "/dev/null":
-                sink: Callable[[bytes], None] = lambda b: None
+                sink: Callable[[bytes], None] = _discard
             else:
                 fs.write(path, b"", append=(op == ">>"))
                 sink = _FileSink(fs, path)

@@ -13,7 +13,7 @@ __all__ = ["g", "stat_line"]
 
 def g(x: float) -> str:
     """C++ ``std::ostream << double`` with default precision (``%g``, 6 significant digits)."""
-    return "%g" % x
+    return f"{x:g}"
 
 
 def stat_line(values: list[int], percentiles: bool) -> str:
