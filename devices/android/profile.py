@@ -71,7 +71,8 @@ from latkit.devices.base import ProtocolSettings
 from latkit.devices.paths import profiles_dir
 from latkit.errors import DeviceError
 
-__all__ = ["AndroidProfile", "SCHEMA", "ThermalSettings", "Timeouts", "load_profile", "profiles_dir"]
+__all__ = ["SCHEMA", "AndroidProfile", "ProfileNotFoundError", "ThermalSettings", "Timeouts", "load_profile",
+           "profiles_dir"]
 
 DELEGATES = ("cpu", "gpu", "nnapi")
 ON_HOT = ("wait_then_fail", "wait_then_measure")
@@ -264,13 +265,17 @@ class AndroidProfile:
         )
 
 
+class ProfileNotFoundError(DeviceError):
+    """No profile of that name ships in ``data/devices``, and it is not a YAML file."""
+
+
 def load_profile(name_or_path: str | Path) -> AndroidProfile:
     """A profile by registry name (``pixel4``) or by YAML file path, validated."""
     path = Path(str(name_or_path)).expanduser()
     if not (path.suffix in (".yaml", ".yml") and path.is_file()):
         path = profiles_dir() / f"{name_or_path}.yaml"
         if not path.is_file():
-            raise DeviceError(f"no Android device profile {name_or_path!r} (looked for {path}); "
+            raise ProfileNotFoundError(f"no Android device profile {name_or_path!r} (looked for {path}); "
                               f"see `lat device list`")
     try:
         data = yaml.safe_load(path.read_text())

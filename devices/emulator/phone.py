@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from latkit.devices.android.profile import AndroidProfile, load_profile
+from latkit.devices.android.profile import AndroidProfile, ProfileNotFoundError, load_profile
 from latkit.devices.emulator.filesystem import PhoneFS
 from latkit.errors import DeviceError
 
@@ -89,7 +89,7 @@ class PhoneProfile:
             return name_or_path
         try:
             profile = load_profile(name_or_path)
-        except DeviceError as exc:
+        except ProfileNotFoundError as exc:
             raise DeviceError(f"unknown emulator profile {str(name_or_path)!r}: {exc}") from None
         return cls.from_android(profile)
 

@@ -56,7 +56,7 @@ def adb_env(tmp_path, monkeypatch) -> Path:
     return tmp_path
 
 
-def emulator(faults: str = "", profile: "str | Path" = "pixel4"):
+def emulator(faults: str = "", profile: str | Path = "pixel4"):
     from latkit.devices.emulator import EmulatorServer, FaultSpec
 
     return EmulatorServer(port=0, profile=profile, faults=FaultSpec.parse(faults), require_auth=True)
