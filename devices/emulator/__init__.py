@@ -10,7 +10,8 @@ and it takes nothing from the agent but the profile loader (``android/profile.py
 * ``faults.py``: ``FaultSpec``, injected drops, hangs, crashes, slowness and heat;
 * ``phone.py`` and ``filesystem.py``: the emulated phone (profile, properties, thermal model,
   counters) and its sandboxed filesystem;
-* ``session.py``, ``shell.py`` and ``commands.py``: a small ``sh`` and the toybox-like commands it runs;
+* ``session.py``, ``shell_syntax.py``, ``shell.py`` and ``commands.py``: a small ``sh`` (parser,
+  executor) and the toybox-like commands it runs;
 * ``benchmark.py``, ``op_profile.py`` and ``stat_text.py``: ``benchmark_model`` with real LiteRT
   inference on the host CPU, its op-profiling tables and its number formatting.
 """
