@@ -132,7 +132,7 @@ def check_dynamic(space, n: int, work: Path, realtime: int | None) -> dict:
 
 @contextlib.contextmanager
 def emulated_pixel4(tmp: Path):
-    from latkit.devices.adb_emulator import EmulatorServer
+    from latkit.devices.emulator import EmulatorServer
 
     os.environ["LATKIT_ADB_KEY"] = str(tmp / "keys" / "adbkey")
     tool = tmp / "benchmark_model"

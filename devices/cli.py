@@ -1,8 +1,10 @@
-"""``lat bench`` (measure one artifact on one device) and ``lat device`` (list devices, and the
-Android ``check``/``emulate`` subcommands when ``latkit.devices.android_cli`` is present).
+"""``lat bench`` (measure one artifact on one device) and ``lat device`` (``list``; ``check`` from
+``latkit.devices.android.cli`` when the android package is present; ``emulate``, which serves the
+ADB device emulator of ``latkit.devices.emulator``).
 
 Thin: parse arguments, call the registry and the device, print. No runtime is imported at module
-level.
+level, and neither is the emulator (its server, shell and LiteRT-backed ``benchmark_model`` load only
+for ``lat device emulate``).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from latkit.devices.registry import get_device, list_devices
 from latkit.errors import DeviceError
 
 
@@ -35,7 +38,8 @@ def _bench_options(args: argparse.Namespace) -> dict[str, Any]:
 def _affinity(env: dict[str, Any]) -> str:
     if not env.get("affinity_mask"):
         return ""
-    return f"affinity 0x{env['affinity_mask']}" + ("" if env.get("affinity_pinned", True) else " (not pinned)")
+    pinned = "" if env.get("affinity_pinned", True) else " (not pinned)"
+    return f"affinity 0x{env['affinity_mask']}{pinned}"
 
 
 def format_measurement(m: Any) -> str:
@@ -66,8 +70,6 @@ def format_measurement(m: Any) -> str:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from latkit.devices.registry import get_device
-
     path = Path(args.file)
     if not path.is_file():
         what = "is not a file" if path.exists() else "does not exist"
@@ -82,8 +84,6 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 
 def _cmd_device_list(args: argparse.Namespace) -> int:
-    from latkit.devices.registry import list_devices
-
     rows = list_devices()
     if args.json:
         print(json.dumps(rows, indent=2))
@@ -103,10 +103,12 @@ def register_bench(sub: argparse._SubParsersAction) -> None:
         "a minimum run count and a minimum time are reached) and print the median latency with "
         "its spread and the environment.",
     )
-    p.add_argument("file", metavar="FILE", help="exported model: .onnx (cpu, cuda) or .tflite (cpu-tflite, android)")
+    p.add_argument("file", metavar="FILE",
+                   help="exported model: .onnx (cpu, cuda) or .tflite (cpu-tflite, android)")
     p.add_argument("--device", default="cpu", help="device name (see `lat device list`; default cpu)")
     p.add_argument("--threads", type=int, help="CPU threads for the runtime (default 1)")
-    p.add_argument("--affinity", metavar="MASK", help="CPU affinity as a hex mask, e.g. 3 or 0xf0 (taskset style)")
+    p.add_argument("--affinity", metavar="MASK",
+                   help="CPU affinity as a hex mask, e.g. 3 or 0xf0 (taskset style)")
     p.add_argument("--serial", help="adb serial or host:port of an android device")
     p.add_argument("--delegate", choices=["cpu", "gpu", "nnapi"], help="TFLite delegate (android devices)")
     p.add_argument("--batch", type=int, help="input batch size (the model must allow it)")
@@ -133,9 +135,34 @@ def register_device(sub: argparse._SubParsersAction) -> None:
         return 2
 
     p.set_defaults(func=_no_subcommand)
-    try:  # `check` and `emulate` come with the android module (optional)
-        android_cli = importlib.import_module("latkit.devices.android_cli")
+    try:  # `check` and `emulate` come with the android package (optional); the emulator reads its profiles
+        android_cli = importlib.import_module("latkit.devices.android.cli")
     except ModuleNotFoundError:
         pass
     else:
         android_cli.register(device_subparsers)
+        register_emulate(device_subparsers)
+
+
+def _cmd_emulate(args: argparse.Namespace) -> int:
+    from latkit.devices.emulator.server import serve_forever_cli  # noqa: PLC0415 -- loaded only for this command
+
+    return serve_forever_cli(args)
+
+
+def register_emulate(device_subparsers: argparse._SubParsersAction) -> None:
+    """``lat device emulate``: serve the ADB device emulator in the foreground."""
+    emu = device_subparsers.add_parser(
+        "emulate", help="serve the ADB device emulator (a phone made of real host inference)",
+        description="Serve an emulated Android phone over the ADB protocol: it runs pushed .tflite "
+        "files with LiteRT on this CPU and prints benchmark_model's real output.",
+    )
+    emu.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    emu.add_argument("--port", type=int, default=0,
+                     help="TCP port (default 0: pick a free one and print it; avoid 5555-5585)")
+    emu.add_argument("--profile", default="pixel4", help="device profile (default pixel4)")
+    emu.add_argument("--faults", default="", metavar="SPEC", help="fault injection spec")
+    emu.add_argument("--root", metavar="DIR", help="directory holding the phone's files "
+                     "(default: a temporary one)")
+    emu.add_argument("--no-auth", action="store_true", help="accept connections without RSA auth")
+    emu.set_defaults(func=_cmd_emulate)

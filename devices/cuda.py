@@ -16,18 +16,14 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from latkit.devices.base import ProtocolSettings
-from latkit.devices.local import (
-    LocalDevice,
-    Prepared,
-    dist_version,
-    graph_opt_level_name,
-    onnx_dtype,
-    ort_session,
-    random_input,
-    resolve_shape,
-)
+from latkit.devices.local import LocalDevice, Prepared, dist_version, random_input, resolve_shape
+from latkit.devices.onnx_cpu import graph_opt_level_name, onnx_dtype, ort_session
 from latkit.errors import DeviceError
+
+__all__ = ["CudaDevice", "cuda_provider_available", "gpu_snapshot"]
 
 TIMERS = ("auto", "events", "wall")
 
@@ -45,12 +41,12 @@ def cuda_provider_available() -> tuple[bool, list[str]]:
 def _torch_cuda() -> Any:
     """torch if it is importable and sees a CUDA GPU, else None."""
     try:
-        import torch
+        import torch  # noqa: PLC0415 -- optional here (CUDA-event timing) and seconds to import
     except ImportError:
         return None
     try:
         return torch if torch.cuda.is_available() else None
-    except Exception:  # noqa: BLE001 - a broken driver must not break the device
+    except Exception:  # noqa: BLE001 -- a broken driver must not break the device, whatever it raises
         return None
 
 
@@ -62,7 +58,7 @@ class CudaDevice(LocalDevice):
     suffix = ".onnx"
 
     def __init__(self, *, batch: int | None = None, device_id: int = 0,
-                 graph_opt_level: "str | int | None" = None, timer: str = "auto",
+                 graph_opt_level: str | int | None = None, timer: str = "auto",
                  delegate: str | None = None, affinity: Any = None, seed: int = 0,
                  protocol: ProtocolSettings | None = None, cache_size: int = 4) -> None:
         available, providers = cuda_provider_available()
@@ -95,7 +91,6 @@ class CudaDevice(LocalDevice):
         return options
 
     def _load(self, path: Path, sha: str) -> Prepared:
-        import numpy as np
         import onnxruntime as ort
 
         session = ort_session(path, self.name, threads=1, graph_opt_level=self.graph_opt_level,
@@ -151,7 +146,8 @@ class CudaDevice(LocalDevice):
         env: dict[str, Any] = {
             "runtime": "onnxruntime",
             "runtime_version": ort.__version__,
-            "runtime_package": "onnxruntime-gpu" if dist_version("onnxruntime-gpu") != "unknown" else "onnxruntime",
+            "runtime_package": ("onnxruntime-gpu" if dist_version("onnxruntime-gpu") != "unknown"
+                                else "onnxruntime"),
             "execution_provider": "CUDAExecutionProvider",
             "delegate": None,
             "threads": 1,
@@ -173,7 +169,7 @@ def gpu_snapshot(device_id: int, torch: Any = None) -> dict[str, Any]:
             props = torch.cuda.get_device_properties(device_id)
             snap.update(gpu_name=props.name, gpu_memory_mib=props.total_memory // (1 << 20),
                         cuda_runtime=torch.version.cuda)
-        except Exception:  # noqa: BLE001
+        except Exception:  # noqa: BLE001 -- a snapshot is best effort; it must never fail a measurement
             pass
     fields = ["name", "driver_version", "clocks.sm", "clocks.max.sm", "clocks.mem",
               "temperature.gpu", "power.draw", "pstate"]

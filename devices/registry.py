@@ -3,7 +3,9 @@
 Local devices are fixed: ``cpu`` (onnxruntime), ``cpu-tflite`` (LiteRT/XNNPACK) and ``cuda``
 (onnxruntime + CUDA). Every Android profile shipped as ``data/devices/<name>.yaml`` in the package is
 a device too, built by ``latkit.devices.android.AndroidDevice.from_profile``. Device modules are
-imported only when a device is asked for, so listing devices needs no runtime.
+imported only when a device is asked for (``importlib`` for the local ones, a guarded import for the
+android package), so listing devices loads no runtime and a build without the android package still
+lists and runs the local devices.
 
 Options are keyword arguments passed to the device: ``threads``, ``affinity`` (CPU ids or a hex mask),
 ``batch``, ``serial``, ``delegate``, ``graph_opt_level``, ``protocol`` (a ``ProtocolSettings``) or any
@@ -16,12 +18,19 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import inspect
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
+
+import yaml
 
 from latkit.devices.base import Device, ProtocolSettings
+from latkit.devices.paths import profiles_dir
 from latkit.errors import DeviceError
+
+__all__ = ["LOCAL_DEVICES", "android_profiles", "device_names", "fold_protocol", "get_device",
+           "list_devices", "profiles_dir"]
 
 
 @dataclass(frozen=True)
@@ -38,9 +47,9 @@ class LocalEntry:
 LOCAL_DEVICES: dict[str, LocalEntry] = {
     e.name: e
     for e in (
-        LocalEntry("cpu", "latkit.devices.local", "OnnxCpuDevice", ("onnx",),
+        LocalEntry("cpu", "latkit.devices.onnx_cpu", "OnnxCpuDevice", ("onnx",),
                    "this machine's CPU, onnxruntime CPUExecutionProvider (1 thread by default)"),
-        LocalEntry("cpu-tflite", "latkit.devices.local", "LiteRtCpuDevice", ("tflite",),
+        LocalEntry("cpu-tflite", "latkit.devices.tflite_cpu", "LiteRtCpuDevice", ("tflite",),
                    "this machine's CPU, LiteRT interpreter with XNNPACK (1 thread by default)"),
         LocalEntry("cuda", "latkit.devices.cuda", "CudaDevice", ("onnx",),
                    "an NVIDIA GPU, onnxruntime CUDAExecutionProvider with I/O binding"),
@@ -48,13 +57,6 @@ LOCAL_DEVICES: dict[str, LocalEntry] = {
 }
 
 _PROTOCOL_FIELDS = {f.name for f in dataclasses.fields(ProtocolSettings)}
-
-
-def profiles_dir() -> Path:
-    """Where the Android device profiles ship: ``<latkit package>/data/devices``."""
-    import latkit
-
-    return Path(latkit.__file__).parent / "data" / "devices"
 
 
 def android_profiles() -> dict[str, Path]:
@@ -70,11 +72,9 @@ def device_names() -> list[str]:
 
 
 def _profile_description(path: Path) -> str:
-    try:
-        import yaml
-
+    try:  # a broken profile must not break `lat device list`
         data = yaml.safe_load(path.read_text())
-    except Exception as exc:  # noqa: BLE001 - a broken profile must not break `lat device list`
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         return f"(unreadable profile {path.name}: {type(exc).__name__})"
     if isinstance(data, dict):
         for key in ("description", "name", "soc"):
@@ -134,7 +134,7 @@ def get_device(name: str, **options: Any) -> Device:
         return cls(**options)
     if name in android_profiles():
         try:
-            from latkit.devices.android import AndroidDevice
+            from latkit.devices.android import AndroidDevice  # noqa: PLC0415 -- optional package, loaded on demand
         except ModuleNotFoundError as exc:
             if exc.name == "latkit.devices.android":
                 raise DeviceError(

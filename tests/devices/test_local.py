@@ -9,18 +9,10 @@ import numpy as np
 import pytest
 
 from latkit.devices.base import file_sha256
-from latkit.devices.local import (
-    LiteRtCpuDevice,
-    OnnxCpuDevice,
-    cpu_mask,
-    graph_opt_level_name,
-    host_snapshot,
-    one_line,
-    parse_affinity,
-    pinned,
-    random_input,
-    resolve_shape,
-)
+from latkit.devices.host import cpu_mask, host_snapshot, parse_affinity, pinned
+from latkit.devices.local import one_line, random_input, resolve_shape
+from latkit.devices.onnx_cpu import OnnxCpuDevice, graph_opt_level_name
+from latkit.devices.tflite_cpu import LiteRtCpuDevice
 from latkit.errors import DeviceError
 
 ALLOWED = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None

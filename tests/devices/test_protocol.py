@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 import itertools
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest

@@ -10,8 +10,9 @@ import pytest
 
 from latkit.devices import registry
 from latkit.devices.base import Device, ProtocolSettings
-from latkit.devices.local import LiteRtCpuDevice, OnnxCpuDevice
+from latkit.devices.onnx_cpu import OnnxCpuDevice
 from latkit.devices.registry import get_device, list_devices
+from latkit.devices.tflite_cpu import LiteRtCpuDevice
 from latkit.errors import DeviceError
 
 

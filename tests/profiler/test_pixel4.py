@@ -27,7 +27,7 @@ pytestmark = pytest.mark.tflite
 
 @pytest.fixture
 def emulator(tmp_path, monkeypatch):
-    from latkit.devices.adb_emulator import EmulatorServer
+    from latkit.devices.emulator import EmulatorServer
 
     monkeypatch.setenv("LATKIT_ADB_KEY", str(tmp_path / "keys" / "adbkey"))
     tool = tmp_path / "benchmark_model"

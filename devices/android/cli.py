@@ -1,8 +1,9 @@
-"""``lat device check`` and ``lat device emulate``: the Android subcommands of ``lat device``.
+"""``lat device check``: the Android subcommand of ``lat device``.
 
 ``check`` connects to a phone (or the emulator), prints its model, ABI, SDK, CPU frequencies,
-temperatures and whether ``benchmark_model`` is installed. ``emulate`` serves the ADB device
-emulator in the foreground. Thin (STYLE 12): no adb or runtime import at module level.
+temperatures and whether ``benchmark_model`` is installed. Thin (STYLE 12): adb-shell is loaded only
+when the command connects. (``lat device emulate`` belongs to the emulator, not to the agent: see
+``devices/cli.py``.)
 """
 
 from __future__ import annotations
@@ -11,10 +12,10 @@ import argparse
 import json
 from typing import Any
 
+from latkit.devices.android.agent import AndroidDevice
+
 
 def _cmd_check(args: argparse.Namespace) -> int:
-    from latkit.devices.android import AndroidDevice
-
     device = AndroidDevice.from_profile(args.device, serial=args.serial, key_path=args.key)
     try:
         info = device.check()
@@ -43,14 +44,8 @@ def format_check(info: dict[str, Any]) -> str:
     return "\n".join(f"{k:<12}{v}" for k, v in rows)
 
 
-def _cmd_emulate(args: argparse.Namespace) -> int:
-    from latkit.devices.adb_emulator import serve_forever_cli
-
-    return serve_forever_cli(args)
-
-
 def register(device_subparsers: argparse._SubParsersAction) -> None:
-    """Add ``check`` and ``emulate`` to the ``lat device`` subcommands."""
+    """Add ``check`` to the ``lat device`` subcommands."""
     check = device_subparsers.add_parser(
         "check", help="connect to an android device and show its state",
         description="Connect over adb, then print the phone's model, ABI, SDK, CPU frequencies, "
@@ -63,18 +58,3 @@ def register(device_subparsers: argparse._SubParsersAction) -> None:
                        "~/.latkit/adbkey; created on first use)")
     check.add_argument("--json", action="store_true", help="print the result as JSON")
     check.set_defaults(func=_cmd_check)
-
-    emu = device_subparsers.add_parser(
-        "emulate", help="serve the ADB device emulator (a phone made of real host inference)",
-        description="Serve an emulated Android phone over the ADB protocol: it runs pushed .tflite "
-        "files with LiteRT on this CPU and prints benchmark_model's real output.",
-    )
-    emu.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    emu.add_argument("--port", type=int, default=0,
-                     help="TCP port (default 0: pick a free one and print it; avoid 5555-5585)")
-    emu.add_argument("--profile", default="pixel4", help="device profile (default pixel4)")
-    emu.add_argument("--faults", default="", metavar="SPEC", help="fault injection spec")
-    emu.add_argument("--root", metavar="DIR", help="directory holding the phone's files "
-                     "(default: a temporary one)")
-    emu.add_argument("--no-auth", action="store_true", help="accept connections without RSA auth")
-    emu.set_defaults(func=_cmd_emulate)

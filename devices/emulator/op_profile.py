@@ -24,6 +24,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from latkit.devices.emulator.stat_text import stat_line
+
+__all__ = ["NodeStat", "init_summary_text", "profile_ops", "random_inputs", "summary_text"]
+
 NO_SUBGRAPH_OPS = {"WHILE", "IF", "CALL_ONCE", "CALL", "STABLEHLO_WHILE", "STABLEHLO_CASE"}
 
 
@@ -67,7 +71,8 @@ def _single_op_model(model, op_index: int) -> bytes:
 
     sg = model.subgraphs[0]
     op = sg.operators[op_index]
-    used = sorted({t for t in list(op.inputs or []) + list(op.outputs or []) + list(op.intermediates or []) if t >= 0})
+    tensors_of_op = list(op.inputs or []) + list(op.outputs or []) + list(op.intermediates or [])
+    used = sorted({t for t in tensors_of_op if t >= 0})
     remap = {old: new for new, old in enumerate(used)}
     buffers = [schema.BufferT()]
     tensors, constant = [], set()
@@ -127,7 +132,7 @@ def profile_ops(model_path: str, num_threads: int | None, resolver, runs: int, b
             for d, a in zip(details, data):
                 it.set_tensor(d["index"], a)
             it.invoke()
-        except Exception as exc:  # LiteRT raises RuntimeError/ValueError for ops it cannot build
+        except Exception as exc:  # noqa: BLE001 -- an op that cannot be cut out is reported, whatever LiteRT raises
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             warnings.append(f"latkit emulator cannot time node {idx} ({op_name}) in isolation: {first}")
             continue
@@ -166,8 +171,6 @@ def _header(title: str, legacy: bool) -> str:
 
 
 def _short_stat(values: list[int]) -> str:
-    from latkit.devices.emulated_benchmark import stat_line
-
     return stat_line(values, percentiles=False)
 
 
@@ -207,7 +210,8 @@ def summary_text(nodes: list[NodeStat], legacy: bool = False, time_limit: int = 
         entry[2] += len(n.times_us) // max(1, num_runs)
     accumulated = sum(v[1] for v in per_type.values()) or 1
     cdf = 0.0
-    for node_type, (count, us, called) in sorted(per_type.items(), key=lambda kv: (kv[1][1], kv[0]), reverse=True):
+    by_time_then_name = sorted(per_type.items(), key=lambda kv: (kv[1][1], kv[0]), reverse=True)
+    for node_type, (count, us, called) in by_time_then_name:
         pct = float(np.float32(us) / np.float32(accumulated) * np.float32(100.0))
         cdf = float(np.float32(cdf + pct))
         text += _f(24, node_type) + _f(9, count) + _f(10, us / 1000.0) + _f(10, pct) + "%"

@@ -1,40 +1,41 @@
-"""The emulated phone behind the ADB emulator: profile, filesystem, properties, thermal model.
+"""The emulated phone behind the ADB emulator: profile, properties, thermal model, counters.
 
-Nothing here runs host commands. The filesystem is a host directory (``root``) that stands for the
-phone's ``/``; only ``/data/local/tmp`` and ``/sdcard`` are writable (as for Android's shell user);
-``/sys`` (thermal zones, cpufreq) and ``/proc`` are virtual read-only files computed on each read.
-Emulated paths are normalised before they touch the host, so no path can leave ``root``.
+Nothing here runs host commands; the filesystem is ``filesystem.PhoneFS``.
 
 Thermal model: every zone reads ``ambient + excess * factor`` millidegrees. Benchmark work adds
 ``heat_c_per_busy_s`` degrees of excess per busy second (capped at ``max_excess_c``); idle time
 lets the excess decay exponentially with time constant ``cool_tau_s``. The ``temp=``/
-``temp-decay=`` faults (see ``FaultSpec`` in ``adb_emulator.py``) force a starting temperature that
-either stays (no decay given) or falls linearly by ``temp-decay`` degrees per idle second. Above
-``throttle_mc`` the big cores' ``scaling_cur_freq`` is reduced (only the reported frequency: the
-emulator never slows inference down artificially).
+``temp-decay=`` faults (see ``faults.FaultSpec``) force a starting temperature that either stays (no
+decay given) or falls linearly by ``temp-decay`` degrees per idle second. Above ``throttle_mc`` the
+big cores' ``scaling_cur_freq`` is reduced (only the reported frequency: the emulator never slows
+inference down artificially).
 
-Profile: ``PhoneProfile.load("pixel4")`` reads ``latkit/data/devices/pixel4.yaml`` when present
-(fields ``name``, ``model``, ``soc``, ``abi``, ``sdk``, ``thermal_zones``, ``cpu_max_khz``, and an
-optional ``emulator:`` mapping with this module's knobs), falling back to built-in Pixel 4 values.
+Profile: ``PhoneProfile.load("pixel4")`` reads ``latkit/data/devices/pixel4.yaml`` (or a YAML path)
+through the android package's one strict loader (``devices/android/profile.py``) and takes what the
+phone claims to be from it: ``model``, ``soc`` (its ``SM####`` part, as ``ro.soc.model`` reports it),
+``abi``, the per-CPU maximum frequencies from ``cores`` and the CPU thermal zones from
+``thermal.zone_types``. The profile's ``emulator:`` section holds this module's knobs: any field of
+``PhoneProfile`` (``format``, ``preinstalled``, ``has_gpu``, ``sdk``, ``release``, ``thermal_zones``
+as names or ``{type, factor}`` mappings, ``cpu_max_khz``...). ``PhoneProfile()`` is a built-in Pixel 4.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-import os
-import posixpath
 import re
-import shutil
-import stat as stat_mod
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-from latkit.devices.adb_protocol import FileStat
+from latkit.devices.android.profile import AndroidProfile, ProfileNotFoundError, load_profile
+from latkit.devices.emulator.filesystem import PhoneFS
 from latkit.errors import DeviceError
+
+__all__ = ["EmulatedPhone", "EmulatorCounters", "PhoneProfile", "ThermalModel"]
 
 PIXEL4_CPU_MAX_KHZ = (1785600,) * 4 + (2419200,) * 3 + (2841600,)
 PIXEL4_ZONES = tuple(
@@ -42,8 +43,6 @@ PIXEL4_ZONES = tuple(
     + [(f"cpu-1-{i}-usr", 1.0) for i in range(4)]
     + [("gpuss-0-usr", 0.8), ("skin-therm", 0.5), ("battery", 0.3)]
 )
-WRITABLE_PREFIXES = ("/data/local/tmp", "/sdcard")
-REAL_DIRS = ("/data/local/tmp", "/sdcard", "/system/bin", "/vendor/bin")
 BENCH_FORMATS = ("modern", "legacy", "nostats")
 
 
@@ -80,67 +79,62 @@ class PhoneProfile:
         if not self.cpu_max_khz or not self.thermal_zones:
             raise DeviceError("emulator profile needs at least one CPU and one thermal zone")
 
-    def replace(self, **changes: Any) -> "PhoneProfile":
+    def replace(self, **changes: Any) -> PhoneProfile:
         return dataclasses.replace(self, **changes)
 
     @classmethod
-    def load(cls, name_or_path: "str | Path | PhoneProfile") -> "PhoneProfile":
+    def load(cls, name_or_path: str | Path | PhoneProfile) -> PhoneProfile:
         """A profile by name (``pixel4``, looked up in ``latkit/data/devices``) or YAML path."""
         if isinstance(name_or_path, PhoneProfile):
             return name_or_path
-        path = Path(str(name_or_path))
-        if not path.is_file():
-            path = Path(__file__).resolve().parent.parent / "data" / "devices" / f"{name_or_path}.yaml"
-        if path.is_file():
-            import yaml
-
-            data = yaml.safe_load(path.read_text()) or {}
-            if not isinstance(data, dict):
-                raise DeviceError(f"device profile {path} must be a YAML mapping")
-            return cls.from_mapping(data, default_name=path.stem)
-        if str(name_or_path) == "pixel4":
-            return cls()
-        raise DeviceError(
-            f"unknown emulator profile {name_or_path!r}: expected 'pixel4' or a YAML file path"
-        )
+        try:
+            profile = load_profile(name_or_path)
+        except ProfileNotFoundError as exc:
+            raise DeviceError(f"unknown emulator profile {str(name_or_path)!r}: {exc}") from None
+        return cls.from_android(profile)
 
     @classmethod
-    def from_mapping(cls, data: dict[str, Any], default_name: str = "pixel4") -> "PhoneProfile":
-        """Read the fields this emulator needs from a device YAML; everything is optional."""
-        kw: dict[str, Any] = {"name": str(data.get("name", default_name))}
-        for key in ("model", "soc", "abi", "manufacturer", "board", "product", "release"):
-            if data.get(key) is not None:
-                kw[key] = str(data[key])
-        if data.get("sdk") is not None:
-            kw["sdk"] = int(data["sdk"])
-        if kw.get("soc") and re.search(r"\b(SM\d{4})\b", kw["soc"]):
-            kw["soc"] = re.search(r"\b(SM\d{4})\b", kw["soc"]).group(1)  # ro.soc.model style
-        freqs = data.get("cpu_max_khz") or data.get("cpu_freqs_khz") or _cores_khz(data.get("cores"))
-        if isinstance(freqs, (list, tuple)) and freqs:
-            kw["cpu_max_khz"] = tuple(int(f) for f in freqs)
-        zones = data.get("thermal_zones")
-        thermal = data.get("thermal")
-        if isinstance(zones, list) and zones:
-            kw["thermal_zones"] = tuple(_zone(z) for z in zones)
-        elif isinstance(thermal, dict) and isinstance(thermal.get("zone_types"), list) and thermal["zone_types"]:
-            types = [str(t) for t in thermal["zone_types"]]  # the agent's CPU sensors, then the rest
+    def from_android(cls, profile: AndroidProfile) -> PhoneProfile:
+        """What a (validated) agent profile says about the phone, then its ``emulator:`` knobs."""
+        kw: dict[str, Any] = {"name": profile.name, "model": profile.model, "soc": profile.soc}
+        if profile.abi is not None:
+            kw["abi"] = profile.abi
+        soc_model = re.search(r"\b(SM\d{4})\b", profile.soc)
+        if soc_model:
+            kw["soc"] = soc_model.group(1)  # ro.soc.model style
+        freqs = _cores_khz(profile.cores)
+        if freqs:
+            kw["cpu_max_khz"] = freqs
+        types = list(profile.thermal.zone_types)
+        if types:  # the agent's CPU sensors, then the rest of a Pixel 4's zones
             extras = tuple(z for z in PIXEL4_ZONES if not z[0].startswith("cpu") and z[0] not in types)
             kw["thermal_zones"] = tuple((t, 1.0) for t in types) + extras
-        emu = data.get("emulator") or {}
-        if not isinstance(emu, dict):
-            raise DeviceError("the 'emulator' section of a device profile must be a mapping")
-        names = {f.name for f in dataclasses.fields(cls)}
-        for key, value in emu.items():
-            if key not in names:
-                raise DeviceError(f"unknown emulator knob {key!r}; known: {sorted(names)}")
-            kw[key] = value
+        kw.update(_knobs(profile.emulator))
         return cls(**kw)
+
+
+def _knobs(section: dict[str, Any]) -> dict[str, Any]:
+    """The ``emulator:`` section as ``PhoneProfile`` fields; an unknown knob is an error."""
+    names = {f.name for f in dataclasses.fields(PhoneProfile)}
+    knobs: dict[str, Any] = {}
+    for key, value in section.items():
+        if key not in names:
+            raise DeviceError(f"unknown emulator knob {key!r}; known: {sorted(names)}")
+        knobs[key] = value
+    if "thermal_zones" in knobs:
+        zones = knobs["thermal_zones"]
+        if not isinstance(zones, list):
+            raise DeviceError(f"emulator knob thermal_zones must be a list, got {zones!r}")
+        knobs["thermal_zones"] = tuple(_zone(z) for z in zones)
+    if "cpu_max_khz" in knobs:
+        knobs["cpu_max_khz"] = tuple(int(f) for f in knobs["cpu_max_khz"])
+    return knobs
 
 
 def _cores_khz(cores: Any) -> tuple[int, ...] | None:
     """``cores: [{cpus: [0, 1], max_ghz: 1.78}, ...]`` -> per-CPU kHz; within 1% of the Pixel 4
     table it is that table (the YAML rounds 1.7856 GHz to 1.78)."""
-    if not isinstance(cores, list) or not cores:
+    if not isinstance(cores, (list, tuple)) or not cores:
         return None
     khz: dict[int, int] = {}
     for c in cores:
@@ -160,7 +154,8 @@ def _zone(entry: Any) -> tuple[str, float]:
     if isinstance(entry, str):
         return entry, (1.0 if entry.startswith("cpu") else 0.5)
     if isinstance(entry, dict) and "type" in entry:
-        return str(entry["type"]), float(entry.get("factor", 1.0 if str(entry["type"]).startswith("cpu") else 0.5))
+        default = 1.0 if str(entry["type"]).startswith("cpu") else 0.5
+        return str(entry["type"]), float(entry.get("factor", default))
     raise DeviceError(f"thermal zone entry must be a name or {{type: ...}}, got {entry!r}")
 
 
@@ -246,151 +241,6 @@ class ThermalModel:
             return int(round(self.ambient_mc + self.excess_mc * factor))
 
 
-class FsError(Exception):
-    """A filesystem error with the strerror text a toybox tool would print."""
-
-
-class PhoneFS:
-    """The emulated filesystem: host directory ``root`` for ``/`` plus virtual read-only files."""
-
-    def __init__(self, root: Path, virtual: dict[str, Callable[[], bytes]]) -> None:
-        self.root = Path(os.path.realpath(root))
-        self.virtual = virtual
-        self.virtual_dirs = {"/"}
-        for p in list(virtual) + list(REAL_DIRS):
-            while p != "/":
-                p = posixpath.dirname(p)
-                self.virtual_dirs.add(p)
-        for d in REAL_DIRS:
-            self.host(d).mkdir(parents=True, exist_ok=True)
-
-    @staticmethod
-    def norm(path: str, cwd: str = "/") -> str:
-        joined = posixpath.normpath(posixpath.join(cwd, path))
-        return "/" + joined.lstrip("/")
-
-    def host(self, path: str) -> Path:
-        p = self.norm(path)
-        target = self.root / p.lstrip("/") if p != "/" else self.root
-        real = os.path.realpath(target)
-        if real != str(self.root) and not real.startswith(str(self.root) + os.sep):
-            raise FsError("Permission denied")
-        return target
-
-    @staticmethod
-    def writable(path: str) -> bool:
-        return any(path == w or path.startswith(w + "/") for w in WRITABLE_PREFIXES)
-
-    def exists(self, path: str) -> bool:
-        return path in self.virtual or path in self.virtual_dirs or self.host(path).exists()
-
-    def isdir(self, path: str) -> bool:
-        return path in self.virtual_dirs or (path not in self.virtual and self.host(path).is_dir())
-
-    def isfile(self, path: str) -> bool:
-        return path in self.virtual or (path not in self.virtual_dirs and self.host(path).is_file())
-
-    def listdir(self, path: str) -> list[str]:
-        if not self.isdir(path):
-            raise FsError("Not a directory" if self.exists(path) else "No such file or directory")
-        names = set()
-        prefix = path.rstrip("/") + "/"
-        for p in list(self.virtual) + list(self.virtual_dirs):
-            if p.startswith(prefix) and p != path:
-                names.add(p[len(prefix):].split("/", 1)[0])
-        h = self.host(path)
-        if h.is_dir():
-            names.update(os.listdir(h))
-        return sorted(names)
-
-    def read(self, path: str) -> bytes:
-        if path in self.virtual:
-            return self.virtual[path]()
-        if self.isdir(path):
-            raise FsError("Is a directory")
-        h = self.host(path)
-        if not h.is_file():
-            raise FsError("No such file or directory")
-        return h.read_bytes()
-
-    def stat(self, path: str) -> FileStat:
-        if path in self.virtual:
-            return FileStat(stat_mod.S_IFREG | 0o644, 4096, int(time.time()), uid=0, gid=0)
-        h = self.host(path)
-        if h.exists():
-            st = h.stat()
-            kind = stat_mod.S_IFDIR if h.is_dir() else stat_mod.S_IFREG
-            return FileStat(kind | (st.st_mode & 0o777), st.st_size if kind == stat_mod.S_IFREG else 4096,
-                            int(st.st_mtime), ino=st.st_ino, nlink=st.st_nlink)
-        if path in self.virtual_dirs:
-            return FileStat(stat_mod.S_IFDIR | 0o755, 4096, 0, uid=0, gid=0)
-        raise FsError("No such file or directory")
-
-    def _check_write(self, path: str) -> Path:
-        if not self.writable(path):
-            denied = any(path == d or path.startswith(d + "/") for d in ("/sys", "/proc", "/data"))
-            raise FsError("Permission denied" if denied else "Read-only file system")
-        return self.host(path)
-
-    def write(self, path: str, data: bytes, append: bool = False, mode: int | None = None) -> None:
-        if path == "/dev/null":
-            return
-        h = self._check_write(path)
-        if h.is_dir():
-            raise FsError("Is a directory")
-        if not h.parent.is_dir():
-            raise FsError("No such file or directory")
-        with open(h, "ab" if append else "wb") as f:
-            f.write(data)
-        if mode is not None:
-            os.chmod(h, (mode & 0o777) | 0o600)
-
-    def open_for_push(self, path: str, mode: int):
-        """A host file object for a sync SEND, creating parent directories like adbd does."""
-        h = self._check_write(path)
-        if h.is_dir():
-            raise FsError("Is a directory")
-        h.parent.mkdir(parents=True, exist_ok=True)
-        f = open(h, "wb")
-        os.chmod(h, (mode & 0o777) | 0o600)
-        return f
-
-    def mkdir(self, path: str, parents: bool = False) -> None:
-        h = self._check_write(path) if not self.isdir(path) else self.host(path)
-        if self.isdir(path):
-            if not parents:
-                raise FsError("File exists")
-            return
-        if self.exists(path):
-            raise FsError("File exists")
-        if not parents and not h.parent.is_dir():
-            raise FsError("No such file or directory")
-        h.mkdir(parents=parents, exist_ok=parents)
-
-    def remove(self, path: str, recursive: bool = False) -> None:
-        h = self._check_write(path)
-        if h.is_dir():
-            if not recursive:
-                raise FsError("Is a directory")
-            shutil.rmtree(h)
-        elif h.exists():
-            h.unlink()
-        else:
-            raise FsError("No such file or directory")
-
-    def chmod(self, path: str, mode: int) -> None:
-        h = self._check_write(path)
-        if not h.exists():
-            raise FsError("No such file or directory")
-        os.chmod(h, (mode & 0o777) | 0o600)
-
-    def set_mtime(self, path: str, mtime: int) -> None:
-        os.utime(self.host(path), (mtime, mtime))
-
-    def is_executable(self, path: str) -> bool:
-        return self.isfile(path) and path not in self.virtual and bool(self.stat(path).mode & 0o111)
-
-
 class EmulatedPhone:
     """One phone: profile, filesystem, properties, thermal state and counters."""
 
@@ -466,7 +316,8 @@ class EmulatedPhone:
         for c, max_khz in enumerate(self.profile.cpu_max_khz):
             part = "0x805" if max_khz == min(self.profile.cpu_max_khz) else "0x804"
             lines += [f"processor\t: {c}", "BogoMIPS\t: 38.40",
-                      "Features\t: fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics fphp asimdhp cpuid asimdrdm lrcpc dcpop asimddp",
+                      "Features\t: fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics fphp asimdhp cpuid "
+                      "asimdrdm lrcpc dcpop asimddp",
                       "CPU implementer\t: 0x51", "CPU architecture: 8", f"CPU part\t: {part}", ""]
         lines.append(f"Hardware\t: Qualcomm Technologies, Inc {self.profile.board.upper()}")
         return "\n".join(lines) + "\n"

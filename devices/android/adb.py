@@ -1,6 +1,6 @@
 """The adb link of the Android device agent: key, connection, shell with exit status, push.
 
-Only ``devices/android*`` modules know adb (DESIGN). This one wraps the pure-Python ``adb-shell``
+Only ``devices/android/`` knows adb (DESIGN). This one wraps the pure-Python ``adb-shell``
 client (the ``android`` extra) and adds what it lacks:
 
 * **The host key.** adb authenticates the host with an RSA key pair. ``ensure_adb_key`` creates it
@@ -16,50 +16,38 @@ client (the ``android`` extra) and adds what it lacks:
 * **One failure type.** Timeouts, resets, broken pipes and bad checksums all become ``LinkError``,
   which the device answers by closing, reconnecting and retrying (bounded).
 
-Commands are argument lists; ``quote_command`` turns them into a remote shell string with
-``shlex.quote`` on every argument (STYLE 5), except ``Glob`` arguments, which are checked to hold
-only path and glob characters and left bare for the phone's shell to expand.
+Commands are argument lists; ``quote_command`` (``android/text.py``) turns them into a remote shell
+string with ``shlex.quote`` on every argument (STYLE 5), except ``Glob`` arguments, left bare for the
+phone's shell to expand.
+
+``adb_shell`` is imported inside the functions that talk to a phone: it is the ``android`` extra,
+and ``lat --help`` and the profile loader must work without loading it.
 """
 
 from __future__ import annotations
 
 import os
 import re
-import shlex
 import socket
 import stat
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
+from latkit.devices.android.text import Glob, quote_command
 from latkit.errors import DeviceError
+
+__all__ = ["AdbLink", "Glob", "LinkError", "ensure_adb_key", "key_path_from", "parse_serial",
+           "quote_command", "split_status"]
 
 RC_MARKER = "__LATKIT_RC="
 _RC_TAIL = re.compile(re.escape(RC_MARKER) + r"(\d+)\s*\Z")
 _TCP_SERIAL = re.compile(r"^(?P<host>\[[0-9A-Fa-f:.]+\]|[^:\s\[\]]+):(?P<port>\d{1,5})$")
-_SAFE_GLOB = re.compile(r"[A-Za-z0-9_./*?\[\]-]+")
 DEFAULT_KEY_PATH = Path("~/.latkit/adbkey")
 
 
 class LinkError(Exception):
     """The adb connection failed (timeout, reset, broken pipe, cut output): reconnect and retry."""
-
-
-class Glob(str):
-    """An argument the phone's shell must expand (``/sys/.../thermal_zone*/temp``): left unquoted,
-    so it may only hold path characters and the glob characters ``*?[]``."""
-
-    def __new__(cls, pattern: str) -> "Glob":
-        if not _SAFE_GLOB.fullmatch(pattern):
-            raise DeviceError(f"glob {pattern!r} may only contain letters, digits, '/._-' and "
-                              f"'*?[]' (it is passed to the phone's shell unquoted)")
-        return super().__new__(cls, pattern)
-
-
-def quote_command(argv: Sequence[str]) -> str:
-    """One remote shell command from an argument list: each argument quoted, ``Glob``s left bare."""
-    if isinstance(argv, (str, bytes)) or not argv:
-        raise DeviceError(f"a remote command must be a non-empty argument list, got {argv!r}")
-    return " ".join(a if isinstance(a, Glob) else shlex.quote(str(a)) for a in argv)
 
 
 def split_status(output: str) -> tuple[str, int]:
@@ -91,13 +79,13 @@ def parse_serial(serial: str) -> tuple[str, int] | None:
 # ---------------------------------------------------------------------------------------------
 
 
-def key_path_from(key_path: "str | Path | None") -> Path:
+def key_path_from(key_path: str | Path | None) -> Path:
     """The key file to use: the argument, else ``$LATKIT_ADB_KEY``, else ``~/.latkit/adbkey``."""
     chosen = key_path or os.environ.get("LATKIT_ADB_KEY") or DEFAULT_KEY_PATH
     return Path(chosen).expanduser()
 
 
-def ensure_adb_key(key_path: "str | Path | None" = None) -> tuple[Any, list[str]]:
+def ensure_adb_key(key_path: str | Path | None = None) -> tuple[Any, list[str]]:
     """(signer, notes) for the host key, created with mode 0600 if missing, repaired if too open."""
     path = key_path_from(key_path)
     notes: list[str] = []
@@ -183,7 +171,7 @@ class AdbLink:
             return AdbDevice(_eof_tcp_transport(*self.tcp),
                              default_transport_timeout_s=self.connect_timeout_s)
         try:
-            import usb1  # noqa: F401  (adb-shell's USB transport needs libusb1)
+            import usb1  # noqa: F401, PLC0415 -- adb-shell's USB transport needs libusb1 (optional)
             from adb_shell.adb_device import AdbDeviceUsb
         except ImportError:
             raise DeviceError(
@@ -225,7 +213,7 @@ class AdbLink:
         if dev is not None:
             try:
                 dev.close()
-            except Exception:  # noqa: BLE001 - closing a broken link must not raise
+            except Exception:  # noqa: BLE001 -- closing a broken link must not raise, whatever adb-shell throws
                 pass
 
     @property

@@ -25,7 +25,7 @@ pytest.importorskip("adb_shell")
 
 from latkit.cli import main  # noqa: E402
 from latkit.devices.android import AndroidDevice, load_profile  # noqa: E402
-from latkit.devices.android_adb import (  # noqa: E402
+from latkit.devices.android.adb import (  # noqa: E402
     Glob,
     LinkError,
     ensure_adb_key,
@@ -33,11 +33,11 @@ from latkit.devices.android_adb import (  # noqa: E402
     quote_command,
     split_status,
 )
-from latkit.devices.android_parse import BenchmarkCrashError  # noqa: E402
+from latkit.devices.android.parse import BenchmarkCrashError  # noqa: E402
 from latkit.devices.base import Device, Measurement, ProtocolSettings  # noqa: E402
 from latkit.errors import DeviceError  # noqa: E402
 
-SHIPPED = Path(__file__).resolve().parents[2] / "data" / "devices" / "pixel4.yaml"
+SHIPPED = Path(__file__).resolve().parents[3] / "data" / "devices" / "pixel4.yaml"
 QUICK = ProtocolSettings(warmup_runs=2, warmup_s=0.0, min_runs=10, min_time_s=0.05,
                          max_time_s=5.0, remeasure_on_high_cv=False)
 
@@ -56,8 +56,8 @@ def adb_env(tmp_path, monkeypatch) -> Path:
     return tmp_path
 
 
-def emulator(faults: str = "", profile: "str | Path" = "pixel4"):
-    from latkit.devices.adb_emulator import EmulatorServer, FaultSpec
+def emulator(faults: str = "", profile: str | Path = "pixel4"):
+    from latkit.devices.emulator import EmulatorServer, FaultSpec
 
     return EmulatorServer(port=0, profile=profile, faults=FaultSpec.parse(faults), require_auth=True)
 
@@ -261,7 +261,7 @@ def test_gpu_delegate_unavailable_is_a_clear_error(adb_env, tflite_model):
 
 @pytest.mark.tflite
 def test_hot_phone_waits_until_cool_then_measures(adb_env, tflite_model, tmp_path):
-    from latkit.devices.emulated_phone import ThermalModel
+    from latkit.devices.emulator.phone import ThermalModel
 
     path = profile_variant(tmp_path, thermal={"limit_c": 40, "cooldown_max_s": 20, "poll_s": 0.1})
     with emulator() as emu, AndroidDevice.from_profile(path, serial=emu.serial) as dev:

@@ -6,8 +6,7 @@ import time
 
 import pytest
 
-from latkit.devices.adb_emulator import EmulatorServer, FaultSpec
-from latkit.devices.emulated_phone import PhoneProfile
+from latkit.devices.emulator import EmulatorServer, FaultSpec, PhoneProfile
 
 pytest.importorskip("adb_shell")
 from adb_shell.adb_device import AdbDeviceTcp  # noqa: E402

@@ -6,15 +6,17 @@ import hashlib
 import shlex
 
 import pytest
+import yaml
 
-from latkit.devices.adb_emulator import FaultSpec
-from latkit.devices.emulated_phone import (
+from latkit.devices.emulator.faults import FaultSpec
+from latkit.devices.emulator.phone import (
     EmulatedPhone,
     EmulatorCounters,
     PhoneProfile,
     ThermalModel,
 )
-from latkit.devices.emulated_shell import Session, run_script
+from latkit.devices.emulator.shell import Session, run_script
+from latkit.devices.paths import profiles_dir
 from latkit.errors import DeviceError
 
 
@@ -161,14 +163,26 @@ def test_fault_spec_grammar():
             FaultSpec.parse(bad)
 
 
+def agent_profile(path, **changes):
+    """A complete agent profile (the shipped pixel4.yaml) with top-level keys replaced, as YAML.
+
+    The emulator reads profiles through the agent's strict loader, so a test profile is a whole
+    one; what only the emulator knows (zone lists, output format...) goes in ``emulator:``."""
+    data = yaml.safe_load((profiles_dir() / "pixel4.yaml").read_text())
+    data.update(changes)
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
 def test_profile_loading(tmp_path):
     assert PhoneProfile.load("pixel4").model == "Pixel 4"
     path = tmp_path / "p.yaml"
-    path.write_text("name: testphone\nmodel: Test 1\nthermal_zones: [cpu-a, skin]\nemulator: {format: legacy}\n")
+    agent_profile(path, name="testphone", model="Test 1",
+                  emulator={"format": "legacy", "thermal_zones": ["cpu-a", "skin"]})
     prof = PhoneProfile.load(path)
     assert (prof.name, prof.model, prof.format) == ("testphone", "Test 1", "legacy")
     assert prof.thermal_zones == (("cpu-a", 1.0), ("skin", 0.5))
-    path.write_text("emulator: {colour: red}\n")
+    agent_profile(path, emulator={"colour": "red"})
     with pytest.raises(DeviceError, match="unknown emulator knob"):
         PhoneProfile.load(path)
     with pytest.raises(DeviceError, match="unknown emulator profile"):
@@ -176,7 +190,7 @@ def test_profile_loading(tmp_path):
 
 
 def test_stat_line_matches_the_real_tool():
-    from latkit.devices.emulated_benchmark import g, parse_flags, stat_line
+    from latkit.devices.emulator.benchmark import g, parse_flags, stat_line
 
     # numbers from a captured Pixel-class benchmark_model log (LiteRT build with percentiles)
     assert stat_line([344846, 313209], percentiles=True) == (
@@ -195,9 +209,12 @@ def test_stat_line_matches_the_real_tool():
 
 def test_cores_and_zone_types_from_an_agent_profile(tmp_path):
     path = tmp_path / "phone.yaml"
-    path.write_text("name: other\nmodel: Other\nsoc: 'Snapdragon 865 (SM8250)'\n"
-                    "cores: [{cpus: [0, 1], max_ghz: 1.8}, {cpus: [2], max_ghz: 2.5}]\n"
-                    "thermal: {zone_types: [cpu-x, cpu-y], limit_c: 40}\n")
+    thermal = {**yaml.safe_load((profiles_dir() / "pixel4.yaml").read_text())["thermal"],
+               "zone_types": ["cpu-x", "cpu-y"], "limit_c": 40}
+    agent_profile(path, name="other", model="Other", soc="Snapdragon 865 (SM8250)",
+                  cores=[{"cpus": [0, 1], "core": "Cortex-A55", "max_ghz": 1.8},
+                         {"cpus": [2], "core": "Cortex-A77", "max_ghz": 2.5}],
+                  thermal=thermal)
     prof = PhoneProfile.load(path)
     assert prof.soc == "SM8250" and prof.cpu_max_khz == (1800000, 1800000, 2500000)
     assert [z for z, _ in prof.thermal_zones][:2] == ["cpu-x", "cpu-y"]

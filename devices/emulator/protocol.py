@@ -1,7 +1,7 @@
 """The ADB wire format, device side: messages, checksums, auth keys, shell v2 and sync framing.
 
 Everything here is pure (bytes in, values out) except ``read_message``, which reads one message
-from a socket. The emulator (``devices/adb_emulator.py``) builds on it.
+from a socket. The emulator's server (``server.py``) builds on it.
 
 Transport message: a 24-byte header of six little-endian uint32 -- command, arg0, arg1,
 data_length, data_crc32 (really the byte sum of the payload, mod 2**32) and magic
@@ -172,7 +172,7 @@ class AndroidPublicKey:
     comment: str
 
     @classmethod
-    def parse(cls, text: bytes | str) -> "AndroidPublicKey":
+    def parse(cls, text: bytes | str) -> AndroidPublicKey:
         """Decode ``base64(RSAPublicKey struct) [user@host][\\0]`` (an AUTH type 3 payload or
         one line of ``adbkey.pub``)."""
         if isinstance(text, bytes):
@@ -199,9 +199,10 @@ class AndroidPublicKey:
     def verify_token(self, token: bytes, signature: bytes) -> bool:
         """True when ``signature`` is the PKCS#1 v1.5 signature of ``token`` taken as a SHA-1
         digest (what adb hosts send as AUTH SIGNATURE)."""
-        from cryptography.exceptions import InvalidSignature
-        from cryptography.hazmat.primitives import hashes
-        from cryptography.hazmat.primitives.asymmetric import padding, rsa, utils
+        # only a host's RSA signature check needs cryptography (the android extra)
+        from cryptography.exceptions import InvalidSignature  # noqa: PLC0415 -- optional extra
+        from cryptography.hazmat.primitives import hashes  # noqa: PLC0415 -- optional extra
+        from cryptography.hazmat.primitives.asymmetric import padding, rsa, utils  # noqa: PLC0415 -- optional extra
 
         if len(token) != TOKEN_SIZE:
             return False

@@ -1,8 +1,10 @@
 """The commands of the emulated phone's shell (toybox/mksh look-alikes), interpreted in Python.
 
-Each command is ``fn(argv, ctx) -> exit status``; ``ctx`` is ``emulated_shell.Ctx``. Messages copy
-toybox's form (``cat: X: No such file or directory``). Only what latkit's Android agent and the
-adb client use is here, plus a few common helpers; see ``COMMANDS`` at the end.
+Each command is ``fn(argv, ctx) -> exit status``; ``ctx`` is ``session.Ctx``. Messages copy
+toybox's form (``cat: X: No such file or directory``). Only what latkit's Android agent
+(``devices/android``), the adb clients (Debian's ``adb`` and ``adb-shell``: ``shell``, ``push``,
+``pull``) and the tests use is here; see ``COMMANDS`` at the end. A command that runs another
+(``taskset``) does it through ``ctx.run``: this module does not import the shell.
 """
 
 from __future__ import annotations
@@ -13,8 +15,10 @@ import re
 import stat as stat_mod
 import time
 
-from latkit.devices.emulated_phone import FsError
-from latkit.devices.emulated_shell import SH, ShellExit, execute, run_script
+from latkit.devices.emulator.filesystem import FsError
+from latkit.devices.emulator.session import SH, ShellExit
+
+__all__ = ["COMMANDS"]
 
 
 def _read_inputs(name: str, args: list[str], ctx) -> tuple[list[tuple[str, bytes]], int]:
@@ -72,7 +76,7 @@ def c_printf(argv, ctx) -> int:
     while True:
         chunk, used = [], 0
 
-        def repl(m):
+        def repl(m, args=args):
             nonlocal used
             spec = m.group(0)
             if spec == "%%":
@@ -293,11 +297,6 @@ def _test(args: list[str], ctx) -> bool | None:
 
 def c_test(argv, ctx) -> int:
     args = argv[1:]
-    if argv[0] == "[":
-        if not args or args[-1] != "]":
-            ctx.err(f"{SH}: [: missing ]\n")
-            return 2
-        args = args[:-1]
     result = _test(args, ctx)
     if result is None:
         ctx.err(f"{SH}: {argv[0]}: bad expression: {' '.join(args)}\n")
@@ -324,14 +323,18 @@ def c_stat(argv, ctx) -> int:
             ctx.err(f"stat: '{a}': {exc}\n")
             status = 1
             continue
-        kind = "directory" if stat_mod.S_ISDIR(st.mode) else ("regular file" if st.size else "regular empty file")
+        if stat_mod.S_ISDIR(st.mode):
+            kind = "directory"
+        else:
+            kind = "regular file" if st.size else "regular empty file"
         if fmt is None:
-            ctx.out(f"  File: {a}\n  Size: {st.size}\t Blocks: {(st.size + 511) // 512}\t IO Blocks: 4096\t{kind}\n")
+            blocks = (st.size + 511) // 512
+            ctx.out(f"  File: {a}\n  Size: {st.size}\t Blocks: {blocks}\t IO Blocks: 4096\t{kind}\n")
             continue
         values = {"s": str(st.size), "n": a, "a": f"{st.mode & 0o7777:o}", "Y": str(st.mtime),
                   "F": kind, "U": "shell" if st.uid == 2000 else "root", "u": str(st.uid),
                   "f": f"{st.mode:x}", "i": str(st.ino), "h": str(st.nlink), "%": "%"}
-        ctx.out(re.sub(r"%(.)", lambda m: values.get(m.group(1), "?"), fmt) + "\n")
+        ctx.out(re.sub(r"%(.)", lambda m, values=values: values.get(m.group(1), "?"), fmt) + "\n")
     return status
 
 
@@ -344,9 +347,6 @@ def c_getprop(argv, ctx) -> int:
     return 0
 
 
-def c_setprop(argv, ctx) -> int:
-    ctx.err(f"Failed to set property '{argv[1] if len(argv) > 1 else ''}': permission denied\n")
-    return 1
 
 
 def c_uname(argv, ctx) -> int:
@@ -391,19 +391,6 @@ def c_pwd(argv, ctx) -> int:
     return 0
 
 
-def c_command(argv, ctx) -> int:
-    args = [a for a in argv[1:] if a not in ("-v", "-V")]
-    if argv[0] == "command" and "-v" not in argv[1:] and "-V" not in argv[1:]:
-        return execute(args, ctx) if args else 0
-    status = 0
-    for name in args:
-        if "/" in name and ctx.fs.is_executable(ctx.path(name)):
-            ctx.out(name + "\n")
-        elif name in COMMANDS or (name == "benchmark_model" and ctx.phone.profile.preinstalled):
-            ctx.out(f"/system/bin/{name}\n")
-        else:
-            status = 1
-    return status
 
 
 def c_taskset(argv, ctx) -> int:
@@ -421,29 +408,11 @@ def c_taskset(argv, ctx) -> int:
     with ctx.phone.counters.lock:
         ctx.phone.counters.taskset_masks.append(mask_text.lower())
     ctx.affinity = f"{mask:x}"
-    return execute(argv[2:], ctx)
+    return ctx.run(argv[2:])
 
 
-def c_passthrough(argv, ctx) -> int:
-    """``nice``/``nohup``: run the rest of the command line."""
-    args = argv[1:]
-    if argv[0] == "nice" and args[:1] == ["-n"]:
-        args = args[2:]
-    return execute(args, ctx) if args else 0
 
 
-def c_sh(argv, ctx) -> int:
-    child = ctx.session.child()
-    if len(argv) >= 3 and argv[1] == "-c":
-        return run_script(argv[2], child, ctx.out_sink, ctx.err_sink, ctx.stdin)
-    if len(argv) >= 2:
-        try:
-            src = ctx.fs.read(ctx.path(argv[1])).decode("utf-8", errors="replace")
-        except FsError as exc:
-            ctx.err(f"{SH}: {argv[1]}: {exc}\n")
-            return 127
-        return run_script(src, child, ctx.out_sink, ctx.err_sink)
-    return run_script(ctx.stdin.decode("utf-8", errors="replace"), child, ctx.out_sink, ctx.err_sink)
 
 
 def c_sleep(argv, ctx) -> int:
@@ -456,7 +425,7 @@ def c_sleep(argv, ctx) -> int:
     return 130 if closed else 0
 
 
-def c_head_tail(argv, ctx) -> int:
+def c_head(argv, ctx) -> int:
     n, args, by_bytes = 10, [], False
     it = iter(argv[1:])
     for a in it:
@@ -470,10 +439,10 @@ def c_head_tail(argv, ctx) -> int:
     items, status = _read_inputs(argv[0], args, ctx)
     for _, data in items:
         if by_bytes:
-            ctx.out(data[:n] if argv[0] == "head" else data[-n:] if n else b"")
+            ctx.out(data[:n])
         else:
             lines = data.splitlines(keepends=True)
-            ctx.out(b"".join(lines[:n] if argv[0] == "head" else lines[-n:] if n else []))
+            ctx.out(b"".join(lines[:n]))
     return status
 
 
@@ -512,98 +481,24 @@ def c_grep(argv, ctx) -> int:
     return status or (0 if found else 1)
 
 
-def c_touch(argv, ctx) -> int:
-    status = 0
-    for a in [a for a in argv[1:] if not a.startswith("-")]:
-        p = ctx.path(a)
-        try:
-            if ctx.fs.exists(p):
-                ctx.fs.set_mtime(p, int(time.time()))
-            else:
-                ctx.fs.write(p, b"")
-        except FsError as exc:
-            ctx.err(f"touch: '{a}': {exc}\n")
-            status = 1
-    return status
 
 
-def c_cp_mv(argv, ctx) -> int:
-    _, args = _flags(argv[1:], "fprR")
-    if len(args) < 2:
-        ctx.err(f"{argv[0]}: Needs 2 arguments\n")
-        return 1
-    dest = ctx.path(args[-1])
-    status = 0
-    for a in args[:-1]:
-        src = ctx.path(a)
-        target = posixpath.join(dest, posixpath.basename(src)) if ctx.fs.isdir(dest) else dest
-        try:
-            st = ctx.fs.stat(src)
-            ctx.fs.write(target, ctx.fs.read(src), mode=st.mode)
-            if argv[0] == "mv":
-                ctx.fs.remove(src)
-        except FsError as exc:
-            ctx.err(f"{argv[0]}: '{a}': {exc}\n")
-            status = 1
-    return status
 
 
-def c_date(argv, ctx) -> int:
-    fmt = next((a[1:] for a in argv[1:] if a.startswith("+")), "%a %b %d %H:%M:%S %Z %Y")
-    ctx.out(time.strftime(fmt.replace("%N", "000000000")) + "\n")
-    return 0
 
 
-def c_id(argv, ctx) -> int:
-    if "-u" in argv:
-        ctx.out("2000\n")
-    else:
-        ctx.out("uid=2000(shell) gid=2000(shell) groups=2000(shell),1004(input),1007(log),1011(adb),"
-                "1015(sdcard_rw),1028(sdcard_r),3001(net_bt_admin),3002(net_bt),3003(inet) "
-                "context=u:r:shell:s0\n")
-    return 0
 
 
-def c_env(argv, ctx) -> int:
-    if len(argv) > 1:
-        args = list(argv[1:])
-        while args and "=" in args[0]:
-            args.pop(0)
-        return execute(args, ctx) if args else 0
-    ctx.out("".join(f"{k}={v}\n" for k, v in sorted(ctx.session.vars.items())))
-    return 0
 
 
-def c_export(argv, ctx) -> int:
-    for a in argv[1:]:
-        if "=" in a:
-            k, v = a.split("=", 1)
-            ctx.session.vars[k] = v
-    return 0
 
 
-def c_unset(argv, ctx) -> int:
-    for a in argv[1:]:
-        ctx.session.vars.pop(a, None)
-    return 0
 
 
-def c_basename(argv, ctx) -> int:
-    name = posixpath.basename(argv[1].rstrip("/")) if len(argv) > 1 else ""
-    if len(argv) > 2 and name.endswith(argv[2]) and name != argv[2]:
-        name = name[: -len(argv[2])]
-    ctx.out(name + "\n")
-    return 0
 
 
-def c_dirname(argv, ctx) -> int:
-    ctx.out((posixpath.dirname(argv[1].rstrip("/")) or ".") + "\n" if len(argv) > 1 else ".\n")
-    return 0
 
 
-def c_whoami(argv, ctx) -> int:
-    ctx.out("shell\n")
-    return 0
 
 
 def c_true(argv, ctx) -> int:
@@ -616,13 +511,8 @@ def c_false(argv, ctx) -> int:
 
 COMMANDS = {
     "echo": c_echo, "printf": c_printf, "cat": c_cat, "ls": c_ls, "rm": c_rm, "rmdir": c_rmdir,
-    "mkdir": c_mkdir, "chmod": c_chmod, "sha256sum": _hash_cmd("sha256"), "md5sum": _hash_cmd("md5"),
-    "sha1sum": _hash_cmd("sha1"), "test": c_test, "[": c_test, "stat": c_stat, "getprop": c_getprop,
-    "setprop": c_setprop, "uname": c_uname, "nproc": c_nproc, "true": c_true, "false": c_false,
-    ":": c_true, "exit": c_exit, "cd": c_cd, "pwd": c_pwd, "command": c_command, "which": c_command,
-    "taskset": c_taskset, "nice": c_passthrough, "nohup": c_passthrough, "sh": c_sh,
-    "sleep": c_sleep, "head": c_head_tail, "tail": c_head_tail, "wc": c_wc, "grep": c_grep,
-    "touch": c_touch, "cp": c_cp_mv, "mv": c_cp_mv, "date": c_date, "id": c_id, "env": c_env,
-    "export": c_export, "unset": c_unset, "basename": c_basename, "dirname": c_dirname,
-    "whoami": c_whoami, "sync": c_true,
+    "mkdir": c_mkdir, "chmod": c_chmod, "sha256sum": _hash_cmd("sha256"), "test": c_test,
+    "stat": c_stat, "getprop": c_getprop, "uname": c_uname, "nproc": c_nproc, "true": c_true,
+    "false": c_false, "exit": c_exit, "cd": c_cd, "pwd": c_pwd, "taskset": c_taskset,
+    "sleep": c_sleep, "head": c_head, "wc": c_wc, "grep": c_grep,
 }

@@ -25,7 +25,7 @@ benchmark_tflite_model.cc, tools/logging.h, tsl stats_calculator.h):
   ``Average inference timings in us: Warmup: C, Init: A, Inference: D``.
 - ``nostats``: as legacy but ``... Init: A, no stats: D`` (an old build's label).
 
-``--enable_op_profiling=true`` appends the op-profiling tables (see ``emulated_op_profile``).
+``--enable_op_profiling=true`` appends the op-profiling tables (see ``op_profile.py``).
 """
 
 from __future__ import annotations
@@ -35,13 +35,19 @@ import os
 import re
 import time
 
-from latkit.devices.emulated_op_profile import init_summary_text, profile_ops, random_inputs, summary_text
+import numpy as np
+
+from latkit.devices.emulator.op_profile import init_summary_text, profile_ops, random_inputs, summary_text
+from latkit.devices.emulator.stat_text import g, stat_line
+
+__all__ = ["g", "parse_flags", "run_benchmark_model", "stat_line"]
 
 I, F, B, S = "int32", "float", "bool", "string"
 # (name, type, default, log label) in the order the real LogParams() prints them.
 MODEL_FLAGS = [
     ("num_runs", I, 50, "Min num runs"), ("min_secs", F, 1.0, "Min runs duration (seconds)"),
-    ("max_secs", F, 150.0, "Max runs duration (seconds)"), ("run_delay", F, -1.0, "Inter-run delay (seconds)"),
+    ("max_secs", F, 150.0, "Max runs duration (seconds)"),
+    ("run_delay", F, -1.0, "Inter-run delay (seconds)"),
     ("run_frequency", F, -1.0, "Number of prorated runs per second"), ("num_threads", I, -1, "Num threads"),
     ("use_caching", B, False, "Use caching"), ("benchmark_name", S, "", "Benchmark name"),
     ("output_prefix", S, "", "Output prefix"), ("warmup_runs", I, 1, "Min warmup runs"),
@@ -55,13 +61,15 @@ TFLITE_FLAGS = [
     ("graph", S, "", "Graph"), ("signature_to_run_for", S, "", "Signature to run"),
     ("list_signatures", B, False, "List signatures from the provided model"),
     ("input_layer", S, "", "Input layers"), ("input_layer_shape", S, "", "Input shapes"),
-    ("input_layer_value_range", S, "", "Input value ranges"), ("input_layer_value_files", S, "", "Input value files"),
+    ("input_layer_value_range", S, "", "Input value ranges"),
+    ("input_layer_value_files", S, "", "Input value files"),
     ("allow_fp16", B, False, "Allow fp16"), ("require_full_delegation", B, False, "Require full delegation"),
     ("enable_op_profiling", B, False, "Enable op profiling"),
     ("op_profiling_output_mode", S, "stdout", "Op profiling output mode."),
     ("op_profiling_output_file", S, "", "Op profiling output file."),
     ("max_profiling_buffer_entries", I, 1024, "Max initial profiling buffer entries"),
-    ("allow_dynamic_profiling_buffer_increase", B, False, "Allow dynamic increase on profiling buffer entries"),
+    ("allow_dynamic_profiling_buffer_increase", B, False,
+     "Allow dynamic increase on profiling buffer entries"),
     ("profiling_output_csv_file", S, "", "CSV File to export profiling data to"),
     ("print_preinvoke_state", B, False, "Print pre-invoke interpreter state"),
     ("print_postinvoke_state", B, False, "Print post-invoke interpreter state"),
@@ -79,7 +87,8 @@ DELEGATE_FLAGS = [
     ("gpu_backend", S, "", "GPU backend"), ("use_nnapi", B, False, "Use NNAPI"),
     ("nnapi_accelerator_name", S, "", "NNAPI accelerator name"),
     ("nnapi_execution_preference", S, "", "NNAPI execution preference"),
-    ("disable_nnapi_cpu", B, True, "Disable NNAPI cpu"), ("nnapi_allow_fp16", B, False, "Allow fp16 in NNAPI"),
+    ("disable_nnapi_cpu", B, True, "Disable NNAPI cpu"),
+    ("nnapi_allow_fp16", B, False, "Allow fp16 in NNAPI"),
     ("use_xnnpack", B, False, "Use xnnpack"), ("xnnpack_force_fp16", B, False, "xnnpack_force_fp16"),
     ("use_hexagon", B, False, "Use Hexagon"), ("external_delegate_path", S, "", "External delegate path"),
     ("help", B, False, None),
@@ -99,36 +108,12 @@ LEGACY_PARAMS = [("num_runs", "Min num runs"), ("min_secs", "Min runs duration (
                  ("use_gpu", "Use gpu "), ("use_nnapi", "Use NNAPI "), ("use_xnnpack", "Use xnnpack ")]
 
 
-def g(x: float) -> str:
-    """C++ ``std::ostream << double`` with default precision (``%g``, 6 significant digits)."""
-    return "%g" % x
-
-
 def show(value) -> str:
     if isinstance(value, bool):
         return "1" if value else "0"
     if isinstance(value, float):
         return g(value)
     return str(value)
-
-
-def stat_line(values: list[int], percentiles: bool) -> str:
-    """``tsl::Stat::OutputToStream`` (+ ``StatWithPercentiles`` when ``percentiles``)."""
-    n = len(values)
-    if n == 0:
-        text = "count=0"
-    elif min(values) == max(values):
-        text = f"count={n} curr={values[-1]}" + ("(all same)" if n > 1 else "")
-    else:
-        avg = sum(values) / n
-        var = sum(v * v for v in values) / n - avg * avg
-        text = (f"count={n} first={values[0]} curr={values[-1]} min={min(values)} max={max(values)} "
-                f"avg={g(avg)} std={int(math.sqrt(var)) if var > 0 else 0}")
-    if percentiles:
-        s = sorted(values)
-        pct = (lambda p: s[-1] if p == 100 else s[n * p // 100]) if s else (lambda p: 0)
-        text += f" p5={pct(5)} median={pct(50)} p95={pct(95)}"
-    return text
 
 
 def parse_flags(args: list[str]) -> tuple[dict, set[str], list[str], str | None]:
@@ -354,8 +339,6 @@ class _Benchmark:
             log.warn("Failed to get the input model file size.")
         log.info(f"Initialized session in {g(init_us / 1e3)}ms.")
         details = interp.get_input_details()
-        import numpy as np
-
         inputs = random_inputs(details, np.random.default_rng())
         if p["dry_run"]:
             p.update(warmup_runs=0, warmup_min_secs=-1.0, num_runs=0, min_secs=-1.0)
@@ -425,23 +408,25 @@ class _Benchmark:
                               f"executed by the delegate w/ {len(delegates)} delegate kernels.")
 
     def report(self, init_us: int, warm: list[int], regular: list[int], rss0: int, rss_init: int) -> None:
-        avg = (lambda v: sum(v) / len(v) if v else math.nan)
+        def avg(v: list[int]) -> float:
+            return sum(v) / len(v) if v else math.nan
+
         if self.fmt == "modern":
-            self.log.info(f"Inference timings in us: Init: {init_us}, First inference: {warm[0] if warm else 0}, "
+            first = warm[0] if warm else 0
+            self.log.info(f"Inference timings in us: Init: {init_us}, First inference: {first}, "
                           f"Warmup (avg): {g(avg(warm))}, Inference (avg): {g(avg(regular))}")
-            self.log.info("Note: as the benchmark tool itself affects memory footprint, the following is only "
-                          "APPROXIMATE to the actual memory footprint of the model at runtime. Take the "
+            self.log.info("Note: as the benchmark tool itself affects memory footprint, the following is "
+                          "only APPROXIMATE to the actual memory footprint of the model at runtime. Take the "
                           "information at your discretion.")
-            self.log.info(f"Memory footprint delta from the start of the tool (MB): init={g((rss_init - rss0) / 1024.0)} "
-                          f"overall={g((_rss_kb() - rss0) / 1024.0)}")
+            init_mb, overall_mb = (rss_init - rss0) / 1024.0, (_rss_kb() - rss0) / 1024.0
+            self.log.info(f"Memory footprint delta from the start of the tool (MB): init={g(init_mb)} "
+                          f"overall={g(overall_mb)}")
         else:
             label = "Inference" if self.fmt == "legacy" else "no stats"
             self.log.info(f"Average inference timings in us: Warmup: {g(avg(warm))}, Init: {init_us}, "
                           f"{label}: {g(avg(regular))}")
 
     def op_profiles(self, host_path: str, threads, resolver, allocate_us: int, runs: int, p: dict) -> None:
-        import numpy as np
-
         # the real tool profiles during the timed runs; we spend about as long again, at most 5 s
         budget_s = min(5.0, max(0.2, self.regular_s))
         nodes, warnings = profile_ops(host_path, threads, resolver, max(1, runs), budget_s=budget_s,

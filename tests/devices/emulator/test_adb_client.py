@@ -15,7 +15,7 @@ import subprocess
 
 import pytest
 
-from latkit.devices.adb_emulator import EmulatorServer
+from latkit.devices.emulator import EmulatorServer
 
 pytestmark = pytest.mark.adb
 _install_attempted: list[str] = []

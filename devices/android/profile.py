@@ -1,23 +1,78 @@
-"""Android device profiles: the machine form of the YAML schema, validation and loading.
+"""Android device profiles: the YAML schema, its validation, and the one loader of profile files.
 
-The schema is documented for users in the docstring of ``latkit.devices.android``; ``SCHEMA`` below
-is the same thing as data. ``load_profile("pixel4")`` reads ``data/devices/pixel4.yaml`` (or any YAML
-path) and returns a frozen ``AndroidProfile``; an unknown key, a missing key or a wrong type raises a
-``DeviceError`` naming the file and the key. The ``emulator:`` section belongs to the ADB device
-emulator and is only checked to be a mapping.
+``load_profile("pixel4")`` reads ``data/devices/pixel4.yaml`` (or any YAML path) and returns a
+frozen ``AndroidProfile``; an unknown key, a missing key or a wrong type raises a ``DeviceError``
+naming the file and the key. The agent (``android/agent.py``) and the ADB device emulator both read
+profiles through it. The ``emulator:`` section belongs to the emulator: it is checked here only to be
+a mapping and is handed over as ``AndroidProfile.emulator``, for the emulator to interpret.
+
+This module imports nothing of the agent or its adb transport (only ``android/text.py``), so the
+emulator can use it without them.
+
+Profile schema (YAML mapping, checked by ``load_profile``: an unknown key or a wrong
+type is a ``DeviceError`` naming the file and the key; ``?`` marks optional keys, ``|null`` keys
+that may be null)::
+
+    name: str                      # registry name, e.g. pixel4
+    description?: str
+    model: str                     # "Pixel 4"
+    soc: str                       # "Snapdragon 855 (SM8150)"
+    abi?: str                      # arm64-v8a
+    cores?: [{cpus: [int], core: str, max_ghz: number}]
+    taskset_mask: str              # hex CPU mask for taskset, e.g. "70"
+    threads: int                   # --num_threads (>= 1)
+    delegate: str                  # default delegate: cpu | gpu | nnapi
+    delegates?: [str]              # the delegates this phone offers (subset of cpu, gpu, nnapi)
+    remote_dir: str                # absolute directory on the phone, e.g. /data/local/tmp/latkit
+    benchmark_model:
+      local_path: str|null         # host copy to push; null -> $LATKIT_BENCHMARK_MODEL
+      remote_path: str             # where it lives on the phone
+    connection?:
+      serial?: str|null            # host:port (adb over TCP) or a USB serial; --serial overrides
+      auth_timeout_s?: number      # time to accept the phone's "Allow USB debugging?" prompt
+    thermal:
+      zones: [str]                 # globs of thermal-zone temp files (millidegrees C)
+      zone_types?: [str]           # keep only zones whose `type` is listed (e.g. cpu-1-0-usr)
+      limit_c: number              # measure only below this temperature
+      cooldown_max_s: number       # wait at most this long for it
+      poll_s: number               # re-read temperatures this often while waiting
+      on_hot?: str                 # wait_then_fail (default) | wait_then_measure (flagged)
+    frequencies?: str              # glob of scaling_cur_freq files (kHz)
+    protocol:                      # benchmark_model's flags; a ProtocolSettings passed in wins
+      warmup_runs: int             #   --warmup_runs
+      num_runs: int                #   --num_runs (a minimum; see min_secs/max_secs)
+      min_secs: number             #   --min_secs
+      max_secs: number             #   --max_secs (bounds each of warm-up and timed runs)
+      warmup_min_secs?: number     #   --warmup_min_secs (default 0.05)
+      cv_threshold?: number        #   re-measure above this std/avg (default 0.05)
+      remeasure_on_high_cv?: bool
+    retries: int                   # attempts in all for one operation when the link fails (>= 1)
+    timeouts?:
+      connect_s?: number           # TCP connect, handshake and ordinary transfers (10)
+      command_s?: number           # an ordinary shell command (30)
+      push_s?: number              # one push (300)
+      benchmark_extra_s?: number   # added to 2 x max_secs for one benchmark_model run (120)
+    emulator?: {...}               # knobs for the ADB device emulator; ignored here
+
+``SCHEMA`` below is the same thing as data.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from latkit.devices.android_adb import Glob
-from latkit.devices.android_parse import excerpt
+import yaml
+
+from latkit.devices.android.text import Glob, excerpt
 from latkit.devices.base import ProtocolSettings
+from latkit.devices.paths import profiles_dir
 from latkit.errors import DeviceError
+
+__all__ = ["SCHEMA", "AndroidProfile", "ProfileNotFoundError", "ThermalSettings", "Timeouts", "load_profile",
+           "profiles_dir"]
 
 DELEGATES = ("cpu", "gpu", "nnapi")
 ON_HOT = ("wait_then_fail", "wait_then_measure")
@@ -130,9 +185,11 @@ class AndroidProfile:
     abi: str | None = None
     description: str = ""
     cores: tuple[dict[str, Any], ...] = ()
+    #: the ``emulator:`` section as written (the ADB device emulator's knobs; the agent ignores it)
+    emulator: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def from_mapping(cls, data: Any, source: str) -> "AndroidProfile":
+    def from_mapping(cls, data: Any, source: str) -> AndroidProfile:
         _validate(data, SCHEMA, "", source)
 
         def bad(key: str, expected: str, value: Any) -> DeviceError:
@@ -204,21 +261,22 @@ class AndroidProfile:
             frequencies=data.get("frequencies", cls.frequencies), abi=data.get("abi"),
             description=data.get("description", ""),
             cores=tuple(data.get("cores", ())),
+            emulator=dict(data.get("emulator") or {}),
         )
 
 
-def load_profile(name_or_path: "str | Path") -> AndroidProfile:
+class ProfileNotFoundError(DeviceError):
+    """No profile of that name ships in ``data/devices``, and it is not a YAML file."""
+
+
+def load_profile(name_or_path: str | Path) -> AndroidProfile:
     """A profile by registry name (``pixel4``) or by YAML file path, validated."""
     path = Path(str(name_or_path)).expanduser()
     if not (path.suffix in (".yaml", ".yml") and path.is_file()):
-        from latkit.devices.registry import profiles_dir
-
         path = profiles_dir() / f"{name_or_path}.yaml"
         if not path.is_file():
-            raise DeviceError(f"no Android device profile {name_or_path!r} (looked for {path}); "
+            raise ProfileNotFoundError(f"no Android device profile {name_or_path!r} (looked for {path}); "
                               f"see `lat device list`")
-    import yaml
-
     try:
         data = yaml.safe_load(path.read_text())
     except (OSError, yaml.YAMLError) as exc:

@@ -6,14 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from latkit.devices.android_parse import (
-    BenchmarkCrashError,
-    BenchmarkFlagError,
-    NodeTypeRow,
-    OpRow,
-    parse_benchmark_output,
-    parse_stats_line,
-)
+from latkit.devices.android.parse import BenchmarkCrashError, BenchmarkFlagError, parse_benchmark_output
+from latkit.devices.android.parse_ops import NodeTypeRow, OpRow
+from latkit.devices.android.parse_stats import parse_stats_line
 from latkit.errors import DeviceError, ParseError
 
 FIXTURES = Path(__file__).parent / "fixtures" / "benchmark_model"

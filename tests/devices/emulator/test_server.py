@@ -11,9 +11,8 @@ import time
 
 import pytest
 
-from latkit.devices import adb_protocol as P
-from latkit.devices.adb_emulator import EmulatorServer
-from latkit.devices.emulated_phone import PhoneProfile
+from latkit.devices.emulator import EmulatorServer, PhoneProfile
+from latkit.devices.emulator import protocol as P
 from latkit.errors import DeviceError
 
 adb_shell = pytest.importorskip("adb_shell")
@@ -302,7 +301,7 @@ def test_benchmark_formats_and_op_profiling(signer, tflite_model, tmp_path, fmt)
 
 @pytest.mark.tflite
 def test_output_parses_with_the_android_parser(signer, tflite_model):
-    parser = pytest.importorskip("latkit.devices.android_parse")
+    parser = pytest.importorskip("latkit.devices.android.parse")
     with EmulatorServer(port=0, profile=PhoneProfile().replace(preinstalled=True)) as emu:
         dev = connect(emu, signer)
         dev.push(str(tflite_model), GRAPH)
@@ -317,7 +316,7 @@ def test_command_line_entry_point():
     import subprocess
     import sys
 
-    proc = subprocess.Popen([sys.executable, "-m", "latkit.devices.adb_emulator", "--port", "0", "--no-auth"],
+    proc = subprocess.Popen([sys.executable, "-m", "latkit.devices.emulator", "--port", "0", "--no-auth"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         line = proc.stdout.readline()
@@ -332,6 +331,6 @@ def test_command_line_entry_point():
     finally:
         if proc.poll() is None:
             proc.kill()
-    bad = subprocess.run([sys.executable, "-m", "latkit.devices.adb_emulator", "--host", "0.0.0.0"],
+    bad = subprocess.run([sys.executable, "-m", "latkit.devices.emulator", "--host", "0.0.0.0"],
                          capture_output=True, text=True, timeout=30)
     assert bad.returncode == 2 and "loopback" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1

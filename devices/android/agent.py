@@ -5,7 +5,7 @@
 (unless the phone already holds a file with the same sha256); ``benchmark`` waits for the phone to
 cool down, runs ``taskset MASK benchmark_model --graph=... --num_threads=N --warmup_runs=W
 --warmup_min_secs=S --num_runs=R --min_secs=.. --max_secs=.. [--use_gpu=true|--use_nnapi=true]``,
-parses its output strictly (``android_parse``) and records temperatures and frequencies before and
+parses its output strictly (``android/parse.py``) and records temperatures and frequencies before and
 after. Dropped connections are closed, reopened and retried (``retries`` attempts in all), then
 reported as one clear ``DeviceError``.
 
@@ -24,71 +24,25 @@ samples, so ``samples_ms`` stays empty and nothing is invented):
   and ``runtime_version`` = the sha256 prefix of the ``benchmark_model`` binary (the tool has no
   version flag).
 
-Profile schema (YAML mapping, checked by ``android_profile.load_profile``: an unknown key or a wrong
-type is a ``DeviceError`` naming the file and the key; ``?`` marks optional keys, ``|null`` keys
-that may be null)::
-
-    name: str                      # registry name, e.g. pixel4
-    description?: str
-    model: str                     # "Pixel 4"
-    soc: str                       # "Snapdragon 855 (SM8150)"
-    abi?: str                      # arm64-v8a
-    cores?: [{cpus: [int], core: str, max_ghz: number}]
-    taskset_mask: str              # hex CPU mask for taskset, e.g. "70"
-    threads: int                   # --num_threads (>= 1)
-    delegate: str                  # default delegate: cpu | gpu | nnapi
-    delegates?: [str]              # the delegates this phone offers (subset of cpu, gpu, nnapi)
-    remote_dir: str                # absolute directory on the phone, e.g. /data/local/tmp/latkit
-    benchmark_model:
-      local_path: str|null         # host copy to push; null -> $LATKIT_BENCHMARK_MODEL
-      remote_path: str             # where it lives on the phone
-    connection?:
-      serial?: str|null            # host:port (adb over TCP) or a USB serial; --serial overrides
-      auth_timeout_s?: number      # time to accept the phone's "Allow USB debugging?" prompt
-    thermal:
-      zones: [str]                 # globs of thermal-zone temp files (millidegrees C)
-      zone_types?: [str]           # keep only zones whose `type` is listed (e.g. cpu-1-0-usr)
-      limit_c: number              # measure only below this temperature
-      cooldown_max_s: number       # wait at most this long for it
-      poll_s: number               # re-read temperatures this often while waiting
-      on_hot?: str                 # wait_then_fail (default) | wait_then_measure (flagged)
-    frequencies?: str              # glob of scaling_cur_freq files (kHz)
-    protocol:                      # benchmark_model's flags; a ProtocolSettings passed in wins
-      warmup_runs: int             #   --warmup_runs
-      num_runs: int                #   --num_runs (a minimum; see min_secs/max_secs)
-      min_secs: number             #   --min_secs
-      max_secs: number             #   --max_secs (bounds each of warm-up and timed runs)
-      warmup_min_secs?: number     #   --warmup_min_secs (default 0.05)
-      cv_threshold?: number        #   re-measure above this std/avg (default 0.05)
-      remeasure_on_high_cv?: bool
-    retries: int                   # attempts in all for one operation when the link fails (>= 1)
-    timeouts?:
-      connect_s?: number           # TCP connect, handshake and ordinary transfers (10)
-      command_s?: number           # an ordinary shell command (30)
-      push_s?: number              # one push (300)
-      benchmark_extra_s?: number   # added to 2 x max_secs for one benchmark_model run (120)
-    emulator?: {...}               # knobs for the ADB device emulator; ignored here
+The profile (``data/devices/<name>.yaml``) is loaded and checked by ``android/profile.py``, whose
+docstring documents its schema.
 """
 
 from __future__ import annotations
 
 import dataclasses
-
 import os
 import posixpath
 import re
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
-from latkit.devices.android_adb import AdbLink, Glob, LinkError, ensure_adb_key, key_path_from
-from latkit.devices.android_parse import (
-    BenchmarkFlagError,
-    BenchmarkResult,
-    excerpt,
-    parse_benchmark_output,
-)
-from latkit.devices.android_profile import AndroidProfile, load_profile
+from latkit.devices.android.adb import AdbLink, LinkError, ensure_adb_key, key_path_from
+from latkit.devices.android.parse import BenchmarkFlagError, BenchmarkResult, parse_benchmark_output
+from latkit.devices.android.profile import AndroidProfile, load_profile
+from latkit.devices.android.text import Glob, excerpt
 from latkit.devices.base import Measurement, ProtocolSettings, environment_base, file_sha256
 from latkit.errors import DeviceError, ParseError
 
@@ -159,7 +113,7 @@ class AndroidDevice:
 
     def __init__(self, profile: AndroidProfile, *, serial: str | None = None,
                  delegate: str | None = None, threads: int | None = None, affinity: Any = None,
-                 key_path: "str | Path | None" = None, protocol: ProtocolSettings | None = None,
+                 key_path: str | Path | None = None, protocol: ProtocolSettings | None = None,
                  clock: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], None] = time.sleep) -> None:
         self.profile = profile
@@ -193,10 +147,10 @@ class AndroidDevice:
         self.pushes = 0
 
     @classmethod
-    def from_profile(cls, name: "str | Path", serial: str | None = None,
+    def from_profile(cls, name: str | Path, serial: str | None = None,
                      delegate: str | None = None, threads: int | None = None,
-                     affinity: Any = None, key_path: "str | Path | None" = None,
-                     protocol: ProtocolSettings | None = None) -> "AndroidDevice":
+                     affinity: Any = None, key_path: str | Path | None = None,
+                     protocol: ProtocolSettings | None = None) -> AndroidDevice:
         """The device for profile ``name`` (registry name or YAML path), with overrides."""
         return cls(load_profile(name), serial=serial, delegate=delegate, threads=threads,
                    affinity=affinity, key_path=key_path, protocol=protocol)
@@ -354,7 +308,7 @@ class AndroidDevice:
             self._sh_ok(["chmod", "755", remote], what=f"chmod 755 {remote}")
         self._bm_sha = want
 
-    def prepare(self, artifact: "str | Path") -> dict[str, Any]:
+    def prepare(self, artifact: str | Path) -> dict[str, Any]:
         """Push benchmark_model if needed and the model unless the phone has it (same sha256)."""
         path = Path(artifact)
         if not path.is_file():
@@ -444,7 +398,7 @@ class AndroidDevice:
         return result, {**gate, "frequencies_before_khz": freqs_before, **after,
                         "command": " ".join(argv)}
 
-    def benchmark(self, artifact: "str | Path",
+    def benchmark(self, artifact: str | Path,
                   settings: ProtocolSettings | None = None) -> Measurement:
         """Measure ``artifact`` with benchmark_model under the shared protocol (see docstring)."""
         if settings is not None and not isinstance(settings, ProtocolSettings):
@@ -530,7 +484,7 @@ class AndroidDevice:
         if self._link is not None:
             self._link.close()
 
-    def __enter__(self) -> "AndroidDevice":
+    def __enter__(self) -> AndroidDevice:
         return self
 
     def __exit__(self, *exc: Any) -> None:

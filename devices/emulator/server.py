@@ -1,10 +1,10 @@
 """An ADB device emulator: a real ADB peer (device side) over TCP, for testing the phone path.
 
 Debian's ``adb`` client (``adb connect 127.0.0.1:PORT``) and the pure-Python ``adb-shell`` library
-both talk to it. Behind the transport sits an emulated Pixel 4 (``emulated_phone``): a sandboxed
+both talk to it. Behind the transport sits an emulated Pixel 4 (``phone.py``): a sandboxed
 filesystem, ``getprop``, thermal zones and cpufreq files, a small shell interpreted in Python
-(``emulated_shell``; nothing a client sends runs on the host) and an emulated ``benchmark_model``
-that runs pushed ``.tflite`` files for real with LiteRT on the host CPU (``emulated_benchmark``).
+(``shell.py``; nothing a client sends runs on the host) and an emulated ``benchmark_model``
+that runs pushed ``.tflite`` files for real with LiteRT on the host CPU (``benchmark.py``).
 
 Usage::
 
@@ -21,7 +21,8 @@ each direction, CLSE answered with CLSE, any number of streams and connections (
 Unknown services (``reboot:``, ``root:``, ``remount:``...) are refused with CLSE.
 The device banner advertises ``shell_v2,stat_v2,ls_v2,fixed_push_mkdir``.
 
-Faults (``FaultSpec.parse``): see ``FaultSpec``.
+Faults (``FaultSpec.parse``): see ``faults.py``. Command line: ``python -m latkit.devices.emulator``
+or ``lat device emulate``.
 """
 
 from __future__ import annotations
@@ -32,120 +33,29 @@ import queue
 import secrets
 import socket
 import struct
+import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, fields
 from pathlib import Path
 
-from latkit.devices import adb_protocol as P
-from latkit.devices.adb_services import is_supported, run_service
-from latkit.devices.emulated_phone import EmulatedPhone, EmulatorCounters, PhoneProfile, ThermalModel
-from latkit.devices.emulated_shell import SessionHooks
-from latkit.errors import DeviceError
+import latkit.devices.emulator.protocol as P
+from latkit.devices.emulator.faults import FaultSpec
+from latkit.devices.emulator.phone import EmulatedPhone, EmulatorCounters, PhoneProfile, ThermalModel
+from latkit.devices.emulator.services import is_supported, run_service
+from latkit.devices.emulator.session import SessionHooks
+from latkit.errors import DeviceError, LatkitError
+
+__all__ = ["EmulatorServer", "FaultSpec", "add_arguments", "main", "serve_forever_cli"]
 
 FEATURES = ("shell_v2", "stat_v2", "ls_v2", "fixed_push_mkdir")
 MAX_INCOMING_PAYLOAD = 1024 * 1024 + 64
 
 
-@dataclass(frozen=True)
-class FaultSpec:
-    """Injected faults, parsed from a comma-separated spec (empty = none).
-
-    Grammar (``N`` counts ``benchmark_model`` invocations on the server, from 1)::
-
-        drop-after=N   drop the TCP connection during run N's output (after its first
-                       "Running benchmark" line); the client sees a broken pipe / EOF
-        hang-once      = hang-after=1
-        hang-after=N   run N prints its first "Running benchmark" line, then goes silent for
-                       hang-s seconds (the stream stays open); it then finishes normally,
-                       unless the client went away meanwhile
-        hang-s=S       length of a hang (default 600)
-        crash-once     = crash-after=1
-        crash-after=N  run N prints its first "Running benchmark" line, then
-                       "Segmentation fault" on stderr, exit status 139
-        fail-always    every run fails after warm-up: "ERROR: Node number 0 (OP) failed to
-                       invoke." and "ERROR: Benchmarking failed.", exit status 1
-        slow=S         sleep S seconds before every message the device sends
-        temp=MC        thermal zones start at MC millidegrees (CPU zones exactly; others scaled);
-                       without temp-decay the phone stays at least that hot
-        temp-decay=C   the forced excess falls by C degrees per idle second (linear)
-
-    Example: ``drop-after=2,hang-once,slow=0.2,temp=48000,temp-decay=5,crash-once,fail-always``.
-    """
-
-    drop_after: int | None = None
-    hang_after: int | None = None
-    hang_s: float = 600.0
-    crash_after: int | None = None
-    fail_always: bool = False
-    slow_s: float = 0.0
-    temp_mc: int | None = None
-    temp_decay_c_per_s: float | None = None
-
-    @classmethod
-    def parse(cls, text: str | None) -> "FaultSpec":
-        kw: dict = {}
-        ints = {"drop-after": "drop_after", "hang-after": "hang_after", "crash-after": "crash_after",
-                "temp": "temp_mc"}
-        floats = {"hang-s": "hang_s", "slow": "slow_s", "temp-decay": "temp_decay_c_per_s"}
-        flags = {"hang-once": ("hang_after", 1), "crash-once": ("crash_after", 1), "fail-always": ("fail_always", True)}
-        for token in [t.strip() for t in (text or "").split(",") if t.strip()]:
-            key, eq, value = token.partition("=")
-            try:
-                if key in flags and not eq:
-                    kw[flags[key][0]] = flags[key][1]
-                elif key in ints and eq:
-                    kw[ints[key]] = int(value)
-                elif key in floats and eq:
-                    kw[floats[key]] = float(value)
-                else:
-                    raise KeyError(key)
-            except (KeyError, ValueError):
-                known = sorted([f"{k}=N" for k in ints] + [f"{k}=S" for k in floats] + list(flags))
-                raise DeviceError(
-                    f"bad fault {token!r}: expected comma-separated items from {known}, "
-                    "e.g. 'drop-after=2,slow=0.1'"
-                ) from None
-        spec = cls(**kw)
-        for name in ("drop_after", "hang_after", "crash_after"):
-            if getattr(spec, name) is not None and getattr(spec, name) < 1:
-                raise DeviceError(f"fault {name.replace('_', '-')} must be >= 1, got {getattr(spec, name)}")
-        if spec.slow_s < 0 or spec.hang_s < 0 or (spec.temp_decay_c_per_s or 0) < 0:
-            raise DeviceError("fault durations and rates must be >= 0")
-        if spec.temp_mc is not None and not 1000 <= spec.temp_mc < 150_000:
-            raise DeviceError(
-                f"fault temp is in millidegrees Celsius (e.g. temp=48000 for 48 C), got {spec.temp_mc}"
-            )
-        return spec
-
-    def __str__(self) -> str:
-        default = FaultSpec()
-        parts = []
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if value != getattr(default, f.name):
-                name = {"drop_after": "drop-after", "hang_after": "hang-after", "crash_after": "crash-after",
-                        "hang_s": "hang-s", "slow_s": "slow", "temp_mc": "temp",
-                        "temp_decay_c_per_s": "temp-decay"}.get(f.name)
-                parts.append("fail-always" if f.name == "fail_always" else f"{name}={value}")
-        return ",".join(parts)
-
-    def benchmark_fault(self, n: int) -> str | None:
-        """The fault for the ``n``-th benchmark run: crash, hang, drop, fail or None."""
-        if self.crash_after == n:
-            return "crash"
-        if self.hang_after == n:
-            return "hang"
-        if self.drop_after == n:
-            return "drop"
-        return "fail" if self.fail_always else None
-
-
 class _Stream:
     """One ADB stream (device side)."""
 
-    def __init__(self, conn: "_Connection", local_id: int, remote_id: int) -> None:
+    def __init__(self, conn: _Connection, local_id: int, remote_id: int) -> None:
         self.conn, self.local_id, self.remote_id = conn, local_id, remote_id
         self.inbox: queue.Queue[bytes | None] = queue.Queue()
         self.ready = threading.Event()
@@ -227,7 +137,7 @@ class _Stream:
 class _Connection:
     """One TCP connection from a host; runs in its own thread."""
 
-    def __init__(self, server: "EmulatorServer", sock: socket.socket) -> None:
+    def __init__(self, server: EmulatorServer, sock: socket.socket) -> None:
         self.server, self.sock = server, sock
         self.closed = threading.Event()
         self.send_lock = threading.Lock()
@@ -284,7 +194,8 @@ class _Connection:
     def send_cnxn(self) -> None:
         self.online = True
         version = max(P.VERSION_MIN, min(self.client_version or P.VERSION_MIN, P.VERSION_SKIP_CHECKSUM))
-        self.send(P.Message(b"CNXN", version, P.MAX_PAYLOAD, P.device_banner(self.server.phone.props, FEATURES)))
+        banner = P.device_banner(self.server.phone.props, FEATURES)
+        self.send(P.Message(b"CNXN", version, P.MAX_PAYLOAD, banner))
 
     def send_token(self) -> None:
         self.token = secrets.token_bytes(P.TOKEN_SIZE)
@@ -362,8 +273,8 @@ class EmulatorServer:
         self,
         port: int = 0,
         host: str = "127.0.0.1",
-        profile: "str | Path | PhoneProfile" = "pixel4",
-        faults: "FaultSpec | str | None" = None,
+        profile: str | Path | PhoneProfile = "pixel4",
+        faults: FaultSpec | str | None = None,
         root: Path | None = None,
         require_auth: bool = True,
         authorized_keys: list[str] | None = None,
@@ -373,7 +284,8 @@ class EmulatorServer:
         self.faults = FaultSpec.parse(faults) if isinstance(faults, str) else (faults or FaultSpec())
         self.profile = PhoneProfile.load(profile)
         self.counters = EmulatorCounters()
-        self._trusted = [P.AndroidPublicKey.parse(k) for k in authorized_keys] if authorized_keys is not None else None
+        self._trusted = (None if authorized_keys is None
+                         else [P.AndroidPublicKey.parse(k) for k in authorized_keys])
         self._accepted: list[P.AndroidPublicKey] = list(self._trusted or [])
         self._lock = threading.Lock()
         self._ids = 0
@@ -395,13 +307,13 @@ class EmulatorServer:
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
 
-    def __enter__(self) -> "EmulatorServer":
+    def __enter__(self) -> EmulatorServer:
         return self.start()
 
     def __exit__(self, *exc) -> None:
         self.stop()
 
-    def start(self) -> "EmulatorServer":
+    def start(self) -> EmulatorServer:
         if self._thread is None:
             self._sock.listen(16)
             self._thread = threading.Thread(target=self._accept_loop, name="adb-emu-accept", daemon=True)
@@ -490,7 +402,8 @@ def serve_forever_cli(args: argparse.Namespace) -> int:
         faults=FaultSpec.parse(args.faults), root=args.root, require_auth=not args.no_auth,
     )
     server.start()
-    print(f"emulating {server.profile.name} on {server.host}:{server.port} (serial {server.serial})", flush=True)
+    print(f"emulating {server.profile.name} on {server.host}:{server.port} (serial {server.serial})",
+          flush=True)
     try:
         while True:
             time.sleep(3600)
@@ -502,12 +415,8 @@ def serve_forever_cli(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m latkit.devices.adb_emulator --port 5600``: a user error is one line, exit 2."""
-    import sys
-
-    from latkit.errors import LatkitError
-
-    parser = argparse.ArgumentParser(prog="python -m latkit.devices.adb_emulator",
+    """``python -m latkit.devices.emulator --port 5600``: a user error is one line, exit 2."""
+    parser = argparse.ArgumentParser(prog="python -m latkit.devices.emulator",
                                      description="ADB device emulator (latkit)")
     add_arguments(parser)
     try:
@@ -516,6 +425,3 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
 
-
-if __name__ == "__main__":
-    raise SystemExit(main())

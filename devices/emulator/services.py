@@ -1,6 +1,6 @@
 """The services an emulated phone offers on an ADB stream: shell (raw and v2) and sync.
 
-Each service runs in its own thread with a ``stream`` (see ``adb_emulator._Stream``) offering
+Each service runs in its own thread with a ``stream`` (see ``server._Stream``) offering
 ``write(bytes)`` (blocks until the host acknowledged the previous WRTE), ``read_some()`` (next
 payload, ``None`` at end), ``read_exact(n)``, ``close()`` and ``hooks`` (``SessionHooks``).
 
@@ -8,7 +8,7 @@ payload, ``None`` at end), ``read_exact(n)``, ``close()`` and ``hooks`` (``Sessi
 - ``shell,v2[,raw|,pty][,TERM=...]:CMD``: shell protocol v2 packets (stdout 1, stderr 2), then an
   exit packet (3) and CLSE. Stdin packets are accepted and ignored for commands; an empty CMD starts
   a line-by-line interactive shell fed by stdin packets (close-stdin or ``exit`` ends it).
-- ``sync:``: STAT, STA2, LST2, LIST, LIS2, SEND, RECV, QUIT (see ``adb_protocol``). SEND creates
+- ``sync:``: STAT, STA2, LST2, LIST, LIS2, SEND, RECV, QUIT (see ``protocol.py``). SEND creates
   missing parent directories (feature ``fixed_push_mkdir``) and answers OKAY or ``FAIL`` + reason
   after DONE; RECV answers DATA chunks of at most 64 KiB then DONE, or FAIL.
 """
@@ -18,9 +18,13 @@ from __future__ import annotations
 import posixpath
 import stat as stat_mod
 
-from latkit.devices import adb_protocol as P
-from latkit.devices.emulated_phone import EmulatedPhone, FsError
-from latkit.devices.emulated_shell import Session, run_script
+import latkit.devices.emulator.protocol as P
+from latkit.devices.emulator.filesystem import FsError
+from latkit.devices.emulator.phone import EmulatedPhone
+from latkit.devices.emulator.shell import Session, run_script
+
+__all__ = ["is_supported", "run_service"]
+
 
 def is_supported(service: str) -> bool:
     return service.startswith(("shell:", "shell,", "exec:")) or service == "sync:"
@@ -95,7 +99,10 @@ def _shell_v2(command: str, pty: bool, stream, phone: EmulatedPhone, faults) -> 
 
 
 def _interactive_v2(stream, session: Session, out, err, pty: bool) -> int:
-    prompt = lambda: out(f"{session.phone.profile.product}:{session.cwd} $ ".encode()) if pty else None
+    def prompt() -> None:
+        if pty:
+            out(f"{session.phone.profile.product}:{session.cwd} $ ".encode())
+
     prompt()
     buffer, pending = bytearray(), bytearray()
     while True:
