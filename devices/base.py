@@ -21,13 +21,17 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import platform
 import statistics
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Protocol, Sequence, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
+from latkit import __version__
 from latkit.errors import DeviceError
+from latkit.provenance import now_iso
 
 
 @dataclass(frozen=True)
@@ -158,7 +162,7 @@ class Measurement:
         env: dict[str, Any],
         protocol: ProtocolSettings | None = None,
         **extra: Any,
-    ) -> "Measurement":
+    ) -> Measurement:
         st = summarize(samples_ms)
         return cls(
             median_ms=st.median_ms,
@@ -182,7 +186,7 @@ class Measurement:
         return json.dumps(self.to_dict(), sort_keys=True)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "Measurement":
+    def from_dict(cls, data: dict[str, Any]) -> Measurement:
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = set(data) - names
         if unknown:
@@ -190,7 +194,7 @@ class Measurement:
         return cls(**data)
 
     @classmethod
-    def from_json(cls, text: str) -> "Measurement":
+    def from_json(cls, text: str) -> Measurement:
         return cls.from_dict(json.loads(text))
 
 
@@ -294,25 +298,8 @@ def measure_with_protocol(
     return m
 
 
-def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
-    import hashlib
-
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while True:
-            block = f.read(chunk)
-            if not block:
-                break
-            h.update(block)
-    return h.hexdigest()
-
-
 def environment_base(device_name: str, **fields: Any) -> dict[str, Any]:
     """The fields every environment snapshot has; devices add runtime-specific ones."""
-    import platform
-
-    from latkit import __version__
-
     env: dict[str, Any] = {
         "device": device_name,
         "host": platform.node(),
@@ -320,7 +307,7 @@ def environment_base(device_name: str, **fields: Any) -> dict[str, Any]:
         "python": platform.python_version(),
         "tool": "latkit",
         "tool_version": __version__,
-        "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "timestamp": now_iso(),
     }
     env.update(fields)
     return env

@@ -34,11 +34,11 @@ from latkit.devices.base import (
     Measurement,
     ProtocolSettings,
     environment_base,
-    file_sha256,
     measure_with_protocol,
 )
 from latkit.devices.host import host_snapshot, parse_affinity, pinned
 from latkit.errors import DeviceError
+from latkit.fileio import sha256_file
 
 #: which local device runs which file extension (used to name the right device in errors)
 DEVICE_FOR_SUFFIX = {".onnx": "cpu", ".tflite": "cpu-tflite"}
@@ -205,7 +205,7 @@ class LocalDevice:
 
     def prepare(self, artifact: str | Path) -> Prepared:
         path = check_artifact(self.name, artifact, self.suffix)
-        sha = file_sha256(path)
+        sha = sha256_file(path)
         cached = self._cache.get(sha, path)
         if cached is not None:
             return cached

@@ -43,8 +43,9 @@ from latkit.devices.android.adb import AdbLink, LinkError, ensure_adb_key, key_p
 from latkit.devices.android.parse import BenchmarkFlagError, BenchmarkResult, parse_benchmark_output
 from latkit.devices.android.profile import AndroidProfile, load_profile
 from latkit.devices.android.text import Glob, excerpt
-from latkit.devices.base import Measurement, ProtocolSettings, environment_base, file_sha256
+from latkit.devices.base import Measurement, ProtocolSettings, environment_base
 from latkit.errors import DeviceError, ParseError
+from latkit.fileio import sha256_file
 
 T = TypeVar("T")
 DELEGATE_FLAGS = {"cpu": [], "gpu": ["--use_gpu=true"], "nnapi": ["--use_nnapi=true"]}
@@ -302,7 +303,7 @@ class AndroidDevice:
                 f"LATKIT_BENCHMARK_MODEL=/path/to/benchmark_model (an android_aarch64 build of "
                 f"TFLite's benchmark tool) or benchmark_model.local_path in {self.profile.source}"
             )
-        want = file_sha256(local)
+        want = sha256_file(local)
         if rc != 0 or self._remote_sha256(remote) != want:
             self._push(local, remote, 0o755)
             self._sh_ok(["chmod", "755", remote], what=f"chmod 755 {remote}")
@@ -317,7 +318,7 @@ class AndroidDevice:
         if path.suffix.lower() != ".tflite":
             raise DeviceError(f"{self.name}: runs .tflite files, got {path.name!r}; export with "
                               f"--format tflite (or use --device cpu for .onnx)")
-        sha = file_sha256(path)
+        sha = sha256_file(path)
         remote = posixpath.join(self.profile.remote_dir, path.name)
 
         def run() -> dict[str, Any]:

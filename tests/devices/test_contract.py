@@ -10,8 +10,9 @@ import json
 
 import pytest
 
-from latkit.devices.base import Device, Measurement, file_sha256
+from latkit.devices.base import Device, Measurement
 from latkit.devices.registry import get_device, list_devices
+from latkit.fileio import sha256_file
 
 #: every environment snapshot has these; a benchmark adds the artifact's
 ENV_KEYS = {"device", "runtime", "runtime_version", "threads", "affinity_mask", "cpu_model",
@@ -64,7 +65,7 @@ def test_benchmark_keeps_the_measurement_contract(device_and_artifact, fast):
     assert m.protocol == fast.to_dict()
     assert ENV_KEYS | ARTIFACT_KEYS <= set(m.env)
     assert m.env["device"] == device.name
-    assert m.env["artifact_sha256"] == file_sha256(artifact)
+    assert m.env["artifact_sha256"] == sha256_file(artifact)
     assert Measurement.from_json(m.to_json()) == m
     assert json.loads(m.to_json())["median_ms"] == m.median_ms
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from latkit.devices.base import file_sha256
 from latkit.devices.cuda import CudaDevice, cuda_provider_available, gpu_snapshot
 from latkit.errors import DeviceError
+from latkit.fileio import sha256_file
 
 CUDA, PROVIDERS = cuda_provider_available()
 needs_cuda = pytest.mark.skipif(not CUDA, reason=f"no CUDA provider here (onnxruntime providers: {PROVIDERS})")
@@ -32,7 +32,7 @@ def test_cuda_benchmark(onnx_model, fast):
     assert 0 < m.p10_ms <= m.median_ms <= m.p90_ms and m.runs >= fast.min_runs
     env = m.env
     assert env["execution_provider"] == "CUDAExecutionProvider" and env["io_binding"] is True
-    assert env["timer"] in ("events", "wall") and env["artifact_sha256"] == file_sha256(onnx_model)
+    assert env["timer"] in ("events", "wall") and env["artifact_sha256"] == sha256_file(onnx_model)
 
 
 @pytest.mark.gpu

@@ -8,12 +8,12 @@ import shutil
 import numpy as np
 import pytest
 
-from latkit.devices.base import file_sha256
 from latkit.devices.host import cpu_mask, host_snapshot, parse_affinity, pinned
 from latkit.devices.local import one_line, random_input, resolve_shape
 from latkit.devices.onnx_cpu import OnnxCpuDevice, graph_opt_level_name
 from latkit.devices.tflite_cpu import LiteRtCpuDevice
 from latkit.errors import DeviceError
+from latkit.fileio import sha256_file
 
 ALLOWED = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
 needs_affinity = pytest.mark.skipif(ALLOWED is None, reason="CPU affinity needs Linux")
@@ -127,7 +127,7 @@ def test_cpu_benchmark_records_environment(onnx_model, fast):
     assert env["execution_mode"] == "sequential"
     assert env["graph_opt_level"] == "ORT_ENABLE_ALL"
     assert env["execution_provider"] == "CPUExecutionProvider"
-    assert env["artifact_sha256"] == file_sha256(onnx_model)
+    assert env["artifact_sha256"] == sha256_file(onnx_model)
     assert env["input_shapes"] == {"x": [1, 3, 16, 16]} and env["batch"] == 1
 
 
@@ -232,7 +232,7 @@ def test_tflite_benchmark_records_environment(tflite_model, fast):
     assert m.median_ms > 0 and m.runs >= fast.min_runs
     assert env["device"] == "cpu-tflite" and env["runtime"] == "litert"
     assert env["delegate"] == "xnnpack" and env["threads"] == 1
-    assert env["artifact_sha256"] == file_sha256(tflite_model)
+    assert env["artifact_sha256"] == sha256_file(tflite_model)
     assert list(env["input_shapes"].values()) == [[1, 3, 16, 16]]
 
 
