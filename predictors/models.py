@@ -51,7 +51,7 @@ from latkit.predictors.core import (
 )
 from latkit.predictors.features import ArchFeaturizer, as_archs, log_safe
 from latkit.predictors.metrics import regression_metrics
-from latkit.provenance import now_iso, versions
+from latkit.provenance import record
 from latkit.supernet.space import get_space
 
 LATENCY = "latency_ms"
@@ -167,8 +167,7 @@ def base_meta(pred: ArchPredictor, y: np.ndarray, fitted: np.ndarray) -> dict[st
         "metrics": {"train": regression_metrics(y, fitted, unit_of(pred.target))},
         "table": ({k: table_meta.get(k) for k in ("device", "space", "resolutions", "entries",
                                                    "created", "command")} if table else None),
-        "versions": versions(),
-        "created": now_iso(),
+        **record(),  # command (set by the caller), cwd, created, host, versions
     }
 
 

@@ -31,7 +31,7 @@ from latkit.predictors.core import (
     xgb_train,
 )
 from latkit.predictors.metrics import regression_metrics
-from latkit.provenance import now_iso, versions
+from latkit.provenance import record
 
 
 class TablePredictor(RegressorMixin, BaseEstimator):
@@ -70,8 +70,7 @@ class TablePredictor(RegressorMixin, BaseEstimator):
         self.n_train_ = int(X.shape[0])
         fitted = self.predict(X)
         self.meta_ = {"space": None, "target": self.target, "device": None, "env": {},
-                      "n_train": self.n_train_, "versions": versions(),
-                      "created": now_iso(),
+                      "n_train": self.n_train_, **record(),
                       "metrics": ({"train": regression_metrics(y, fitted, "target")}
                                   if np.all(y != 0) else {})}
         return self

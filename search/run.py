@@ -33,7 +33,7 @@ from latkit.devices.registry import get_device, list_devices
 from latkit.errors import DeviceError, LatkitError
 from latkit.fileio import sha256_file, write_text
 from latkit.profiler.campaign import NETWORK_PROTOCOL
-from latkit.provenance import now_iso, versions
+from latkit.provenance import record
 from latkit.search.evolution import FAST, EvolutionSettings, evolution_search
 from latkit.search.pareto import SearchResult, pareto_search
 from latkit.search.plot import plot_frontiers
@@ -192,8 +192,8 @@ def run_search(req: SearchRequest, log: Callable[[str], None] | None = None, *,
                          f"({'verified by measurement' if req.verify else 'predicted'})")
     prov = {
         "format": "latkit-search", "version": 1, "space": sp.name, "method": result.method,
-        "command": req.command, "created": now_iso(),
-        "versions": versions(), "budgets_ms": list(req.budgets_ms), "seed": req.seed,
+        **record(req.command),  # command, cwd, created, host, versions
+        "budgets_ms": list(req.budgets_ms), "seed": req.seed,
         "latency_sources": {s.device: s.describe() for s in lat},
         "accuracy_source": acc.describe(),
         "checkpoint": ({"path": str(req.checkpoint), "weights_id": weights_id}
