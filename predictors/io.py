@@ -14,6 +14,9 @@ predictor's ``params.sources`` is a list of such documents (its source predictor
 same rules. Loading checks every field: an unknown format, kind, version, parameter or state field
 is a ``PredictorError`` naming it; xgboost boosters are loaded from their JSON text through
 xgboost's own loader.
+
+This module is the one loader: ``KINDS`` maps a file's ``kind`` to its class, and imports the
+classes; they validate their own state with ``checks.py`` and never import this module.
 """
 
 from __future__ import annotations
