@@ -221,8 +221,8 @@ def _budgets(cfg: DemoConfig, pred: Path, acc: Path) -> list[float]:
     """Budgets at quantiles of the predicted latencies of the frontier (0.1 ms steps, distinct)."""
     import numpy as np  # noqa: PLC0415 -- numpy: keeps lat --help fast
 
-    from latkit.search.pareto import pareto_search  # noqa: PLC0415 -- sklearn/xgboost: lat --help fast
-    from latkit.search.protocols import accuracy_source, latency_source  # noqa: PLC0415 -- xgboost
+    from latkit.search.pareto import pareto_search  # noqa: PLC0415 -- numpy: keeps lat --help fast
+    from latkit.search.protocols import accuracy_source, latency_source  # noqa: PLC0415 -- numpy
 
     if cfg.budgets_ms:
         return list(cfg.budgets_ms)
@@ -265,7 +265,7 @@ def builtin_checkpoint() -> Path | None:
 
 def run_demo(cfg: DemoConfig, say: Callable[[str], None] = lambda m: None) -> DemoReport:
     """Run the eight steps; ``say`` receives every line of progress."""
-    from latkit.search.run import SearchRequest, run_search  # noqa: PLC0415 -- torch: lat --help fast
+    from latkit.search.run import SearchRequest, run_search  # noqa: PLC0415 -- numpy: lat --help fast
     from latkit.supernet.accuracy import make_eval_images  # noqa: PLC0415 -- torch: lat --help fast
     from latkit.supernet.data import open_data  # noqa: PLC0415 -- numpy, PIL: lat --help fast
     from latkit.supernet.model import load_supernet  # noqa: PLC0415 -- torch: lat --help fast
@@ -349,7 +349,7 @@ def run_demo(cfg: DemoConfig, say: Callable[[str], None] = lambda m: None) -> De
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from latkit.search.verify import format_choices  # noqa: PLC0415 -- torch, xgboost: lat --help fast
+    from latkit.search.verify import format_choices  # noqa: PLC0415 -- numpy: keeps lat --help fast
 
     quick = args.quick
     sp = get_space(SPACE)

@@ -1,7 +1,7 @@
 """``lat search`` (``lat-search``): the most accurate subnet per device and latency budget.
 
-Thin (STYLE 12): the handler parses, builds a ``SearchRequest`` and calls ``run_search``. The
-library imports torch (to load a checkpoint), so the handler imports it when it runs.
+Thin (STYLE 12): the handler parses, builds a ``SearchRequest`` and calls ``run_search``, which it
+imports when it runs, so that ``lat --help`` stays fast.
 """
 
 from __future__ import annotations
@@ -17,11 +17,11 @@ from latkit.supernet.space import get_space
 
 
 def _cmd_search(args: argparse.Namespace) -> int:
-    # the search library imports torch and xgboost: lat --help must not
-    from latkit.search.evolution import FAST  # noqa: PLC0415 -- torch, xgboost: lat --help fast
-    from latkit.search.protocols import parse_latency_specs  # noqa: PLC0415 -- torch, xgboost
-    from latkit.search.run import SearchRequest, parse_budgets, run_search  # noqa: PLC0415 -- torch
-    from latkit.search.verify import format_choices  # noqa: PLC0415 -- torch, xgboost
+    # the search library imports numpy, the profiler and the devices: lat --help need not
+    from latkit.search.evolution import FAST  # noqa: PLC0415 -- numpy: keeps lat --help fast
+    from latkit.search.protocols import parse_latency_specs  # noqa: PLC0415 -- numpy: lat --help
+    from latkit.search.run import SearchRequest, parse_budgets, run_search  # noqa: PLC0415 -- numpy
+    from latkit.search.verify import format_choices  # noqa: PLC0415 -- numpy: keeps lat --help fast
 
     evo = FAST
     if args.population is not None:

@@ -36,7 +36,6 @@ import numpy as np
 from latkit.devices.registry import get_device
 from latkit.errors import LatkitError, PredictorError
 from latkit.fileio import check_writable
-from latkit.predictors.io import load_predictor
 from latkit.profiler import export
 from latkit.profiler.lut import LookupTable
 from latkit.supernet.accuracy_csv import read_accuracy_csv
@@ -331,6 +330,9 @@ class PredictedAccuracy:
 def _load_predictor(path: Path) -> Any:
     if not path.is_file():
         raise PredictorError(f"predictor file {path} does not exist; fit one with lat fit")
+    # only predictor files need scikit-learn and xgboost: a search over tables starts in 0.3 s
+    from latkit.predictors.io import load_predictor  # noqa: PLC0415 -- sklearn/xgboost: start-up
+
     return load_predictor(path)
 
 

@@ -39,7 +39,6 @@ from latkit.search.pareto import SearchResult, pareto_search
 from latkit.search.plot import plot_frontiers
 from latkit.search.protocols import accuracy_source, latency_source
 from latkit.search.verify import Choice, Exporter, ship, verify_picks
-from latkit.supernet.model import load_supernet
 from latkit.supernet.space import get_space
 
 #: above this many candidates (subnets per resolution x resolutions), "auto" uses evolution
@@ -136,6 +135,8 @@ def run_search(req: SearchRequest, log: Callable[[str], None] | None = None, *,
 
     # ---- start-up: checkpoint, sources, devices ----
     if supernet is None and req.checkpoint is not None:
+        from latkit.supernet.model import load_supernet  # noqa: PLC0415 -- torch: only with a checkpoint
+
         supernet, _ = load_supernet(req.checkpoint, sp.name)
         weights_id = sha256_file(req.checkpoint)
     if supernet is not None and weights_id is None:
