@@ -14,10 +14,11 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 from latkit import __version__
 from latkit.errors import LatkitError
+from latkit.predictors.cli import register_fit_accuracy
 from latkit.provenance import command_line
 
 # name -> module that defines register_<name>(subparsers). Order is the order in `lat --help`.
@@ -33,7 +34,7 @@ COMMANDS: dict[str, str] = {
     "predict": "latkit.predictors.cli",
     "train": "latkit.supernet.train_cli",
     "search": "latkit.search.cli",
-    "demo": "latkit.search.demo",
+    "demo": "latkit.demo",
 }
 
 
@@ -62,7 +63,22 @@ def build_parser(prog: str = "lat") -> argparse.ArgumentParser:
         register = getattr(module, f"register_{name}", None)
         if register is not None:
             register(sub)
+    _register_aliases(sub)
     return parser
+
+
+def _register_aliases(sub: argparse._SubParsersAction) -> None:
+    """Forms kept under an older name in a package that may not import the one that runs them.
+
+    ``lat train fit-accuracy`` is ``lat fit --target top1`` (the predictors package's), listed
+    among ``lat train``'s forms: the supernet package sits below predictors and cannot register it.
+    """
+    train = sub.choices.get("train")
+    if train is None:
+        return
+    forms = [a for a in train._actions if isinstance(a, argparse._SubParsersAction)]
+    if forms and "fit-accuracy" not in forms[0].choices:
+        register_fit_accuracy(forms[0])
 
 
 def main(argv: Sequence[str] | None = None, prog: str = "lat",

@@ -1,4 +1,4 @@
-"""The library entry points behind ``lat fit`` and ``lat predict`` (and ``lat train fit-accuracy``).
+"""The library entry points behind ``lat fit`` and ``lat predict`` (accuracy predictors: ``accuracy.py``).
 
 - ``read_measurements(path, space)``: ``lat measure``'s CSV -> archs, latencies, provenance;
 - ``fit_arch_regressor(space, archs, y, model, target, seed, table)``: one fitted predictor with its
@@ -6,6 +6,7 @@
 - ``fit_latency(...)``: ``lat fit --space``: read, optionally hold out, fit, describe;
 - ``fit_fewshot(...)``: ``lat fit --base``: adapt other devices' predictors with k measurements;
 - ``fit_table(...)``: ``lat fit --table``: a user's own feature table;
+- ``read_feature_rows(path, columns)``: the rows ``lat predict --table`` predicts;
 - ``evaluate(pred, archs, y)``: metrics of a predictor on measurements.
 """
 
@@ -13,16 +14,21 @@ from __future__ import annotations
 
 import csv
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
 from latkit.errors import ArchError, PredictorError
 from latkit.predictors import defaults
+from latkit.predictors.io import load_predictor
 from latkit.predictors.metrics import regression_metrics
 from latkit.predictors.models import LATENCY, make_predictor, unit_of
+from latkit.predictors.table_model import TablePredictor
+from latkit.predictors.transfer import FewShotPredictor
+from latkit.profiler.lut import LookupTable
 from latkit.supernet.space import ArchConfig, SearchSpace, get_space
 
 
@@ -42,7 +48,7 @@ class Measurements:
         return self.devices[0] if len(self.devices) == 1 else None
 
 
-def _open_csv(path: "str | Path") -> tuple[list[str], list[dict[str, str]]]:
+def _open_csv(path: str | Path) -> tuple[list[str], list[dict[str, str]]]:
     p = Path(path)
     if not p.is_file():
         raise PredictorError(f"measurement file {p} does not exist (write one with lat measure)")
@@ -55,7 +61,7 @@ def _open_csv(path: "str | Path") -> tuple[list[str], list[dict[str, str]]]:
         raise PredictorError(f"{p} is not a readable CSV file ({exc})") from None
 
 
-def read_measurements(path: "str | Path", space: "SearchSpace | str | None" = None,
+def read_measurements(path: str | Path, space: SearchSpace | str | None = None,
                       target: str = LATENCY) -> Measurements:
     """Rows of ``arch,<target>[,space,device,...]``; the arch is a key or a once-for-all JSON dict.
 
@@ -113,7 +119,7 @@ def cv_metrics(make: Any, archs: Sequence[Any], y: np.ndarray, folds: int, seed:
     return regression_metrics(y, pred, unit)
 
 
-def fit_arch_regressor(space: "SearchSpace | str", archs: Sequence[Any], y: Sequence[float],
+def fit_arch_regressor(space: SearchSpace | str, archs: Sequence[Any], y: Sequence[float],
                        model: str = "xgb", target: str = "top1", seed: int = 0, table: Any = None,
                        cv: bool = True) -> Any:
     """A fitted predictor of ``target`` over archs of ``space`` with metadata (train and CV metrics).
@@ -146,7 +152,7 @@ def split_train(n: int, train_n: int | None, seed: int) -> tuple[list[int], list
     return sorted(order[:train_n]), sorted(order[train_n:])
 
 
-def fit_latency(space: str | None, measurements: "str | Path", model: str, *, lut: "str | Path | None" = None,
+def fit_latency(space: str | None, measurements: str | Path, model: str, *, lut: str | Path | None = None,
                 train_n: int | None = None, seed: int = 0, command: str = "") -> Any:
     """``lat fit --space``: fit on (a seeded subset of) the measurements; the rest is held out."""
     table = load_table(lut) if lut else None
@@ -162,12 +168,9 @@ def fit_latency(space: str | None, measurements: "str | Path", model: str, *, lu
     return pred
 
 
-def fit_fewshot(space: str | None, measurements: "str | Path", bases: Sequence["str | Path"], *,
+def fit_fewshot(space: str | None, measurements: str | Path, bases: Sequence[str | Path], *,
                 method: str = "auto", seed: int = 0, command: str = "") -> Any:
     """``lat fit --base A.json,B.json``: transfer other devices' predictors with k measurements."""
-    from latkit.predictors.io import load_predictor
-    from latkit.predictors.transfer import FewShotPredictor
-
     sources = [load_predictor(b) for b in bases]
     space = space or sources[0].meta_.get("space")
     meas = read_measurements(measurements, space)
@@ -175,7 +178,7 @@ def fit_fewshot(space: str | None, measurements: "str | Path", bases: Sequence["
                             random_state=seed).fit(meas.archs, meas.values)
     pred.meta_["metrics"]["loo_rmse_log"] = dict(pred.loo_)
     pred.meta_["sources"] = [{"path": str(b), "device": s.meta_.get("device"), "kind": s.kind}
-                             for b, s in zip(bases, sources)]
+                             for b, s in zip(bases, sources, strict=True)]
     pred.meta_["chosen"] = pred.candidate_
     _provenance(pred, meas, command, None)
     return pred
@@ -190,13 +193,11 @@ def _provenance(pred: Any, meas: Measurements, command: str, table: Any) -> None
     pred.meta_["command"] = command
 
 
-def load_table(path: "str | Path") -> Any:
-    from latkit.profiler.lut import LookupTable
-
+def load_table(path: str | Path) -> Any:
     return LookupTable.load(path)
 
 
-def read_feature_table(path: "str | Path", target: str, features: Sequence[str] | None
+def read_feature_table(path: str | Path, target: str, features: Sequence[str] | None
                        ) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Numeric feature columns and the target column of a user's CSV."""
     header, rows = _open_csv(path)
@@ -225,6 +226,20 @@ def read_feature_table(path: "str | Path", target: str, features: Sequence[str] 
     return X, y, cols
 
 
+def read_feature_rows(path: str | Path, columns: Sequence[str]) -> np.ndarray:
+    """The (rows, len(columns)) matrix of a feature table's ``columns`` (``lat predict --table``)."""
+    header, rows = _open_csv(path)
+    cols = list(columns)
+    missing = [c for c in cols if c not in header]
+    if missing:
+        raise PredictorError(f"{path} lacks the predictor's feature columns {missing}")
+    try:
+        X = np.array([[float(r[c]) for c in cols] for r in rows], dtype=float)
+    except (TypeError, ValueError):
+        raise PredictorError(f"{path}: a feature value is not a number") from None
+    return X.reshape(len(rows), len(cols))
+
+
 def _numeric_column(rows: list[dict[str, str]], col: str) -> bool:
     try:
         for r in rows:
@@ -234,11 +249,9 @@ def _numeric_column(rows: list[dict[str, str]], col: str) -> bool:
         return False
 
 
-def fit_table(path: "str | Path", target: str, features: Sequence[str] | None, model: str, *,
+def fit_table(path: str | Path, target: str, features: Sequence[str] | None, model: str, *,
               seed: int = 0, command: str = "") -> Any:
     """``lat fit --table FILE.csv --target COL``: a predictor over a user's own feature table."""
-    from latkit.predictors.table_model import TablePredictor
-
     if model not in ("xgb", "rf", "ridge"):
         raise PredictorError(f"--model {model} needs arch features; a feature table takes xgb, rf or ridge")
     X, y, cols = read_feature_table(path, target, features)

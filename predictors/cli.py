@@ -1,25 +1,31 @@
-"""``lat fit`` and ``lat predict``: fit, transfer, evaluate and apply latency predictors.
+"""``lat fit`` and ``lat predict``: fit, transfer, evaluate and apply latency and accuracy predictors.
 
     lat fit --space S --measurements FILE.csv [--lut DIR] --model lut|xgb|rf|ridge
             [--train-n N] [--seed K] -o PRED.json
     lat fit --space S --measurements FEW.csv --base A.json[,B.json...] -o PRED.json
+    lat fit --target top1 --measurements acc.csv [--space S] [--model xgb|rf|ridge] -o ACC_PRED.json
     lat fit --table FILE.csv --target COLUMN [--features A,B,...] [--model xgb|rf|ridge] -o PRED.json
     lat fit evaluate --predictor PRED.json --measurements FILE.csv [--plot out.png] [--json]
     lat predict --predictor PRED.json (--arch ARCH | --archs FILE | --table FILE.csv) [--json]
 
-Thin (STYLE 12): each handler parses, calls one function of ``latkit.predictors.api``, prints.
+``lat train fit-accuracy --space S --accuracy acc.csv -o ACC_PRED.json`` is the accuracy form under
+its older name: ``register_fit_accuracy`` adds it to ``lat train`` (``latkit.cli`` does, since the
+supernet package does not know about predictors).
+
+Thin (STYLE 12): each handler parses, calls one library function of ``latkit.predictors``, prints.
+The library modules import scikit-learn and xgboost, so the handlers import them when they run.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import shlex
-import sys
 from typing import Any
 
 from latkit.errors import PredictorError
 from latkit.predictors import defaults
+from latkit.supernet.arch_files import read_archs
+from latkit.supernet.space import get_space
 
 FIT_EPILOG = """\
 forms:
@@ -28,26 +34,31 @@ forms:
       with --train-n N it fits on N seeded random rows and reports metrics on the others
   lat fit --space S --measurements FEW.csv --base A.json[,B.json...] -o PRED.json
       few-shot transfer: adapt predictors of other devices to this one with k measurements
+  lat fit --target top1 --measurements acc.csv [--space S] [--model xgb|rf|ridge] -o ACC_PRED.json
+      an accuracy predictor (arch -> top-1) on lat train eval's table; reports its Spearman on a
+      seeded held-out share (--test-fraction, default 0.2). Also: lat train fit-accuracy
   lat fit --table FILE.csv --target COLUMN [--features A,B,...] [--model xgb|rf|ridge] -o PRED.json
       a predictor over your own numeric feature table (any search space)
   lat fit evaluate --predictor PRED.json --measurements FILE.csv [--plot out.png] [--json]
       RMSE, MAPE, accuracy within +-5%/+-10%, Spearman and Kendall tau; a scatter plot
 """
 
-
-def _command_line() -> str:
-    return " ".join(shlex.quote(a) for a in ["lat", *sys.argv[1:]]) if sys.argv else "lat"
+#: the target of the accuracy form (``lat fit --target top1``)
+TOP1 = "top1"
+TEST_FRACTION = 0.2
 
 
 def register_fit(sub: Any) -> None:
     p = sub.add_parser(
-        "fit", help="fit, transfer or evaluate a latency predictor",
-        description="Fit a latency predictor (or evaluate one: lat fit evaluate ...).",
+        "fit", help="fit, transfer or evaluate a latency (or accuracy) predictor",
+        description="Fit a latency or accuracy predictor (or evaluate one: lat fit evaluate ...).",
         epilog=FIT_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("action", nargs="?", choices=["evaluate"],
                    help="'evaluate' to score an existing predictor instead of fitting")
     p.add_argument("--space", help="search space of the archs (default: the CSV's space column)")
-    p.add_argument("--measurements", metavar="FILE.csv", help="end-to-end measurements (lat measure)")
+    p.add_argument("--measurements", metavar="FILE.csv",
+                   help="end-to-end measurements (lat measure), or with --target top1 the accuracy "
+                   "table (lat train eval)")
     p.add_argument("--lut", metavar="DIR", help="lookup table directory (lat-profile) for table features")
     p.add_argument("--model", choices=defaults.MODELS, default=None,
                    help=f"predictor model (default {defaults.DEFAULT_MODEL}; lut needs --lut)")
@@ -57,13 +68,37 @@ def register_fit(sub: Any) -> None:
     p.add_argument("--method", default="auto", choices=["auto", "scale", "power", "mix", "residual"],
                    help="few-shot: candidate family (default auto: chosen by leave-one-out)")
     p.add_argument("--table", metavar="FILE.csv", help="your own feature table instead of archs")
-    p.add_argument("--target", help="--table: the column to predict")
+    p.add_argument("--target", help="top1: an accuracy predictor on --measurements acc.csv; "
+                   "with --table: the column to predict")
+    p.add_argument("--test-fraction", type=float,
+                   help=f"--target top1: share of subnets held out to measure the fit (default "
+                   f"{TEST_FRACTION})")
     p.add_argument("--features", help="--table: comma-separated feature columns (default all numeric)")
     p.add_argument("-o", "--output", metavar="PRED.json", help="where to write the predictor")
     p.add_argument("--predictor", metavar="PRED.json", help="evaluate: the predictor to score")
     p.add_argument("--plot", metavar="out.png", help="evaluate: predicted-vs-measured scatter plot")
     p.add_argument("--json", action="store_true", help="print a JSON object instead of text")
     p.set_defaults(func=_cmd_fit)
+
+
+def register_fit_accuracy(forms: Any) -> None:
+    """``fit-accuracy`` under ``lat train`` (``forms``: its sub-parsers): ``lat fit --target top1``."""
+    q = forms.add_parser("fit-accuracy", help="fit an arch -> top-1 predictor, held-out Spearman",
+                         description="Fit the predictors package's regressor on an accuracy table "
+                         "and report its Spearman rank correlation on a held-out split (the same as "
+                         "lat fit --target top1 --measurements acc.csv).")
+    q.add_argument("--space", dest="fit_space", required=True)
+    q.add_argument("--accuracy", required=True, help="CSV with columns arch,top1")
+    q.add_argument("-o", "--output", required=True, help="predictor JSON")
+    q.add_argument("--model", default="xgb", choices=("xgb", "rf", "ridge"))
+    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--test-fraction", type=float, default=TEST_FRACTION)
+    q.set_defaults(func=_cmd_fit_accuracy)
+
+
+# ------------------------------------------------------------------------------------------------
+# lat fit
+# ------------------------------------------------------------------------------------------------
 
 
 def _need(args: argparse.Namespace, *names: str, form: str) -> None:
@@ -81,12 +116,14 @@ def _reject(args: argparse.Namespace, *names: str, form: str) -> None:
 def _cmd_fit(args: argparse.Namespace) -> int:
     if args.action == "evaluate":
         return _cmd_evaluate(args)
-    from latkit.predictors import api
-    from latkit.predictors.io import save_predictor
+    from latkit.predictors import api  # noqa: PLC0415 -- sklearn/xgboost: keeps lat --help fast
 
     _reject(args, "predictor", "plot", form="lat fit")
     _need(args, "output", form="lat fit")
-    command = _command_line()
+    command = args.command_line
+    if not args.table and args.target is not None:
+        return _fit_top1(args)
+    _reject(args, "test_fraction", form="lat fit" + (" --table" if args.table else ""))
     if args.table:
         _reject(args, "space", "measurements", "lut", "base", "train_n", form="lat fit --table")
         _need(args, "target", form="lat fit --table")
@@ -104,20 +141,59 @@ def _cmd_fit(args: argparse.Namespace) -> int:
         _need(args, "measurements", form="lat fit")
         pred = api.fit_latency(args.space, args.measurements, args.model or defaults.DEFAULT_MODEL,
                                lut=args.lut, train_n=args.train_n, seed=args.seed, command=command)
-    path = save_predictor(pred, args.output)
+    path = _save(pred, args.output)
     _print_fit(pred, path, args.json)
     return 0
 
 
-def _print_fit(pred: Any, path: Any, as_json: bool) -> None:
-    from latkit.predictors.metrics import format_report
+def _fit_top1(args: argparse.Namespace) -> int:
+    """``lat fit --target top1 --measurements acc.csv``: an accuracy predictor."""
+    from latkit.predictors.accuracy import fit_accuracy, format_fit  # noqa: PLC0415 -- sklearn/xgboost
+
+    if args.target != TOP1:
+        raise PredictorError(f"lat fit --target takes {TOP1} (an accuracy predictor on lat train eval's "
+                             f"table), got {args.target!r}; to predict a column of your own feature "
+                             "table give --table FILE.csv --target COLUMN")
+    _reject(args, "lut", "base", "train_n", "features", form=f"lat fit --target {TOP1}")
+    _need(args, "measurements", form=f"lat fit --target {TOP1}")
+    model = args.model or defaults.DEFAULT_MODEL
+    test_fraction = TEST_FRACTION if args.test_fraction is None else args.test_fraction
+    fit = fit_accuracy(args.measurements, args.space, model=model, seed=args.seed,
+                       test_fraction=test_fraction, command=args.command_line)
+    path = _save(fit.predictor, args.output)
+    if args.json:
+        _print_fit(fit.predictor, path, True, heldout=fit.metrics)
+    else:
+        print(format_fit(fit, model, path))
+    return 0
+
+
+def _cmd_fit_accuracy(args: argparse.Namespace) -> int:
+    """``lat train fit-accuracy``: the accuracy form of ``lat fit`` under its older name."""
+    from latkit.predictors.accuracy import fit_accuracy, format_fit  # noqa: PLC0415 -- sklearn/xgboost
+
+    fit = fit_accuracy(args.accuracy, args.fit_space, model=args.model, seed=args.seed,
+                       test_fraction=args.test_fraction, command=args.command_line)
+    print(format_fit(fit, args.model, _save(fit.predictor, args.output)))
+    return 0
+
+
+def _save(pred: Any, output: str) -> Any:
+    from latkit.predictors.io import save_predictor  # noqa: PLC0415 -- sklearn/xgboost: lat --help
+
+    return save_predictor(pred, output)
+
+
+def _print_fit(pred: Any, path: Any, as_json: bool, heldout: dict[str, Any] | None = None) -> None:
+    from latkit.predictors.metrics import format_report  # noqa: PLC0415 -- scipy: keeps lat --help fast
 
     meta = pred.meta_
     if as_json:
         print(json.dumps({"predictor": str(path), "kind": pred.kind, "space": meta.get("space"),
                           "target": meta.get("target"), "device": meta.get("device"),
                           "n_train": meta.get("n_train"), "chosen": meta.get("chosen"),
-                          "metrics": meta.get("metrics")}))
+                          "metrics": meta.get("metrics"),
+                          **({"heldout": heldout} if heldout is not None else {})}))
         return
     what = f"{pred.kind}" + (f" ({meta['chosen']})" if meta.get("chosen") else "")
     print(f"wrote {path}: {what} predictor of {meta.get('target')} for space {meta.get('space')}, "
@@ -130,11 +206,12 @@ def _print_fit(pred: Any, path: Any, as_json: bool) -> None:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from latkit.predictors import api
-    from latkit.predictors.io import load_predictor
-    from latkit.predictors.metrics import format_report, plot_scatter
+    from latkit.predictors import api  # noqa: PLC0415 -- sklearn/xgboost: keeps lat --help fast
+    from latkit.predictors.io import load_predictor  # noqa: PLC0415 -- sklearn/xgboost: lat --help
+    from latkit.predictors.metrics import format_report, plot_scatter  # noqa: PLC0415 -- scipy
 
-    _reject(args, "lut", "model", "train_n", "base", "table", "features", "output", form="lat fit evaluate")
+    _reject(args, "lut", "model", "train_n", "base", "table", "features", "output", "test_fraction",
+            form="lat fit evaluate")
     _need(args, "predictor", "measurements", form="lat fit evaluate")
     pred = load_predictor(args.predictor)
     if pred.kind == "table":
@@ -174,7 +251,8 @@ def register_predict(sub: Any) -> None:
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
-    from latkit.predictors.io import load_predictor
+    from latkit.predictors import api  # noqa: PLC0415 -- sklearn/xgboost: keeps lat --help fast
+    from latkit.predictors.io import load_predictor  # noqa: PLC0415 -- sklearn/xgboost: lat --help
 
     pred = load_predictor(args.predictor)
     target = pred.meta_.get("target", "latency_ms")
@@ -182,15 +260,12 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         if not args.table:
             raise PredictorError(f"{args.predictor} is a feature-table predictor: give --table FILE.csv "
                                  f"with columns {', '.join(pred.feature_names or [])}")
-        X, _, _ = _table_rows(args.table, pred)
+        X = api.read_feature_rows(args.table, pred.feature_names or [])
         values = pred.predict(X)
         keys = [str(i) for i in range(len(values))]
     else:
         if args.table:
             raise PredictorError("--table is for feature-table predictors; give --arch or --archs")
-        from latkit.supernet.arch_files import read_archs
-        from latkit.supernet.space import get_space
-
         space = get_space(pred.meta_["space"])
         archs = [space.parse(args.arch)] if args.arch else read_archs(args.archs, space)
         values = pred.predict(archs)
@@ -200,28 +275,11 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         if args.arch:
             print(json.dumps({"arch": keys[0], target: float(values[0]), "predictor": args.predictor}))
         else:
-            print(json.dumps([{label: k, target: float(v)} for k, v in zip(keys, values)]))
+            print(json.dumps([{label: k, target: float(v)} for k, v in zip(keys, values, strict=True)]))
     elif args.arch:
         print(f"{values[0]:.4f} {'ms' if target == 'latency_ms' else target}")
     else:
         print(f"{label},{target}")
-        for k, v in zip(keys, values):
+        for k, v in zip(keys, values, strict=True):
             print(f"{k},{v:.6g}")
     return 0
-
-
-def _table_rows(path: str, pred: Any) -> tuple[Any, Any, Any]:
-    from latkit.predictors.api import _open_csv
-
-    import numpy as np
-
-    header, rows = _open_csv(path)
-    cols = list(pred.feature_names or [])
-    missing = [c for c in cols if c not in header]
-    if missing:
-        raise PredictorError(f"{path} lacks the predictor's feature columns {missing}")
-    try:
-        X = np.array([[float(r[c]) for c in cols] for r in rows], dtype=float)
-    except (TypeError, ValueError):
-        raise PredictorError(f"{path}: a feature value is not a number") from None
-    return X.reshape(len(rows), len(cols)), None, cols

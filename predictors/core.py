@@ -7,10 +7,14 @@ Their learned state is a small dict of lists and strings, so that ``io.py`` can 
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+import json
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
+import xgboost as xgb
 from sklearn.exceptions import NotFittedError as SkNotFittedError
+from threadpoolctl import threadpool_limits
 
 from latkit.errors import NotFittedError, PredictorError
 
@@ -26,8 +30,6 @@ class PredictorNotFitted(NotFittedError, SkNotFittedError):
 
 def _one_blas_thread() -> Any:
     """Small matrices: multi-threaded BLAS only adds contention (100x slower on a busy 2-core box)."""
-    from threadpoolctl import threadpool_limits
-
     return threadpool_limits(1, user_api="blas")
 
 
@@ -111,8 +113,6 @@ def check_ridge_state(state: Any, where: str) -> dict[str, Any]:
 def xgb_train(F: np.ndarray, y: np.ndarray, *, mode: str, params: dict[str, Any], seed: int,
               base_margin: np.ndarray | None = None) -> Any:
     """A ``xgboost.Booster`` fitted on (F, y); ``mode`` is ``gbt`` or ``rf``."""
-    import xgboost as xgb
-
     p = dict(params)
     n_estimators = int(p.pop("n_estimators"))
     booster_params = {"objective": "reg:squarederror", "tree_method": "hist", "nthread": 1,
@@ -144,10 +144,6 @@ def booster_to_json(booster: Any) -> str:
 
 def booster_from_json(text: Any, where: str) -> Any:
     """A booster from xgboost's JSON model text; anything else is a ``PredictorError``."""
-    import json
-
-    import xgboost as xgb
-
     if not isinstance(text, str):
         raise PredictorError(f"{where}: booster must be xgboost JSON text, found {type(text).__name__}")
     try:
@@ -160,5 +156,6 @@ def booster_from_json(text: Any, where: str) -> Any:
     try:
         booster.load_model(bytearray(text.encode("utf-8")))
     except xgb.core.XGBoostError as exc:
-        raise PredictorError(f"{where}: xgboost cannot load the booster ({str(exc).splitlines()[0]})")
+        raise PredictorError(f"{where}: xgboost cannot load the booster "
+                             f"({str(exc).splitlines()[0]})") from None
     return booster

@@ -19,7 +19,8 @@ needs raises ``LookupMiss`` (naming the key and the ``lat-profile`` command that
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -40,7 +41,7 @@ def as_archs(space: SearchSpace, X: Iterable[Any]) -> list[ArchConfig]:
 class ArchFeaturizer:
     """Turns archs of ``space`` into feature rows; ``table`` (a ``LookupTable``) adds ``lut`` columns."""
 
-    def __init__(self, space: "SearchSpace | str", table: Any = None) -> None:
+    def __init__(self, space: SearchSpace | str, table: Any = None) -> None:
         self.space = get_space(space) if isinstance(space, str) else space
         self.table = table
         c = self.space.conf
@@ -71,12 +72,12 @@ class ArchFeaturizer:
             fixed = [sp.stem_layer(r), sp.first_block_layer(r)]
             hws = sp.stage_hw(r)
             fixed += sp.final_layers(hws[-1])
-            self.macs_fixed[ri] = sum(l.macs for l in fixed)
-            self.keys_fixed[ri] = [l.key for l in fixed]
+            self.macs_fixed[ri] = sum(layer.macs for layer in fixed)
+            self.keys_fixed[ri] = [layer.key for layer in fixed]
             if self.table is not None:
-                vals = [lut(l.key) for l in fixed]
+                vals = [lut(layer.key) for layer in fixed]
                 self.lut_fixed[ri] = sum(vals) if all(v == v for v in vals) else np.nan
-            self.params_fixed = float(sum(l.params for l in fixed))
+            self.params_fixed = float(sum(layer.params for layer in fixed))
             for s in range(S):
                 for b in range(B):
                     hw = hws[s] if b == 0 else out_size(hws[s], sp.conf.stages[s].stride)
@@ -149,7 +150,7 @@ class ArchFeaturizer:
                 raise ArchError(f"resolution r={a.r} is not in {self.space.name}") from None
             krow: list[int] = []
             erow: list[int] = []
-            for ks, es in zip(a.ks, a.e):
+            for ks, es in zip(a.ks, a.e, strict=True):
                 code = codes.get((ks, es))
                 if code is None:
                     code = ([self._k_index[k] for k in ks] + [-1] * (B - len(ks)),
@@ -160,7 +161,8 @@ class ArchFeaturizer:
             kk.append(krow)
             ee.append(erow)
         shape = (len(archs), self.n_stages, B)
-        return r_idx, np.asarray(kk, dtype=np.int64).reshape(shape), np.asarray(ee, dtype=np.int64).reshape(shape)
+        return (r_idx, np.asarray(kk, dtype=np.int64).reshape(shape),
+                np.asarray(ee, dtype=np.int64).reshape(shape))
 
     def transform(self, archs: Sequence[ArchConfig]) -> np.ndarray:
         """The (n, len(names)) float matrix of already validated archs."""

@@ -14,6 +14,9 @@ predictor's ``params.sources`` is a list of such documents (its source predictor
 same rules. Loading checks every field: an unknown format, kind, version, parameter or state field
 is a ``PredictorError`` naming it; xgboost boosters are loaded from their JSON text through
 xgboost's own loader.
+
+This module is the one loader: ``KINDS`` maps a file's ``kind`` to its class, and imports the
+classes; they validate their own state with ``checks.py`` and never import this module.
 """
 
 from __future__ import annotations
@@ -22,52 +25,29 @@ import inspect
 import json
 import math
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from latkit.errors import PredictorError
+from latkit.fileio import write_text
+from latkit.predictors.checks import expect_keys, expect_number
+from latkit.predictors.models import LutPredictor, RidgePredictor, XGBPredictor
+from latkit.predictors.table_model import TablePredictor
+from latkit.predictors.transfer import FewShotPredictor
+from latkit.profiler.lut import LookupTable, LutEntry
+from latkit.supernet.space import get_space
 
 FORMAT = "latkit-predictor"
 VERSION = 1
 TOP_FIELDS = {"format", "version", "kind", "params", "table", "state", "meta"}
 META_REQUIRED = ("space", "target", "n_train", "versions", "created")
 MAX_BYTES = 256 * 1024 * 1024
+#: the predictor classes a file may name (its "kind"); this module is their one loader
+KINDS: tuple[type, ...] = (LutPredictor, RidgePredictor, XGBPredictor, FewShotPredictor, TablePredictor)
 
 
 def _kinds() -> dict[str, type]:
-    from latkit.predictors.models import LutPredictor, RidgePredictor, XGBPredictor
-    from latkit.predictors.table_model import TablePredictor
-    from latkit.predictors.transfer import FewShotPredictor
-
-    return {c.kind: c for c in (LutPredictor, RidgePredictor, XGBPredictor, FewShotPredictor,
-                                TablePredictor)}
-
-
-# ------------------------------------------------------------------------------------------------
-# Field checks (used by the predictors' set_state too)
-# ------------------------------------------------------------------------------------------------
-
-
-def expect_keys(obj: Any, keys: Iterable[str], where: str) -> None:
-    want = set(keys)
-    if not isinstance(obj, dict):
-        raise PredictorError(f"{where} must be a JSON object, found {type(obj).__name__}")
-    unknown, missing = sorted(set(obj) - want), sorted(want - set(obj))
-    if unknown or missing:
-        raise PredictorError(
-            f"{where} has unexpected fields {unknown} / lacks {missing} (expected exactly "
-            f"{sorted(want)}); the file was not written by this latkit or was edited")
-
-
-def expect_number(v: Any, where: str) -> float:
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-        raise PredictorError(f"{where} must be a finite number, found {v!r}")
-    return float(v)
-
-
-def expect_names(v: Any, n: int, where: str) -> list[str]:
-    if not isinstance(v, list) or len(v) != n or not all(isinstance(x, str) for x in v):
-        raise PredictorError(f"{where} must be a list of {n} feature names")
-    return list(v)
+    """Every predictor class a file may name, by its ``kind``."""
+    return {c.kind: c for c in KINDS}
 
 
 # ------------------------------------------------------------------------------------------------
@@ -85,8 +65,6 @@ def table_to_json(table: Any) -> dict[str, Any] | None:
 
 
 def table_from_json(doc: Any, where: str) -> Any:
-    from latkit.profiler.lut import LookupTable, LutEntry
-
     if doc is None:
         return None
     expect_keys(doc, {"meta", "entries"}, where)
@@ -203,8 +181,6 @@ def from_document(doc: Any, where: str = "predictor") -> Any:
                              f"{params.get('space')!r}")
     pred.meta_ = meta
     if kind != "table":
-        from latkit.supernet.space import get_space
-
         get_space(params.get("space", ""))  # an unknown space is a SpaceError naming the known ones
     return pred
 
@@ -217,22 +193,18 @@ def _check_param(v: Any, where: str) -> Any:
     raise PredictorError(f"{where} must be a number, text, boolean, null or a flat list")
 
 
-def save_predictor(pred: Any, path: "str | Path") -> Path:
+def save_predictor(pred: Any, path: str | Path) -> Path:
     """Write ``pred`` as JSON to ``path`` (atomically)."""
     p = Path(path)
     doc = to_document(pred)
     text = json.dumps(doc, indent=1, allow_nan=False)
     try:
-        p.parent.mkdir(parents=True, exist_ok=True)
-        tmp = p.with_name(f".{p.name}.tmp")
-        tmp.write_text(text)
-        tmp.replace(p)
+        return write_text(p, text)  # an OutputError (a FIFO, a device node...) says why itself
     except OSError as exc:
-        raise PredictorError(f"cannot write predictor file {p}: {exc.strerror}") from None
-    return p
+        raise PredictorError(f"cannot write predictor file {p}: {exc.strerror or exc}") from None
 
 
-def load_predictor(path: "str | Path") -> Any:
+def load_predictor(path: str | Path) -> Any:
     """Read a predictor file written by ``save_predictor``; ``PredictorError`` (one line) otherwise."""
     p = Path(path)
     if not p.is_file():

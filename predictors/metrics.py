@@ -16,12 +16,15 @@ kendall    Kendall tau-b (None when undefined)
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
+from scipy import stats
 
 from latkit.errors import PredictorError
+from latkit.fileio import atomic_path
 
 METRIC_KEYS = ("n", "rmse_ms", "mape", "acc10", "acc5", "spearman", "kendall")
 
@@ -29,8 +32,6 @@ METRIC_KEYS = ("n", "rmse_ms", "mape", "acc10", "acc5", "spearman", "kendall")
 def _corr(kind: str, a: np.ndarray, b: np.ndarray) -> float | None:
     if len(a) < 2 or np.ptp(a) == 0 or np.ptp(b) == 0:
         return None
-    from scipy import stats
-
     value = (stats.spearmanr(a, b) if kind == "spearman" else stats.kendalltau(a, b))[0]
     return None if value is None or math.isnan(value) else float(value)
 
@@ -91,7 +92,7 @@ def metrics_header(name: str = "predictor") -> str:
             f"{'spearman':>8} {'kendall':>8}")
 
 
-def plot_scatter(y_true: Sequence[float], y_pred: Sequence[float], path: "str | Path",
+def plot_scatter(y_true: Sequence[float], y_pred: Sequence[float], path: str | Path,
                  title: str = "", unit: str = "ms", log: bool = True) -> Path:
     """Predicted vs measured (log-log), the y = x line and the +-10% band; metrics in the title."""
     import matplotlib
@@ -131,7 +132,9 @@ def plot_scatter(y_true: Sequence[float], y_pred: Sequence[float], path: "str | 
     ax.grid(True, which="both", alpha=0.25)
     fig.tight_layout()
     out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out)
-    plt.close(fig)
+    try:
+        with atomic_path(out) as tmp:  # the format from the name, as savefig(out) would
+            fig.savefig(tmp, format=out.suffix[1:].lower() or "png")
+    finally:
+        plt.close(fig)
     return out

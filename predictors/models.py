@@ -29,42 +29,32 @@ and the log target are equal within noise.
 
 from __future__ import annotations
 
-import time
-from typing import Any, ClassVar, Sequence
+from collections.abc import Sequence
+from typing import Any, ClassVar
 
 import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin
 
 from latkit.errors import PredictorError
 from latkit.predictors import defaults
+from latkit.predictors.checks import expect_keys, expect_names, expect_number
 from latkit.predictors.core import (
     PredictorNotFitted,
     _one_blas_thread,
+    booster_from_json,
+    booster_to_json,
+    check_ridge_state,
     fit_ridge,
     predict_ridge,
     xgb_predict,
     xgb_train,
 )
 from latkit.predictors.features import ArchFeaturizer, as_archs, log_safe
+from latkit.predictors.metrics import regression_metrics
+from latkit.provenance import record
 from latkit.supernet.space import get_space
 
 LATENCY = "latency_ms"
-
-
-def versions() -> dict[str, str]:
-    """Versions recorded in every fitted predictor."""
-    import platform
-    from importlib import metadata
-
-    from latkit import __version__
-
-    out = {"latkit": __version__, "python": platform.python_version(), "numpy": np.__version__}
-    for dist in ("xgboost", "scikit-learn"):
-        try:
-            out[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            out[dist] = "missing"
-    return out
 
 
 def unit_of(target: str) -> str:
@@ -124,7 +114,7 @@ class ArchPredictor(RegressorMixin, BaseEstimator):
         return [f.names[i] for i in f.columns(groups)]
 
     # ---- estimator API ----------------------------------------------------------------------
-    def fit(self, X: Sequence[Any], y: Any) -> "ArchPredictor":
+    def fit(self, X: Sequence[Any], y: Any) -> ArchPredictor:
         space = get_space(self.space)
         archs = as_archs(space, X)
         yv = check_target(y, len(archs), self.target)
@@ -166,8 +156,6 @@ class ArchPredictor(RegressorMixin, BaseEstimator):
 
 def base_meta(pred: ArchPredictor, y: np.ndarray, fitted: np.ndarray) -> dict[str, Any]:
     """The provenance of a fit; callers (the CLI) add device, env, command and CV metrics."""
-    from latkit.predictors.metrics import regression_metrics
-
     table = getattr(pred, "table", None)
     table_meta = getattr(table, "meta", None) or {}
     return {
@@ -179,8 +167,7 @@ def base_meta(pred: ArchPredictor, y: np.ndarray, fitted: np.ndarray) -> dict[st
         "metrics": {"train": regression_metrics(y, fitted, unit_of(pred.target))},
         "table": ({k: table_meta.get(k) for k in ("device", "space", "resolutions", "entries",
                                                    "created", "command")} if table else None),
-        "versions": versions(),
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        **record(),  # command (set by the caller), cwd, created, host, versions
     }
 
 
@@ -238,8 +225,6 @@ class LutPredictor(ArchPredictor):
         return {"scale": self.scale_, "offset_ms": self.offset_ms_, "n_train": self.n_train_}
 
     def set_state(self, state: dict[str, Any], where: str) -> None:
-        from latkit.predictors.io import expect_keys, expect_number
-
         expect_keys(state, {"scale", "offset_ms", "n_train"}, where)
         self.scale_ = expect_number(state["scale"], f"{where}.scale")
         self.offset_ms_ = expect_number(state["offset_ms"], f"{where}.offset_ms")
@@ -287,9 +272,6 @@ class RidgePredictor(ArchPredictor):
         return {"ridge": self.ridge_, "columns": list(self.columns_), "n_train": self.n_train_}
 
     def set_state(self, state: dict[str, Any], where: str) -> None:
-        from latkit.predictors.core import check_ridge_state
-        from latkit.predictors.io import expect_keys, expect_names, expect_number
-
         expect_keys(state, {"ridge", "columns", "n_train"}, where)
         self.ridge_ = check_ridge_state(state["ridge"], f"{where}.ridge")
         self.columns_ = expect_names(state["columns"], len(self.ridge_["coef"]), f"{where}.columns")
@@ -379,15 +361,10 @@ class XGBPredictor(ArchPredictor):
         return np.exp(out) if self.target == LATENCY else out
 
     def get_state(self) -> dict[str, Any]:
-        from latkit.predictors.core import booster_to_json
-
         return {"booster": booster_to_json(self.booster_), "baseline": self.baseline_,
                 "columns": list(self.columns_), "n_train": self.n_train_}
 
     def set_state(self, state: dict[str, Any], where: str) -> None:
-        from latkit.predictors.core import booster_from_json, check_ridge_state
-        from latkit.predictors.io import expect_keys, expect_names, expect_number
-
         expect_keys(state, {"booster", "baseline", "columns", "n_train"}, where)
         self.booster_ = booster_from_json(state["booster"], f"{where}.booster")
         self.columns_ = expect_names(state["columns"], self.booster_.num_features(), f"{where}.columns")

@@ -10,21 +10,28 @@ errors), anything else as it is.
 
 from __future__ import annotations
 
-import time
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.utils.validation import validate_data
 
 from latkit.errors import PredictorError
 from latkit.predictors import defaults
+from latkit.predictors.checks import expect_keys, expect_number
 from latkit.predictors.core import (
     PredictorNotFitted,
+    booster_from_json,
+    booster_to_json,
+    check_ridge_state,
     fit_ridge,
     predict_ridge,
     xgb_predict,
     xgb_train,
 )
+from latkit.predictors.metrics import regression_metrics
+from latkit.provenance import record
 
 
 class TablePredictor(RegressorMixin, BaseEstimator):
@@ -41,13 +48,11 @@ class TablePredictor(RegressorMixin, BaseEstimator):
         self.random_state = random_state
 
 
-    def fit(self, X: Any, y: Any) -> "TablePredictor":
+    def fit(self, X: Any, y: Any) -> TablePredictor:
         if self.model not in ("xgb", "rf", "ridge"):
             raise PredictorError(f"model must be xgb, rf or ridge for a feature table, got {self.model!r}")
         if self.log_target not in ("auto", "yes", "no"):
             raise PredictorError(f"log_target must be auto, yes or no, got {self.log_target!r}")
-        from sklearn.utils.validation import validate_data
-
         X, y = validate_data(self, X, y, reset=True, dtype=np.float64, y_numeric=True)
         if self.feature_names is not None and len(self.feature_names) != X.shape[1]:
             raise PredictorError(f"{len(self.feature_names)} feature names for {X.shape[1]} columns")
@@ -63,13 +68,9 @@ class TablePredictor(RegressorMixin, BaseEstimator):
             self.booster_ = xgb_train(X, t, mode="gbt" if self.model == "xgb" else "rf",
                                       params=params, seed=self.random_state)
         self.n_train_ = int(X.shape[0])
-        from latkit.predictors.metrics import regression_metrics
-        from latkit.predictors.models import versions
-
         fitted = self.predict(X)
         self.meta_ = {"space": None, "target": self.target, "device": None, "env": {},
-                      "n_train": self.n_train_, "versions": versions(),
-                      "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                      "n_train": self.n_train_, **record(),
                       "metrics": ({"train": regression_metrics(y, fitted, "target")}
                                   if np.all(y != 0) else {})}
         return self
@@ -77,8 +78,6 @@ class TablePredictor(RegressorMixin, BaseEstimator):
     def predict(self, X: Any) -> np.ndarray:
         if not hasattr(self, "n_train_"):
             raise PredictorNotFitted(f"this {type(self).__name__} is not fitted yet; call fit(X, y)")
-        from sklearn.utils.validation import validate_data
-
         X = validate_data(self, X, reset=False, dtype=np.float64)
         if self.model == "ridge":
             out = predict_ridge(self.ridge_, X)
@@ -88,8 +87,6 @@ class TablePredictor(RegressorMixin, BaseEstimator):
 
     # ---- persistence hooks (io.py) ----------------------------------------------------------
     def get_state(self) -> dict[str, Any]:
-        from latkit.predictors.core import booster_to_json
-
         state: dict[str, Any] = {"log": self.log_, "n_features": int(self.n_features_in_),
                                  "n_train": self.n_train_}
         if self.model == "ridge":
@@ -99,9 +96,6 @@ class TablePredictor(RegressorMixin, BaseEstimator):
         return state
 
     def set_state(self, state: dict[str, Any], where: str) -> None:
-        from latkit.predictors.core import booster_from_json, check_ridge_state
-        from latkit.predictors.io import expect_keys, expect_number
-
         model_key = "ridge" if self.model == "ridge" else "booster"
         expect_keys(state, {"log", "n_features", "n_train", model_key}, where)
         if not isinstance(state["log"], bool):

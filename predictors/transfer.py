@@ -2,8 +2,8 @@
 
 ``FewShotPredictor(space, sources=[pred_A, pred_B, ...]).fit(k_archs, k_latencies_ms)``. Each source
 is a fitted latency predictor of another device (any kind, e.g. loaded with ``load_predictor``). On
-the target, every candidate below is scored by leave-one-out over the k points (10-fold above 60) (squared error
-of log latency, i.e. relative error) and the best one is kept:
+the target, every candidate below is scored by leave-one-out over the k points (10-fold above 60)
+(squared error of log latency, i.e. relative error) and the best one is kept:
 
 ==============  =====================================================================  ==========
 candidate       model of log latency on the target                                     needs k >=
@@ -24,13 +24,15 @@ skip the choice.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
 from latkit.errors import PredictorError
 from latkit.predictors import defaults
-from latkit.predictors.core import fit_ridge, predict_ridge
+from latkit.predictors.checks import expect_keys, expect_number
+from latkit.predictors.core import check_ridge_state, fit_ridge, predict_ridge
 from latkit.predictors.features import log_safe
 from latkit.predictors.models import LATENCY, ArchPredictor
 
@@ -105,7 +107,7 @@ class FewShotPredictor(ArchPredictor):
         self.target = target
         self.random_state = random_state
 
-    def __sklearn_clone__(self) -> "FewShotPredictor":
+    def __sklearn_clone__(self) -> FewShotPredictor:
         """A clone shares the (fitted, read-only) sources: cloning them would unfit them."""
         return type(self)(**self.get_params(deep=False))
 
@@ -171,9 +173,6 @@ class FewShotPredictor(ArchPredictor):
                 "n_train": self.n_train_}
 
     def set_state(self, state: dict[str, Any], where: str) -> None:
-        from latkit.predictors.core import check_ridge_state
-        from latkit.predictors.io import expect_keys, expect_number
-
         expect_keys(state, {"chosen", "candidate", "loo_rmse_log", "n_train"}, where)
         ch = state["chosen"]
         fields = {"scale": {"method", "source", "c"}, "power": {"method", "source", "a", "c"},
@@ -195,5 +194,6 @@ class FewShotPredictor(ArchPredictor):
             raise PredictorError(f"{where}: candidate must be text and loo_rmse_log an object")
         self.chosen_ = ch
         self.candidate_ = state["candidate"]
-        self.loo_ = {str(k): expect_number(v, f"{where}.loo_rmse_log") for k, v in state["loo_rmse_log"].items()}
+        self.loo_ = {str(k): expect_number(v, f"{where}.loo_rmse_log")
+                     for k, v in state["loo_rmse_log"].items()}
         self.n_train_ = int(expect_number(state["n_train"], f"{where}.n_train"))

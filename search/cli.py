@@ -1,50 +1,27 @@
-"""``lat search`` (``lat-search``): the most accurate subnet per device and latency budget."""
+"""``lat search`` (``lat-search``): the most accurate subnet per device and latency budget.
+
+Thin (STYLE 12): the handler parses, builds a ``SearchRequest`` and calls ``run_search``, which it
+imports when it runs, so that ``lat --help`` stays fast.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
-import shlex
-import sys
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Sequence
 
-from latkit.errors import BudgetError, LatkitError
-
-
-def format_choices(rows: Sequence[dict[str, Any]]) -> str:
-    """The choices as an aligned text table (device, budget, arch, predicted, measured, top-1)."""
-    head = ("device", "budget ms", "arch", "predicted ms", "measured ms", "top1 %", "within")
-    lines = []
-    for r in rows:
-        meas = r.get("measured_latency_ms")
-        within = r.get("within_budget")
-        lines.append((r["device"], f"{r['budget_ms']:g}", r["arch"],
-                      f"{r['predicted_latency_ms']:.2f}",
-                      f"{meas:.2f}" if meas is not None else "-",
-                      f"{r['accuracy']:.2f}",
-                      "-" if within is None else ("yes" if within else "NO")
-                      + (f" ({r['tried']} tried)" if r.get("tried", 1) > 1 else "")))
-    widths = [max(len(h), *(len(l[i]) for l in lines)) if lines else len(h)
-              for i, h in enumerate(head)]
-    fmt = "  ".join(f"{{:<{w}}}" if i == 2 or i == 0 else f"{{:>{w}}}" for i, w in enumerate(widths))
-    return "\n".join([fmt.format(*head), *(fmt.format(*l) for l in lines)])
-
-
-def _int_list(text: str | None, flag: str) -> list[int] | None:
-    if not text or text == "all":
-        return None
-    try:
-        return [int(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise LatkitError(f"{flag} takes comma-separated integers, got {text!r}")
+from latkit.errors import BudgetError
+from latkit.supernet.resolutions import parse_resolutions
+from latkit.supernet.space import get_space
 
 
 def _cmd_search(args: argparse.Namespace) -> int:
-    from latkit.search.evolution import FAST
-    from latkit.search.protocols import parse_latency_specs
-    from latkit.search.run import SearchRequest, parse_budgets, run_search
+    # the search library imports numpy, the profiler and the devices: lat --help need not
+    from latkit.search.evolution import FAST  # noqa: PLC0415 -- numpy: keeps lat --help fast
+    from latkit.search.protocols import parse_latency_specs  # noqa: PLC0415 -- numpy: lat --help
+    from latkit.search.run import SearchRequest, parse_budgets, run_search  # noqa: PLC0415 -- numpy
+    from latkit.search.verify import format_choices  # noqa: PLC0415 -- numpy: keeps lat --help fast
 
     evo = FAST
     if args.population is not None:
@@ -60,12 +37,12 @@ def _cmd_search(args: argparse.Namespace) -> int:
         verify=args.verify,
         checkpoint=Path(args.checkpoint) if args.checkpoint else None,
         method=args.method,
-        resolutions=_int_list(args.resolutions, "--resolutions"),
+        resolutions=parse_resolutions(args.resolutions, get_space(args.space)),
         seed=args.seed,
         evolution=evo,
         max_tries=args.max_tries,
         export=not args.no_export,
-        command=" ".join(shlex.quote(a) for a in sys.argv),
+        command=args.command_line,
     )
     log = None if args.json else (lambda m: print(f"  {m}", flush=True))
     report = run_search(req, log=log)
@@ -110,7 +87,8 @@ def register_search(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--method", default="auto", choices=("auto", "pareto", "evolution"),
                    help="auto: exhaustive for enumerable spaces or accuracy tables, else evolution")
-    p.add_argument("--resolutions", help="comma-separated resolutions to search (default: all)")
+    p.add_argument("--resolutions", help="resolutions to search, e.g. 128,160 or 128-224:8 "
+                   "(default: all)")
     p.add_argument("--seed", type=int, default=0, help="evolution seed (default 0)")
     p.add_argument("--population", type=int, help="evolution population (default 100)")
     p.add_argument("--generations", type=int,

@@ -27,8 +27,9 @@ from __future__ import annotations
 import math
 import random
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -107,13 +108,13 @@ class _Scorer:
     def latency_ms(self, archs: Sequence[ArchConfig]) -> list[float]:
         new = list(dict.fromkeys(a for a in archs if a not in self.lat))
         if new:
-            self.lat.update(zip(new, self.latency.predict_ms(new).tolist()))
+            self.lat.update(zip(new, self.latency.predict_ms(new).tolist(), strict=True))
         return [self.lat[a] for a in archs]
 
     def top1(self, archs: Sequence[ArchConfig]) -> list[float]:
         new = list(dict.fromkeys(a for a in archs if a not in self.acc))
         if new:
-            self.acc.update(zip(new, self.accuracy.top1(new).tolist()))
+            self.acc.update(zip(new, self.accuracy.top1(new).tolist(), strict=True))
         return [self.acc[a] for a in archs]
 
 
@@ -125,7 +126,7 @@ def _resolutions(space: SearchSpace, settings: EvolutionSettings) -> list[int]:
     return rs
 
 
-def fastest_subnet(space: "str | SearchSpace", latency: LatencySource, rng: random.Random,
+def fastest_subnet(space: str | SearchSpace, latency: LatencySource, rng: random.Random,
                    n_random: int = 2000, resolutions: Sequence[int] | None = None
                    ) -> tuple[float, ArchConfig]:
     """The fastest predicted subnet among the min subnet of each resolution and random samples."""
@@ -149,18 +150,18 @@ def _fill(wants: Sequence[tuple[int, Callable[[], ArchConfig]]], scorer: _Scorer
     proposed = 0
     for _ in range(max_rounds):
         sizes = [math.ceil((n - len(o)) / max(rate, 0.05) * 1.25) + 2 if len(o) < n else 0
-                 for (n, _p), o, rate in zip(wants, outs, rates)]
+                 for (n, _p), o, rate in zip(wants, outs, rates, strict=True)]
         if max_total is not None:
             room = max_total - proposed
             if sum(sizes) > room:
                 sizes = [min(sz, max(0, room)) for sz in sizes]
         if sum(sizes) == 0:
             break
-        batches = [[propose() for _ in range(size)] for (_n, propose), size in zip(wants, sizes)]
+        batches = [[propose() for _ in range(size)] for (_n, propose), size in zip(wants, sizes, strict=True)]
         flat = [a for b in batches for a in b]
         proposed += len(flat)
         lat = iter(scorer.latency_ms(flat))
-        for k, ((n, _p), batch) in enumerate(zip(wants, batches)):
+        for k, ((n, _p), batch) in enumerate(zip(wants, batches, strict=True)):
             new = 0  # feasible and not seen in this population: what a proposal is worth
             for a in batch:
                 if next(lat) <= budget_ms and a not in taken:
@@ -220,15 +221,15 @@ def _run_population(sp: SearchSpace, rs: list[int], sc: _Scorer, budget_ms: floa
             break
         parents = [pop[i] for i in order[:n_parents]]
         mut, cross = _fill(
-            [(n_mut, lambda: sp.mutate(rng.choice(parents), rng, s.mutate_prob, rs)),
+            [(n_mut, lambda ps=parents: sp.mutate(rng.choice(ps), rng, s.mutate_prob, rs)),
              (n_cross if len(parents) > 1 else 0,
-              lambda: sp.crossover(rng.choice(parents), rng.choice(parents), rng))],
+              lambda ps=parents: sp.crossover(rng.choice(ps), rng.choice(ps), rng))],
             sc, budget_ms, set(parents), rates, s.max_fill_rounds)
         pop = parents + mut + cross
     return pop, history
 
 
-def evolve(space: "str | SearchSpace", latency: LatencySource, accuracy: AccuracySource,
+def evolve(space: str | SearchSpace, latency: LatencySource, accuracy: AccuracySource,
            budget_ms: float, rng: random.Random, settings: EvolutionSettings = FAST,
            scorer: _Scorer | None = None) -> EvolutionResult:
     """The most accurate subnet found with predicted latency within ``budget_ms``.
@@ -244,7 +245,7 @@ def evolve(space: "str | SearchSpace", latency: LatencySource, accuracy: Accurac
     sc = scorer or _Scorer(latency, accuracy)
     n_lat0, n_acc0 = len(sc.lat), len(sc.acc)
     mins = [sp.min_arch(r) for r in rs]
-    seeds = [a for a, ms in zip(mins, sc.latency_ms(mins)) if ms <= budget_ms]
+    seeds = [a for a, ms in zip(mins, sc.latency_ms(mins), strict=True) if ms <= budget_ms]
     best: ArchConfig | None = None
     history: list[float] = []
     bands = _bands(rs, s.restarts) if s.stratify else [rs] * s.restarts
@@ -287,7 +288,7 @@ def evolve(space: "str | SearchSpace", latency: LatencySource, accuracy: Accurac
                            len(sc.lat) - n_lat0, len(sc.acc) - n_acc0, time.perf_counter() - t0)
 
 
-def evolution_search(space: "str | SearchSpace", latency: Sequence[LatencySource],
+def evolution_search(space: str | SearchSpace, latency: Sequence[LatencySource],
                      accuracy: AccuracySource, budgets_ms: Sequence[float], rng: random.Random,
                      settings: EvolutionSettings = FAST,
                      log: Callable[[str], None] | None = None) -> SearchResult:

@@ -15,8 +15,9 @@ that was scored on a device (for the plot), ``frontiers`` the frontier, ``picks`
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -144,7 +145,7 @@ def picks_for(space: str, frontier: Frontier, budgets_ms: Sequence[float], scope
     """One Pick per budget; BudgetError naming the fastest subnet if a budget is below it."""
     pos = best_positions(frontier.latency_ms, budgets_ms)
     out = []
-    for b, p in zip(budgets_ms, pos):
+    for b, p in zip(budgets_ms, pos, strict=True):
         if p < 0:
             fast = (float(frontier.latency_ms[0]), frontier.archs[0]) if len(frontier) else (np.inf, None)
             raise no_subnet_error(space, frontier.device, b, fast[0], fast[1], scope)
@@ -176,7 +177,7 @@ def enumerate_candidates(space: SearchSpace, accuracy: AccuracySource,
     return archs, f"all {len(archs)} subnets at {len(rs)} resolution(s)"
 
 
-def pareto_search(space: "str | SearchSpace", latency: Sequence[LatencySource],
+def pareto_search(space: str | SearchSpace, latency: Sequence[LatencySource],
                   accuracy: AccuracySource, budgets_ms: Sequence[float], *,
                   resolutions: Sequence[int] | None = None,
                   candidates: Sequence[ArchConfig] | None = None,

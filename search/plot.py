@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
+from latkit.fileio import atomic_path
 from latkit.search.pareto import SearchResult
 from latkit.search.verify import Choice
 
 _COLORS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown")
 
 
-def plot_frontiers(result: SearchResult, choices: Sequence[Choice], path: "str | Path",
+def plot_frontiers(result: SearchResult, choices: Sequence[Choice], path: str | Path,
                    title: str | None = None) -> Path:
     """Write the frontier figure to ``path`` (PNG) and return it."""
     import matplotlib
@@ -21,7 +22,7 @@ def plot_frontiers(result: SearchResult, choices: Sequence[Choice], path: "str |
 
     n = len(result.devices)
     fig, axes = plt.subplots(n, 1, figsize=(10, 4.4 * n + 0.4), squeeze=False)
-    for ax, dev in zip(axes[:, 0], result.devices):
+    for ax, dev in zip(axes[:, 0], result.devices, strict=True):
         cands, front = result.candidates[dev], result.frontiers[dev]
         ax.scatter(cands.latency_ms, cands.top1, s=5, c="0.75", alpha=0.5, linewidths=0,
                    rasterized=True, label=f"candidates ({len(cands.archs)})")
@@ -58,7 +59,9 @@ def plot_frontiers(result: SearchResult, choices: Sequence[Choice], path: "str |
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=130)
-    plt.close(fig)
+    try:
+        with atomic_path(out) as tmp:
+            fig.savefig(tmp, dpi=130, format="png")
+    finally:
+        plt.close(fig)
     return out

@@ -23,15 +23,22 @@ Command-line specs (``--latency DEV=SPEC``): ``cpu=pred.json`` (a predictor file
 
 from __future__ import annotations
 
-import csv
+import contextlib
 import json
+import sys
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Protocol, Sequence, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from latkit.errors import ArchError, LatkitError, PredictorError
+from latkit.devices.registry import get_device
+from latkit.errors import LatkitError, PredictorError
+from latkit.fileio import check_writable
+from latkit.profiler import export
+from latkit.profiler.lut import LookupTable
+from latkit.supernet.accuracy_csv import read_accuracy_csv
 from latkit.supernet.space import ArchConfig, SearchSpace, get_space
 
 
@@ -67,9 +74,6 @@ def _single_threaded() -> Any:
     ~3 ms single-threaded, for 100 archs; even 6,000 archs predict faster on one thread. Only
     touches xgboost if the predictor already imported it.
     """
-    import contextlib
-    import sys
-
     xgb = sys.modules.get("xgboost")
     return xgb.config_context(nthread=1) if xgb is not None else contextlib.nullcontext()
 
@@ -218,20 +222,19 @@ class MeasuredLatency:
                     self._memo[rec["arch"]] = float(rec["median_ms"])
 
     def measure(self, arch: ArchConfig) -> float:
-        from latkit.profiler.export import ExportCache, export_arch
-
         key = str(arch)
         if key in self._memo:
             return self._memo[key]
-        path = export_arch(self.space, arch, self.device_obj.formats[0],
-                           cache=ExportCache(self.cache_dir / "exports"),
-                           supernet=self.supernet, weights_id=self.weights_id)
+        path = export.export_arch(self.space, arch, self.device_obj.formats[0],
+                                  cache=export.ExportCache(self.cache_dir / "exports"),
+                                  supernet=self.supernet, weights_id=self.weights_id)
         m = self.device_obj.benchmark(path)
         ms = float(m.median_ms)
         if not ms > 0:
             raise LatkitError(f"device {self.device} reported {ms} ms for {key}; refusing it")
         self._memo[key] = ms
-        with open(self._file, "a") as f:
+        # appended one line per measurement on purpose (a killed search keeps what it measured)
+        with open(check_writable(self._file), "a") as f:
             f.write(json.dumps({"space": self.space, "device": self.device, "arch": key,
                                 "median_ms": ms, "measurement": m.to_dict()}) + "\n")
         if self.on_measure is not None:
@@ -261,43 +264,16 @@ class AccuracyTable:
     meta: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def load(cls, path: "str | Path", space: "str | SearchSpace") -> "AccuracyTable":
-        p = Path(path)
+    def load(cls, path: str | Path, space: str | SearchSpace) -> AccuracyTable:
+        """The table at ``path``, read and checked by ``read_accuracy_csv``."""
         sp = get_space(space)
-        if not p.is_file():
-            raise LatkitError(f"accuracy table {p} does not exist; write one with lat train eval "
-                              "(CSV with columns arch,top1)")
-        with open(p, newline="") as f:
-            reader = csv.DictReader(line for line in f if not line.startswith("#"))
-            cols = reader.fieldnames or []
-            if "arch" not in cols or "top1" not in cols:
-                raise LatkitError(f"accuracy table {p} needs columns arch,top1; found "
-                                  f"{','.join(cols) or 'no header'}")
-            table: dict[str, float] = {}
-            checkpoints: set[str] = set()
-            for i, row in enumerate(reader, start=2):
-                if row.get("space") and row["space"] != sp.name:
-                    raise PredictorError(f"accuracy table {p} is for space {row['space']}, "
-                                         f"not {sp.name} (line {i})")
-                try:
-                    arch = sp.parse(row["arch"])
-                    top1 = float(row["top1"])
-                except ArchError as exc:
-                    raise ArchError(f"{p}:{i}: {exc}")
-                except (TypeError, ValueError):
-                    raise LatkitError(f"{p}:{i}: top1 must be a number, found {row.get('top1')!r}")
-                if not 0.0 <= top1 <= 100.0:
-                    raise LatkitError(f"{p}:{i}: top1 is a percentage (0..100), found {top1}")
-                key = str(arch)
-                if key in table and table[key] != top1:
-                    raise LatkitError(f"{p}:{i}: {key} appears twice with different top1 "
-                                      f"({table[key]} and {top1})")
-                table[key] = top1
-                if row.get("checkpoint"):
-                    checkpoints.add(row["checkpoint"])
-        if not table:
-            raise LatkitError(f"accuracy table {p} has no rows")
-        return cls(table, sp.name, source=str(p), meta={"checkpoints": sorted(checkpoints)})
+        table: dict[str, float] = {}
+        checkpoints: set[str] = set()
+        for row in read_accuracy_csv(path, sp):
+            table[str(row.arch)] = row.top1
+            if row.fields.get("checkpoint"):
+                checkpoints.add(row.fields["checkpoint"])
+        return cls(table, sp.name, source=str(Path(path)), meta={"checkpoints": sorted(checkpoints)})
 
     def top1(self, archs: Sequence[ArchConfig]) -> np.ndarray:
         out = np.empty(len(archs), dtype=np.float64)
@@ -354,10 +330,9 @@ class PredictedAccuracy:
 def _load_predictor(path: Path) -> Any:
     if not path.is_file():
         raise PredictorError(f"predictor file {path} does not exist; fit one with lat fit")
-    try:
-        from latkit.predictors.io import load_predictor
-    except ModuleNotFoundError as exc:  # pragma: no cover - only in a partial checkout
-        raise PredictorError(f"cannot read predictor files: {exc.name} is missing from this build")
+    # only predictor files need scikit-learn and xgboost: a search over tables starts in 0.3 s
+    from latkit.predictors.io import load_predictor  # noqa: PLC0415 -- sklearn/xgboost: start-up
+
     return load_predictor(path)
 
 
@@ -381,21 +356,17 @@ def parse_latency_specs(text: str) -> list[tuple[str, str]]:
     return out
 
 
-def latency_source(device: str, spec: str, space: "str | SearchSpace", *,
-                   cache_dir: "str | Path | None" = None, device_obj: Any = None,
+def latency_source(device: str, spec: str, space: str | SearchSpace, *,
+                   cache_dir: str | Path | None = None, device_obj: Any = None,
                    supernet: Any = None, weights_id: str | None = None) -> LatencySource:
     """One latency source from its spec: a predictor JSON, ``lut:DIR`` or ``measure``."""
     sp = get_space(space)
     if spec == "measure":
         if device_obj is None:
-            from latkit.devices.registry import get_device
-
             device_obj = get_device(device)
         return MeasuredLatency(device_obj, sp.name, Path(cache_dir or ".latkit-cache"),
                                supernet=supernet, weights_id=weights_id)
     if spec.startswith("lut:"):
-        from latkit.profiler.lut import LookupTable
-
         directory = spec[4:]
         return TableLatency(LookupTable.load(directory), sp.name, device,
                             source=f"lookup table {directory}")
@@ -403,7 +374,7 @@ def latency_source(device: str, spec: str, space: "str | SearchSpace", *,
     return PredictorLatency(_load_predictor(path), sp.name, device, source=f"predictor {path.name}")
 
 
-def accuracy_source(spec: str, space: "str | SearchSpace") -> AccuracySource:
+def accuracy_source(spec: str, space: str | SearchSpace) -> AccuracySource:
     """An ``arch,top1`` CSV or an accuracy predictor JSON."""
     path = Path(spec)
     if path.suffix.lower() == ".csv":

@@ -19,20 +19,26 @@ files, checkpoints and devices is start-up and is not counted.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
-import platform
 import random
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
+from latkit.devices.registry import get_device, list_devices
 from latkit.errors import DeviceError, LatkitError
+from latkit.fileio import sha256_file, write_text
+from latkit.profiler.campaign import NETWORK_PROTOCOL
+from latkit.provenance import record
 from latkit.search.evolution import FAST, EvolutionSettings, evolution_search
 from latkit.search.pareto import SearchResult, pareto_search
+from latkit.search.plot import plot_frontiers
 from latkit.search.protocols import accuracy_source, latency_source
-from latkit.search.verify import Choice, Exporter, checkpoint_sha256, ship, verify_picks
+from latkit.search.verify import Choice, Exporter, ship, verify_picks
 from latkit.supernet.space import get_space
 
 #: above this many candidates (subnets per resolution x resolutions), "auto" uses evolution
@@ -73,7 +79,7 @@ def parse_budgets(text: str) -> list[float]:
     try:
         budgets = [float(v) for v in text.split(",") if v.strip()]
     except ValueError:
-        raise LatkitError(f"--budget-ms takes comma-separated milliseconds, got {text!r}")
+        raise LatkitError(f"--budget-ms takes comma-separated milliseconds, got {text!r}") from None
     if not budgets or any(not math.isfinite(b) or b <= 0 for b in budgets):
         raise LatkitError(f"--budget-ms needs positive latencies in ms, got {text!r}")
     return budgets
@@ -81,28 +87,12 @@ def parse_budgets(text: str) -> list[float]:
 
 def check_devices(names: Sequence[str]) -> dict[str, str]:
     """Each device name -> its first artifact format; DeviceError listing the known ones."""
-    from latkit.devices.registry import list_devices
-
     known = {row["name"]: row["formats"][0] for row in list_devices()}
     for n in names:
         if n not in known:
             raise DeviceError(f"unknown device {n!r} in --latency {n}=...; known devices: "
                               f"{', '.join(known)} (lat device list)")
     return {n: known[n] for n in names}
-
-
-def _versions() -> dict[str, str]:
-    from importlib import metadata
-
-    from latkit import __version__
-
-    v = {"latkit": __version__, "python": platform.python_version()}
-    for pkg in ("numpy", "torch", "onnxruntime", "xgboost", "scikit-learn"):
-        try:
-            v[pkg] = metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            pass
-    return v
 
 
 def _method(req: SearchRequest, acc_has_candidates: bool) -> str:
@@ -117,11 +107,12 @@ def _method(req: SearchRequest, acc_has_candidates: bool) -> str:
 
 def write_pareto_csv(result: SearchResult, path: Path) -> None:
     cols = ("device", "pos", "arch", "resolution", "predicted_latency_ms", "top1")
-    with open(path, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=cols, lineterminator="\n")
-        w.writeheader()
-        for row in result.frontier_rows():
-            w.writerow(row)
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=cols, lineterminator="\n")
+    w.writeheader()
+    for row in result.frontier_rows():
+        w.writerow(row)
+    write_text(path, buf.getvalue())
 
 
 def run_search(req: SearchRequest, log: Callable[[str], None] | None = None, *,
@@ -144,19 +135,16 @@ def run_search(req: SearchRequest, log: Callable[[str], None] | None = None, *,
 
     # ---- start-up: checkpoint, sources, devices ----
     if supernet is None and req.checkpoint is not None:
-        from latkit.supernet.model import load_supernet
+        from latkit.supernet.model import load_supernet  # noqa: PLC0415 -- torch: only with a checkpoint
 
         supernet, _ = load_supernet(req.checkpoint, sp.name)
-        weights_id = checkpoint_sha256(req.checkpoint)
+        weights_id = sha256_file(req.checkpoint)
     if supernet is not None and weights_id is None:
         raise LatkitError("a supernet given to run_search needs its weights_id")
     acc = accuracy_source(req.accuracy, sp)
     devices: dict[str, Any] = {}
     try:
         if req.verify or any(spec == "measure" for _, spec in req.latency):
-            from latkit.devices.registry import get_device
-            from latkit.profiler.campaign import NETWORK_PROTOCOL
-
             for d, _ in req.latency:
                 opts = {"protocol": req.protocol or NETWORK_PROTOCOL, **req.device_options.get(d, {})}
                 devices[d] = get_device(d, **opts)
@@ -176,8 +164,6 @@ def run_search(req: SearchRequest, log: Callable[[str], None] | None = None, *,
         else:
             settings = req.evolution
             if req.resolutions:
-                from dataclasses import replace
-
                 settings = replace(settings, resolutions=tuple(req.resolutions))
             result = evolution_search(sp, lat, acc, req.budgets_ms, random.Random(req.seed),
                                       settings, log=log)
@@ -201,16 +187,14 @@ def run_search(req: SearchRequest, log: Callable[[str], None] | None = None, *,
     # ---- write ----
     rows = [c.to_dict(sp.name) for c in choices]
     write_pareto_csv(result, out / "pareto.csv")
-    (out / "choices.json").write_text(json.dumps(rows, indent=1) + "\n")
-    from latkit.search.plot import plot_frontiers
-
+    write_text(out / "choices.json", json.dumps(rows, indent=1) + "\n")
     plot_frontiers(result, choices, out / "pareto.png",
                    title=f"{sp.name}: most accurate subnet per budget "
                          f"({'verified by measurement' if req.verify else 'predicted'})")
     prov = {
         "format": "latkit-search", "version": 1, "space": sp.name, "method": result.method,
-        "command": req.command, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "versions": _versions(), "budgets_ms": list(req.budgets_ms), "seed": req.seed,
+        **record(req.command),  # command, cwd, created, host, versions
+        "budgets_ms": list(req.budgets_ms), "seed": req.seed,
         "latency_sources": {s.device: s.describe() for s in lat},
         "accuracy_source": acc.describe(),
         "checkpoint": ({"path": str(req.checkpoint), "weights_id": weights_id}
@@ -218,7 +202,7 @@ def run_search(req: SearchRequest, log: Callable[[str], None] | None = None, *,
         "search_seconds": result.search_seconds, "verify_seconds": verify_seconds,
         "info": result.info, "frontier_sizes": {d: len(f) for d, f in result.frontiers.items()},
     }
-    (out / "search.json").write_text(json.dumps(prov, indent=1, default=str) + "\n")
+    write_text(out / "search.json", json.dumps(prov, indent=1, default=str) + "\n")
     summary = {
         "space": sp.name,
         "method": result.method,

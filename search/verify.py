@@ -3,22 +3,26 @@
 A pick is only a prediction. ``verify_picks`` exports each picked subnet (with the trained weights
 when a supernet is given), measures it on its device under the shared protocol, and accepts it when
 the measured median is within the budget. A median over the budget is measured once more and the
-lower of the two counts, since other work on the machine can only add time. Otherwise it walks down that device's frontier (the next
-most accurate subnet, predicted faster) and measures again, at most ``max_tries`` subnets per pick.
+lower of the two counts, since other work on the machine can only add time. Otherwise it walks down
+that device's frontier (the next most accurate subnet, predicted faster) and measures again, at
+most ``max_tries`` subnets per pick.
 Measurements are cached per (device, arch key), so budgets that share a subnet measure it once.
 
 ``ship`` writes the final choices to ``DIR/models/<device>-<budget>ms.<fmt>``, the format being the
-device's first (``onnx`` for ``cpu``/``cuda``, ``tflite`` for ``cpu-tflite`` and phones).
+device's first (``onnx`` for ``cpu``/``cuda``, ``tflite`` for ``cpu-tflite`` and phones);
+``format_choices`` prints them as a table.
 """
 
 from __future__ import annotations
 
-import hashlib
 import shutil
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
+from latkit.fileio import atomic_path
+from latkit.profiler.export import ExportCache, export_arch
 from latkit.search.pareto import Pick, SearchResult
 from latkit.supernet.space import ArchConfig, get_space
 
@@ -41,7 +45,7 @@ class Choice:
     note: str = ""
 
     @classmethod
-    def from_pick(cls, p: Pick) -> "Choice":
+    def from_pick(cls, p: Pick) -> Choice:
         return cls(p.device, p.budget_ms, p.arch, p.predicted_latency_ms, p.top1, p.frontier_pos)
 
     def to_dict(self, space: str) -> dict[str, Any]:
@@ -83,18 +87,8 @@ class Exporter:
     weights_id: str | None = None
 
     def __call__(self, arch: ArchConfig, fmt: str) -> Path:
-        from latkit.profiler.export import ExportCache, export_arch
-
         return export_arch(self.space, arch, fmt, cache=ExportCache(Path(self.cache_dir)),
                            supernet=self.supernet, weights_id=self.weights_id)
-
-
-def checkpoint_sha256(path: "str | Path") -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def verify_picks(result: SearchResult, devices: dict[str, Any], export: Callable[[ArchConfig, str], Path],
@@ -160,7 +154,7 @@ def verify_picks(result: SearchResult, devices: dict[str, Any], export: Callable
     return choices
 
 
-def ship(choices: Sequence[Choice], out_dir: "str | Path", export: Callable[[ArchConfig, str], Path],
+def ship(choices: Sequence[Choice], out_dir: str | Path, export: Callable[[ArchConfig, str], Path],
          formats: dict[str, str]) -> None:
     """Copy each choice's exported model to ``out_dir/models/<device>-<budget>ms.<fmt>``."""
     models = Path(out_dir) / "models"
@@ -169,5 +163,26 @@ def ship(choices: Sequence[Choice], out_dir: "str | Path", export: Callable[[Arc
         fmt = formats[c.device]
         src = export(c.arch, fmt)
         dst = models / f"{c.device}-{c.budget_ms:g}ms.{fmt}"
-        shutil.copyfile(src, dst)
+        with atomic_path(dst) as tmp:
+            shutil.copyfile(src, tmp)
         c.model_path = str(dst)
+
+
+def format_choices(rows: Sequence[dict[str, Any]]) -> str:
+    """The choices (``Choice.to_dict`` rows) as an aligned text table: device, budget, arch,
+    predicted and measured latency, top-1, whether it measured within budget."""
+    head = ("device", "budget ms", "arch", "predicted ms", "measured ms", "top1 %", "within")
+    lines = []
+    for r in rows:
+        meas = r.get("measured_latency_ms")
+        within = r.get("within_budget")
+        lines.append((r["device"], f"{r['budget_ms']:g}", r["arch"],
+                      f"{r['predicted_latency_ms']:.2f}",
+                      f"{meas:.2f}" if meas is not None else "-",
+                      f"{r['accuracy']:.2f}",
+                      "-" if within is None else ("yes" if within else "NO")
+                      + (f" ({r['tried']} tried)" if r.get("tried", 1) > 1 else "")))
+    widths = [max(len(h), *(len(line[i]) for line in lines)) if lines else len(h)
+              for i, h in enumerate(head)]
+    fmt = "  ".join(f"{{:<{w}}}" if i == 2 or i == 0 else f"{{:>{w}}}" for i, w in enumerate(widths))
+    return "\n".join([fmt.format(*head), *(fmt.format(*line) for line in lines)])

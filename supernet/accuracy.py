@@ -12,8 +12,8 @@ of 5 x 243.
 
 ``accuracy_table`` runs it from a checkpoint and writes the accuracy CSV (``arch,top1,space,
 resolution,checkpoint``, top-1 in percent) row by row, keeping the rows of an interrupted run (read
-back with ``latkit.supernet.accuracy_csv.read_accuracy_csv``, the one reader of such tables);
-``fit_accuracy_predictor`` fits the predictors package's regressor on such a table.
+back with ``latkit.supernet.accuracy_csv.read_accuracy_csv``, the one reader of such tables;
+``lat fit --target top1`` fits an accuracy predictor on such a table).
 """
 
 from __future__ import annotations
@@ -66,8 +66,8 @@ def make_eval_images(data, r: int, n_calib: int = 256, n_eval: int | None = None
     return EvalImages(r, _nchw(c), _nchw(x), torch.from_numpy(y))
 
 
-def _normalise(chunk_u8: torch.Tensor, device: torch.device, channels_last: bool = False
-               ) -> torch.Tensor:
+def normalise_images(chunk_u8: torch.Tensor, device: torch.device, channels_last: bool = False
+                     ) -> torch.Tensor:
     from latkit.supernet.data import IMAGENET_MEAN, IMAGENET_STD
 
     x = chunk_u8.to(device).float().div_(255.0)
@@ -122,8 +122,8 @@ class _Walker:
     def run(self, archs: Sequence[ArchConfig]) -> None:
         m = self.model
         cl = self.device.type == "cpu"  # NHWC: ~1.4x faster convolutions on a CPU
-        calib = [_normalise(c, self.device, cl) for c in _chunks(self.ev.calib, self.bs)]
-        evals = [_normalise(c, self.device, cl) for c in _chunks(self.ev.images, self.bs)]
+        calib = [normalise_images(c, self.device, cl) for c in _chunks(self.ev.calib, self.bs)]
+        evals = [normalise_images(c, self.device, cl) for c in _chunks(self.ev.images, self.bs)]
         calib, evals = self._calib_then_eval(lambda a: m.first_block(m.stem(a)), calib, evals)
         self._descend(0, list(archs), calib, evals)
 
@@ -281,50 +281,3 @@ def accuracy_table(checkpoint: str | Path, space: SearchSpace, archs: Sequence[A
     }
     write_text(out.with_suffix(".meta.json"), json.dumps(meta, indent=1) + "\n")
     return AccuracyTable(out, len(todo), len(done), elapsed, {**done, **results})
-
-
-# --------------------------------------------------------------------------------------------
-# Accuracy predictor
-# --------------------------------------------------------------------------------------------
-
-
-def fit_accuracy_predictor(space: SearchSpace, archs: Sequence[ArchConfig], top1: Sequence[float],
-                           *, model: str = "xgb", seed: int = 0, test_fraction: float = 0.2):
-    """Fit ``latkit.predictors``' regressor (arch -> top-1) and measure it on held-out subnets.
-
-    A seeded ``test_fraction`` of the rows is held out of a first fit and predicted; the returned
-    predictor is then refitted on all rows, with the held-out figures in
-    ``meta_["metrics"]["holdout"]``. Returns (predictor, held-out metrics: ``spearman_heldout``,
-    ``kendall_heldout``, ``mae_heldout`` in points, ``n_train``, ``n_test``).
-    """
-    from scipy.stats import kendalltau, spearmanr
-
-    from latkit.predictors.api import fit_arch_regressor
-
-    y = np.asarray(top1, dtype=float)
-    n = len(archs)
-    if n < 10:
-        raise TrainError(f"need at least 10 evaluated subnets to fit an accuracy predictor; got {n}")
-    if not 0 < test_fraction < 1:
-        raise TrainError(f"--test-fraction must be between 0 and 1, got {test_fraction}")
-    perm = np.random.default_rng(seed).permutation(n)
-    n_test = max(2, int(round(test_fraction * n)))
-    test, train = perm[:n_test], perm[n_test:]
-    first = fit_arch_regressor(space, [archs[i] for i in train], y[train], model=model,
-                               target="top1", seed=seed, cv=False)
-    pred = np.asarray(first.predict([archs[i] for i in test]), dtype=float)
-    varied = np.ptp(y[test]) > 0 and np.ptp(pred) > 0
-    metrics = {
-        "spearman_heldout": float(spearmanr(pred, y[test]).statistic) if varied else float("nan"),
-        "kendall_heldout": float(kendalltau(pred, y[test]).statistic) if varied else float("nan"),
-        "mae_heldout": float(np.mean(np.abs(pred - y[test]))),
-        "n_train": int(len(train)), "n_test": int(n_test),
-    }
-    final = fit_arch_regressor(space, list(archs), y, model=model, target="top1", seed=seed)
-    meta = getattr(final, "meta_", None)
-    if isinstance(meta, dict) and isinstance(meta.get("metrics"), dict):
-        meta["metrics"]["holdout"] = {"spearman": metrics["spearman_heldout"],
-                                      "kendall": metrics["kendall_heldout"],
-                                      "mae_points": metrics["mae_heldout"], "n": int(n_test),
-                                      "n_train": int(len(train)), "seed": seed}
-    return final, metrics

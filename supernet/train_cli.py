@@ -175,28 +175,6 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_fit_accuracy(args: argparse.Namespace) -> int:
-    from latkit.predictors.io import save_predictor
-    from latkit.supernet.accuracy import fit_accuracy_predictor, read_accuracy_csv
-    from latkit.supernet.space import get_space
-
-    space = get_space(args.fit_space)
-    rows = read_accuracy_csv(args.accuracy, space)
-    archs = [a for a, _, _ in rows]
-    y = [t for _, t, _ in rows]
-    pred, metrics = fit_accuracy_predictor(space, archs, y, model=args.model, seed=args.seed,
-                                           test_fraction=args.test_fraction)
-    meta = getattr(pred, "meta_", None)
-    if isinstance(meta, dict):
-        meta["accuracy_table"] = str(args.accuracy)
-        meta["command"] = args.command_line
-    path = save_predictor(pred, args.output)
-    print(f"accuracy predictor ({args.model}) on {len(archs)} subnets: held-out Spearman "
-          f"{metrics['spearman_heldout']:.3f}, MAE {metrics['mae_heldout']:.2f} points "
-          f"({metrics['n_test']} held out) -> {path}")
-    return 0
-
-
 def _cmd_export(args: argparse.Namespace) -> int:
     from latkit.supernet.checkpoint import export_checkpoint  # noqa: PLC0415 -- torch: keeps lat --help fast
 
@@ -302,17 +280,6 @@ def register_train(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--overwrite", action="store_true", help="start the CSV afresh")
     q.add_argument("-q", "--quiet", action="store_true")
     q.set_defaults(func=_cmd_eval)
-
-    q = forms.add_parser("fit-accuracy", help="fit an arch -> top-1 predictor, held-out Spearman",
-                         description="Fit the predictors package's regressor on an accuracy table "
-                         "and report its Spearman rank correlation on a held-out split.")
-    q.add_argument("--space", dest="fit_space", required=True)
-    q.add_argument("--accuracy", required=True, help="CSV with columns arch,top1")
-    q.add_argument("-o", "--output", required=True, help="predictor JSON")
-    q.add_argument("--model", default="xgb", choices=("xgb", "rf", "ridge"))
-    q.add_argument("--seed", type=int, default=0)
-    q.add_argument("--test-fraction", type=float, default=0.2)
-    q.set_defaults(func=_cmd_fit_accuracy)
 
     q = forms.add_parser("export-checkpoint", help="a small checkpoint with only what eval needs",
                          description="Copy a checkpoint without optimizer and RNG state; --half "

@@ -8,11 +8,11 @@ import pytest
 import torch
 
 from latkit.errors import TrainError
+from latkit.predictors.accuracy import fit_accuracy_predictor
 from latkit.supernet.accuracy import (
     EvalImages,
     accuracy_table,
     evaluate_subnets,
-    fit_accuracy_predictor,
 )
 from latkit.supernet.accuracy_csv import read_accuracy_csv
 from latkit.supernet.bn_calib import recalibrate_bn

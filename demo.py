@@ -20,6 +20,10 @@ Every step goes through the same library functions as the commands named in its 
 
 The accuracy table, the measurements and the search cover the same subnets at the same resolutions.
 Everything is resumable: running the demo again with the same ``--out`` reuses what is done.
+
+This module sits above every package (it drives them all, as ``latkit/cli.py`` does). ``lat --help``
+imports it to register ``lat demo``, so the steps import what pulls in torch, numpy, scikit-learn
+or xgboost when they run.
 """
 
 from __future__ import annotations
@@ -27,14 +31,24 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import shlex
-import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
+import latkit
 from latkit.errors import LatkitError
+from latkit.fileio import sha256_file, write_text
+from latkit.profiler.campaign import (
+    QUICK_PROTOCOL,
+    CampaignSettings,
+    run_e2e_campaign,
+    run_layer_campaign,
+    sample_archs,
+)
+from latkit.supernet.resolutions import format_resolutions, parse_resolutions
+from latkit.supernet.space import get_space
 
 SPACE = "compofa-w1.0"
 DATA = "builtin:gratings"
@@ -95,7 +109,7 @@ class _Steps:
 
 
 def _train(cfg: DemoConfig, say: Callable[[str], None]) -> Path:
-    from latkit.supernet.train import TrainConfig, train
+    from latkit.supernet.train import TrainConfig, train  # noqa: PLC0415 -- torch: keeps lat --help fast
 
     tc = TrainConfig(space=SPACE, schedule="compofa", data=DATA,
                      resolutions=cfg.resolutions, epochs_scale=cfg.epochs_scale, seed=cfg.seed,
@@ -116,8 +130,7 @@ def _train(cfg: DemoConfig, say: Callable[[str], None]) -> Path:
 
 
 def _accuracy(cfg: DemoConfig, ckpt: Path, say: Callable[[str], None]) -> tuple[Path, dict]:
-    from latkit.supernet.accuracy import accuracy_table
-    from latkit.supernet.space import get_space
+    from latkit.supernet.accuracy import accuracy_table  # noqa: PLC0415 -- torch: keeps lat --help fast
 
     sp = get_space(SPACE)
     archs = [a for r in cfg.resolutions for a in sp.enumerate(r)]
@@ -153,15 +166,11 @@ def _campaign_progress(say: Callable[[str], None]) -> Callable[[Any], None]:
 
 
 def _settings(cfg: DemoConfig, network: bool, weights_id: str | None = None) -> Any:
-    from latkit.profiler.campaign import QUICK_PROTOCOL, CampaignSettings
-
     return CampaignSettings(protocol=QUICK_PROTOCOL if cfg.quick else None,
                             weights_id=weights_id if network else None)
 
 
 def _lut(cfg: DemoConfig, say: Callable[[str], None]) -> tuple[Path, int]:
-    from latkit.profiler.campaign import run_layer_campaign
-
     out = cfg.out / f"lut_{cfg.device}"
     res = run_layer_campaign(SPACE, list(cfg.resolutions), cfg.device, cfg.out / "measurements.sqlite",
                              out, progress=_campaign_progress(say), settings=_settings(cfg, False),
@@ -173,8 +182,6 @@ def _lut(cfg: DemoConfig, say: Callable[[str], None]) -> tuple[Path, int]:
 
 
 def _e2e(cfg: DemoConfig, supernet: Any, weights_id: str, say: Callable[[str], None]) -> tuple[Path, int]:
-    from latkit.profiler.campaign import run_e2e_campaign, sample_archs
-
     archs = sample_archs(SPACE, cfg.n_e2e, cfg.seed, list(cfg.resolutions))
     out = cfg.out / f"e2e_{cfg.device}.csv"
     res = run_e2e_campaign(SPACE, archs, cfg.device, cfg.out / "measurements.sqlite", out,
@@ -188,8 +195,8 @@ def _e2e(cfg: DemoConfig, supernet: Any, weights_id: str, say: Callable[[str], N
 
 
 def _fit(cfg: DemoConfig, e2e: Path, lut: Path, say: Callable[[str], None]) -> tuple[Path, dict]:
-    from latkit.predictors.api import fit_latency
-    from latkit.predictors.io import save_predictor
+    from latkit.predictors.api import fit_latency  # noqa: PLC0415 -- sklearn/xgboost: lat --help fast
+    from latkit.predictors.io import save_predictor  # noqa: PLC0415 -- sklearn/xgboost: lat --help fast
 
     n = sum(1 for _ in open(e2e)) - 1
     train_n = max(3, int(round(n * (1 - cfg.holdout_fraction))))
@@ -212,10 +219,10 @@ def _fit(cfg: DemoConfig, e2e: Path, lut: Path, say: Callable[[str], None]) -> t
 
 def _budgets(cfg: DemoConfig, pred: Path, acc: Path) -> list[float]:
     """Budgets at quantiles of the predicted latencies of the frontier (0.1 ms steps, distinct)."""
-    import numpy as np
+    import numpy as np  # noqa: PLC0415 -- numpy: keeps lat --help fast
 
-    from latkit.search.pareto import pareto_search
-    from latkit.search.protocols import accuracy_source, latency_source
+    from latkit.search.pareto import pareto_search  # noqa: PLC0415 -- numpy: keeps lat --help fast
+    from latkit.search.protocols import accuracy_source, latency_source  # noqa: PLC0415 -- numpy
 
     if cfg.budgets_ms:
         return list(cfg.budgets_ms)
@@ -234,12 +241,13 @@ class _BnRecalibrated:
         self.model, self.images = model, images
 
     def extract(self, arch: Any) -> Any:
-        from latkit.supernet.accuracy import _normalise
-        from latkit.supernet.bn_calib import iter_batches, recalibrate_bn
+        from latkit.supernet.accuracy import normalise_images  # noqa: PLC0415 -- torch: lat --help fast
+        from latkit.supernet.bn_calib import iter_batches, recalibrate_bn  # noqa: PLC0415 -- torch
 
         calib = self.images[arch.r].calib
         device = next(self.model.parameters()).device
-        recalibrate_bn(self.model, arch, (_normalise(x, device) for x in iter_batches(calib, 128)))
+        batches = (normalise_images(x, device) for x in iter_batches(calib, 128))
+        recalibrate_bn(self.model, arch, batches)
         return self.model.extract(arch)
 
 
@@ -250,8 +258,6 @@ class _BnRecalibrated:
 
 def builtin_checkpoint() -> Path | None:
     """A supernet checkpoint shipped with latkit (``latkit/data/builtin/compofa*.pt``), if any."""
-    import latkit
-
     folder = Path(latkit.__file__).parent / "data" / "builtin"
     found = sorted(folder.glob("compofa*.pt")) if folder.is_dir() else []
     return found[0] if found else None
@@ -259,8 +265,10 @@ def builtin_checkpoint() -> Path | None:
 
 def run_demo(cfg: DemoConfig, say: Callable[[str], None] = lambda m: None) -> DemoReport:
     """Run the eight steps; ``say`` receives every line of progress."""
-    from latkit.search.run import SearchRequest, run_search
-    from latkit.search.verify import checkpoint_sha256
+    from latkit.search.run import SearchRequest, run_search  # noqa: PLC0415 -- numpy: lat --help fast
+    from latkit.supernet.accuracy import make_eval_images  # noqa: PLC0415 -- torch: lat --help fast
+    from latkit.supernet.data import open_data  # noqa: PLC0415 -- numpy, PIL: lat --help fast
+    from latkit.supernet.model import load_supernet  # noqa: PLC0415 -- torch: lat --help fast
 
     t_all = time.perf_counter()
     cfg.out.mkdir(parents=True, exist_ok=True)
@@ -271,7 +279,7 @@ def run_demo(cfg: DemoConfig, say: Callable[[str], None] = lambda m: None) -> De
         raise LatkitError(f"demo resolutions must be in 128..224 step 4, got {bad}")
 
     st.start("supernet", f"lat train --space compofa-w1.0 --data {DATA}"
-             f" --resolutions {','.join(map(str, cfg.resolutions))} --epochs-scale {cfg.epochs_scale:g}"
+             f" --resolutions {format_resolutions(cfg.resolutions)} --epochs-scale {cfg.epochs_scale:g}"
              if cfg.checkpoint is None else f"using the checkpoint {cfg.checkpoint} "
              "(trained by lat train; pass --train to train one here)")
     ckpt = Path(cfg.checkpoint) if cfg.checkpoint else _train(cfg, say)
@@ -291,11 +299,9 @@ def run_demo(cfg: DemoConfig, say: Callable[[str], None] = lambda m: None) -> De
 
     st.start("end to end", f"lat measure --device {cfg.device}: {cfg.n_e2e} random subnets, "
              "exported with the trained weights")
-    from latkit.supernet.model import load_supernet
-
     supernet, ck = load_supernet(ckpt, SPACE)
     data_spec = (ck.get("config") or {}).get("data") or DATA  # what it was trained and evaluated on
-    weights_id = checkpoint_sha256(ckpt)
+    weights_id = sha256_file(ckpt)
     e2e, n_rows = _e2e(cfg, supernet, weights_id, say)
     rep.artifacts["measurements"] = str(e2e)
     st.done(f"{n_rows} subnets measured -> {e2e}")
@@ -314,9 +320,6 @@ def run_demo(cfg: DemoConfig, say: Callable[[str], None] = lambda m: None) -> De
             f"{', '.join(f'{q:g}' for q in cfg.budget_quantiles)})")
 
     st.start("verification", f"lat search --verify: export and measure every choice on {cfg.device}")
-    from latkit.supernet.accuracy import make_eval_images
-    from latkit.supernet.data import open_data
-
     data = open_data(data_spec)
     images = {r: make_eval_images(data, r, cfg.calib_images, 1) for r in cfg.resolutions}
     req = SearchRequest(
@@ -338,7 +341,7 @@ def run_demo(cfg: DemoConfig, say: Callable[[str], None] = lambda m: None) -> De
                           "plot": s["out"]["pareto_png"],
                           "models": ", ".join(s["out"]["models"])})
     rep.total_seconds = time.perf_counter() - t_all
-    (cfg.out / "demo.json").write_text(json.dumps(
+    write_text(cfg.out / "demo.json", json.dumps(
         {"steps": rep.steps, "artifacts": rep.artifacts, "budgets_ms": rep.budgets_ms,
          "predictor": rep.predictor, "choices": rep.choices, "search_seconds": rep.search_seconds,
          "total_seconds": rep.total_seconds, "command": cfg.command}, indent=1) + "\n")
@@ -346,13 +349,16 @@ def run_demo(cfg: DemoConfig, say: Callable[[str], None] = lambda m: None) -> De
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from latkit.search.cli import format_choices
+    from latkit.search.verify import format_choices  # noqa: PLC0415 -- numpy: keeps lat --help fast
 
     quick = args.quick
+    sp = get_space(SPACE)
+    if args.resolutions:  # "all": every resolution of the space
+        resolutions = parse_resolutions(args.resolutions, sp) or tuple(sp.resolutions)
+    else:
+        resolutions = (128,) if quick else (128, 144)
     cfg = DemoConfig(
-        out=Path(args.out), device=args.device,
-        resolutions=tuple(int(r) for r in args.resolutions.split(",")) if args.resolutions
-        else ((128,) if quick else (128, 144)),
+        out=Path(args.out), device=args.device, resolutions=resolutions,
         epochs_scale=args.epochs_scale if args.epochs_scale is not None else 0.01,
         max_train_steps=args.max_train_steps if args.max_train_steps is not None
         else (20 if quick else None),
@@ -362,7 +368,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         budgets_ms=tuple(float(b) for b in args.budget_ms.split(",")) if args.budget_ms else None,
         calib_images=64 if quick else 256, eval_images=100 if quick else 360,
         quick=quick, seed=args.seed,
-        command=" ".join(shlex.quote(a) for a in sys.argv),
+        command=args.command_line,
     )
 
     def say(msg: str) -> None:
@@ -396,7 +402,7 @@ def register_demo(sub: argparse._SubParsersAction) -> None:
                    help="a smoke run: one resolution, 20 training steps, 12 measurements, short "
                    "protocols (figures are noisy)")
     p.add_argument("--device", default="cpu", help="device to measure on (default cpu)")
-    p.add_argument("--resolutions", help="comma-separated (default 128,144)")
+    p.add_argument("--resolutions", help="e.g. 128,160 or 128-144 (default 128,144)")
     p.add_argument("--checkpoint", help="use this supernet checkpoint instead of training one")
     p.add_argument("--train", action="store_true",
                    help="train the supernet even if latkit ships a checkpoint (data/builtin)")
