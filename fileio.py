@@ -17,8 +17,8 @@ import hashlib
 import os
 import stat
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from latkit.errors import OutputError
 
@@ -32,7 +32,7 @@ _KINDS = (
 )
 
 
-def sha256_file(path: "str | Path", chunk: int = 1 << 20) -> str:
+def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
     """Hex sha256 of a file's bytes, read in chunks."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -41,7 +41,7 @@ def sha256_file(path: "str | Path", chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-def check_writable(path: "str | Path") -> Path:
+def check_writable(path: str | Path) -> Path:
     """``path`` as a ``Path`` if it is absent or a regular file; else an ``OutputError``."""
     p = Path(path)
     try:
@@ -64,7 +64,7 @@ def _new_file_mode() -> int:
 
 
 @contextlib.contextmanager
-def atomic_path(path: "str | Path") -> Iterator[Path]:
+def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success it replaces ``path``, on error it goes.
 
     For writers that need a path rather than a file object (``onnx.save``, a converter's
@@ -94,13 +94,13 @@ def atomic_path(path: "str | Path") -> Iterator[Path]:
             tmp.unlink()
 
 
-def write_bytes(path: "str | Path", data: bytes) -> Path:
+def write_bytes(path: str | Path, data: bytes) -> Path:
     """Write ``data`` to ``path`` atomically; returns the path."""
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)
     return Path(path)
 
 
-def write_text(path: "str | Path", text: str, encoding: str = "utf-8") -> Path:
+def write_text(path: str | Path, text: str, encoding: str = "utf-8") -> Path:
     """Write ``text`` to ``path`` atomically; returns the path."""
     return write_bytes(path, text.encode(encoding))

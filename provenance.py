@@ -19,8 +19,9 @@ import os
 import platform
 import shlex
 import time
+from collections.abc import Sequence
 from importlib import metadata
-from typing import Any, Sequence
+from typing import Any
 
 from latkit import __version__
 

@@ -35,8 +35,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from latkit.profiler.campaign import (CampaignSettings, DeviceSpec, LAYER_PROTOCOL,
-                                      run_layer_campaign)
+from latkit.profiler.campaign import LAYER_PROTOCOL, CampaignSettings, DeviceSpec, run_layer_campaign
 from latkit.profiler.lut import LookupTable
 from latkit.profiler.progress import LogProgress
 from latkit.supernet.space import get_space

@@ -44,8 +44,9 @@ import random
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 OFA = "ofa-mbv3-w1.0"
 COMPOFA = "compofa-w1.0"
@@ -139,7 +140,10 @@ def measure_archs(device: Any, device_name: str, space_name: str, archs: Sequenc
         for a in archs:
             k = str(a)
             rows = [r[k] for r in runs]
-            med = lambda col: repr(statistics.median(float(r[col]) for r in rows))  # noqa: E731
+
+            def med(col: str, rows: list = rows) -> str:
+                return repr(statistics.median(float(r[col]) for r in rows))
+
             _append(path, {"arch": k, "latency_ms": med("latency_ms"), "space": space_name,
                            "device": device_name, "p10_ms": med("p10_ms"), "p90_ms": med("p90_ms"),
                            "mean_ms": med("mean_ms"), "std_ms": med("std_ms"), "cv": med("cv"),

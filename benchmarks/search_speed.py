@@ -39,8 +39,9 @@ import random
 import statistics
 import sys
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 COMPOFA = "compofa-w1.0"
 OFA = "ofa-mbv3-w1.0"
@@ -92,7 +93,6 @@ def accuracy_predictor_path(spec: str, space: str, out_dir: Path) -> Path:
     p = Path(spec)
     if p.suffix == ".json":
         return p
-    import numpy as np
 
     from latkit.predictors.io import save_predictor
     from latkit.predictors.models import make_predictor
@@ -159,12 +159,13 @@ def _budgets(lat: Sequence[Any], sp: Any, fallback: list[float]) -> list[float]:
 
 def bench_evolution(latency: Path, accuracy: Path, n_long: int, n_fast: int, long_generations: int,
                     log: Callable[[str], None]) -> dict[str, Any]:
+    from dataclasses import replace
+
     import numpy as np
 
     from latkit.search.evolution import FAST, LONG, evolve
     from latkit.search.protocols import accuracy_source, latency_source
     from latkit.supernet.space import get_space
-    from dataclasses import replace
 
     sp = get_space(OFA)
     lat = latency_source("cpu", str(latency), sp)

@@ -160,7 +160,7 @@ def gpu_throughput(batch: int = 256, r: int = 224, steps: int = 20) -> dict | No
         y = torch.randint(0, 1000, (batch,), device="cuda")
         arch = sp.max_arch(r)
         for precision in ("fp32", "bf16"):
-            def step():
+            def step(model=model, opt=opt, x=x, y=y, arch=arch, precision=precision):
                 with torch.autocast("cuda", dtype=torch.bfloat16, enabled=precision == "bf16"):
                     loss = torch.nn.functional.cross_entropy(model(x, arch).float(), y)
                 opt.zero_grad(set_to_none=True)

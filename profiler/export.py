@@ -223,6 +223,7 @@ def _seeded(seed: int):
 def build_subnet(space: Any, arch: Any, supernet: Any = None, seed: int = 0) -> Any:
     """A static subnet module: extracted from ``supernet`` if given, else seeded random weights."""
     import torch  # noqa: PLC0415 -- torch: keeps lat --help fast
+
     from latkit.supernet.model import StaticMobileNetV3  # noqa: PLC0415 -- imports torch
 
     if supernet is not None:
@@ -264,6 +265,7 @@ def export_layer(spec: Any, fmt: str, cache: ExportCache, *, seed: int = 0,
     resolution of the same channels/kernel/stride/SE/activation; its cache key drops the sizes.
     """
     import torch  # noqa: PLC0415 -- torch: keeps lat --help fast
+
     from latkit.supernet.model import build_layer, layer_input_shape  # noqa: PLC0415 -- imports torch
 
     shape = layer_input_shape(spec, batch)

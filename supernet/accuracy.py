@@ -35,6 +35,8 @@ from latkit.supernet.accuracy_csv import read_accuracy_csv
 from latkit.supernet.arch import ArchConfig
 from latkit.supernet.bn_calib import calibration_mode
 from latkit.supernet.data import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
     calibration_indices,
     heldout_indices,
     load_eval_images,
@@ -68,8 +70,6 @@ def make_eval_images(data, r: int, n_calib: int = 256, n_eval: int | None = None
 
 def normalise_images(chunk_u8: torch.Tensor, device: torch.device, channels_last: bool = False
                      ) -> torch.Tensor:
-    from latkit.supernet.data import IMAGENET_MEAN, IMAGENET_STD
-
     x = chunk_u8.to(device).float().div_(255.0)
     mean = torch.tensor(IMAGENET_MEAN, device=device).view(1, 3, 1, 1)
     std = torch.tensor(IMAGENET_STD, device=device).view(1, 3, 1, 1)

@@ -45,7 +45,7 @@ def _rows(p: Path) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
     return list(reader.fieldnames or []), rows
 
 
-def read_accuracy_csv(path: "str | Path", space: "SearchSpace | str | None" = None, *,
+def read_accuracy_csv(path: str | Path, space: SearchSpace | str | None = None, *,
                       allow_empty: bool = False) -> list[AccuracyRow]:
     """Every row of the accuracy table at ``path``, checked (see the module docstring).
 

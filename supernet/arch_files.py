@@ -9,7 +9,7 @@ from latkit.errors import ArchError
 from latkit.supernet.space import ArchConfig, SearchSpace
 
 
-def read_archs(path: "str | Path", space: SearchSpace) -> list[ArchConfig]:
+def read_archs(path: str | Path, space: SearchSpace) -> list[ArchConfig]:
     """Archs from a file: one per line (canonical key or JSON dict), or a CSV with an ``arch`` column.
 
     Blank lines and lines starting with ``#`` are skipped. Every arch is validated against ``space``;
@@ -28,7 +28,7 @@ def read_archs(path: "str | Path", space: SearchSpace) -> list[ArchConfig]:
             try:
                 archs.append(space.parse(row["arch"]))
             except ArchError as exc:
-                raise ArchError(f"{p}:{i}: {exc}")
+                raise ArchError(f"{p}:{i}: {exc}") from None
         return archs
     for i, ln in enumerate(lines, start=1):
         s = ln.strip()
@@ -37,5 +37,5 @@ def read_archs(path: "str | Path", space: SearchSpace) -> list[ArchConfig]:
         try:
             archs.append(space.parse(s))
         except ArchError as exc:
-            raise ArchError(f"{p}:{i}: {exc}")
+            raise ArchError(f"{p}:{i}: {exc}") from None
     return archs

@@ -37,7 +37,7 @@ def _item(item: str) -> list[int]:
     return list(range(lo, hi + 1, step))
 
 
-def parse_resolutions(text: "str | None", space: "SearchSpace | None" = None,
+def parse_resolutions(text: str | None, space: SearchSpace | None = None,
                       flag: str = "--resolutions") -> tuple[int, ...] | None:
     """Parse ``text`` (see the module docstring); ``None`` or ``"all"`` gives ``None``.
 
@@ -68,6 +68,6 @@ def parse_resolutions(text: "str | None", space: "SearchSpace | None" = None,
     return tuple(dict.fromkeys(out))
 
 
-def format_resolutions(resolutions: "tuple[int, ...] | list[int]") -> str:
+def format_resolutions(resolutions: tuple[int, ...] | list[int]) -> str:
     """The comma-separated form ``parse_resolutions`` reads back."""
     return ",".join(str(int(r)) for r in resolutions)

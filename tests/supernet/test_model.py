@@ -5,6 +5,7 @@ import random
 import pytest
 import torch
 
+from latkit.errors import TrainError
 from latkit.supernet.model import (
     ElasticMobileNetV3,
     build_layer,
@@ -14,7 +15,6 @@ from latkit.supernet.model import (
     load_supernet,
 )
 from latkit.supernet.space import get_space, list_spaces
-from latkit.errors import TrainError
 
 
 def _perturb(model):

@@ -114,7 +114,7 @@ def test_layer_keys_round_trip_and_decomposition():
 
 
 def test_unique_layers_cover_every_subnet():
-    sp, rng = get_space("compofa-w1.0"), random.Random(3)
+    sp = get_space("compofa-w1.0")
     uniq = {l.key for l in unique_layers("compofa-w1.0", [128, 224])}
     for r in (128, 224):
         for a in sp.enumerate(r):
