@@ -10,12 +10,13 @@ BIN    := $(VENV)/bin
 PIP    := PIP_CONSTRAINT=$(CURDIR)/.ci/constraints.txt $(BIN)/python -m pip
 DEMO_OUT ?= out/demo
 
-.PHONY: test test-all demo venv deps-test deps-demo adb-client clean help
+.PHONY: test test-all lint demo venv deps-test deps-demo adb-client clean help
 
 help:
 	@echo "make demo   - train, profile, fit, search and verify on the local CPU (see README)"
 	@echo "make test   - run the test suite (slow/gpu/phone tests skipped; see README)"
 	@echo "make test-all - also the slow tests"
+	@echo "make lint   - ruff and the import-linter layer contracts (make test runs them first)"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -43,7 +44,12 @@ adb-client:
 	   (timeout 300 apt-get update -qq >/dev/null 2>&1 && timeout 300 apt-get install -y -qq adb >/dev/null 2>&1)) ; } || \
 	  echo "note: Debian's adb client not available; adb interop tests will be skipped"
 
-test: $(VENV)/.deps-test adb-client
+# Lint: ruff's rules and import-linter's layer contracts (pyproject.toml), before any test runs.
+lint: $(VENV)/.deps-test
+	$(BIN)/ruff check .
+	$(BIN)/lint-imports
+
+test: lint $(VENV)/.deps-test adb-client
 	$(BIN)/python -m pytest
 
 test-all: $(VENV)/.deps-test adb-client
