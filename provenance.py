@@ -20,7 +20,6 @@ import platform
 import shlex
 import time
 from collections.abc import Sequence
-from importlib import metadata
 from typing import Any
 
 from latkit import __version__
@@ -35,6 +34,8 @@ MISSING = "missing"
 
 def versions() -> dict[str, str]:
     """latkit's, Python's and each of ``DISTRIBUTIONS``' version (``"missing"`` if not installed)."""
+    from importlib import metadata  # noqa: PLC0415 -- 20 ms: only when a file is written, not at start-up
+
     out = {"latkit": __version__, "python": platform.python_version()}
     for dist in DISTRIBUTIONS:
         try:

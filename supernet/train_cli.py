@@ -21,8 +21,6 @@ import sys
 import time
 from pathlib import Path
 
-from tqdm import tqdm
-
 from latkit.errors import TrainError
 from latkit.supernet.arch_files import read_archs
 from latkit.supernet.resolutions import parse_resolutions
@@ -83,6 +81,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     def on_step(info) -> None:
         nonlocal bar
         if bar is None:
+            from tqdm import tqdm  # noqa: PLC0415 -- 13 ms: keeps lat --help fast
+
             bar = tqdm(total=info.total_steps, initial=info.step - 1, unit="step",
                        file=sys.stderr, dynamic_ncols=True, disable=args.quiet)
         bar.set_postfix_str(f"{info.phase} loss {info.loss:.3f} lr {info.lr:.2e} r{info.resolution} "
@@ -157,6 +157,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
             raise TrainError(f"{space.name} has {space.num_subnets():.3g} subnets per resolution; "
                              "evaluate a sample with -n N or a list with --archs FILE")
         archs = [a for r in rs for a in space.enumerate(r)]
+    from tqdm import tqdm  # noqa: PLC0415 -- 13 ms: keeps lat --help fast
+
     bar = tqdm(total=len(archs), unit="subnet", file=sys.stderr, dynamic_ncols=True,
                disable=args.quiet)
     try:

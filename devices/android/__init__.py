@@ -11,22 +11,28 @@ device first connects. The ADB device emulator (``latkit.devices.emulator``) is 
 that reads profiles through ``profile.py``; nothing here imports it.
 """
 
-from latkit.devices.android.agent import AndroidDevice, measurement_from_result
-from latkit.devices.android.parse import (
-    BenchmarkCrashError,
-    BenchmarkFlagError,
-    BenchmarkResult,
-    parse_benchmark_output,
-)
-from latkit.devices.android.profile import AndroidProfile, load_profile
+import importlib
+from typing import Any
 
-__all__ = [
-    "AndroidDevice",
-    "AndroidProfile",
-    "BenchmarkCrashError",
-    "BenchmarkFlagError",
-    "BenchmarkResult",
-    "load_profile",
-    "measurement_from_result",
-    "parse_benchmark_output",
-]
+#: public name -> the module of this package that defines it (imported on first use, PEP 562, so
+#: that reading a profile, as ``lat --help`` and the emulator do, does not load the agent)
+_EXPORTS = {
+    "AndroidDevice": "agent",
+    "measurement_from_result": "agent",
+    "BenchmarkCrashError": "parse",
+    "BenchmarkFlagError": "parse",
+    "BenchmarkResult": "parse",
+    "parse_benchmark_output": "parse",
+    "AndroidProfile": "profile",
+    "load_profile": "profile",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+    globals()[name] = value
+    return value
