@@ -106,15 +106,23 @@ def add_device(p: Parser, *, several: bool = False, default: str | None = None,
     return p.add_argument("--device", required=required, default=default, help=text)
 
 
-def add_device_options(p: Parser) -> list[argparse.Action]:
-    """``--threads``, ``--affinity``, ``--delegate``, ``--serial``: how and where a device runs."""
-    return [
-        p.add_argument("--threads", type=int, help="runtime threads (default: the device's)"),
-        p.add_argument("--affinity", metavar="MASK",
-                       help="CPU affinity as a hex mask, e.g. 1 or 0xf0 (taskset style)"),
-        p.add_argument("--delegate", choices=DELEGATES, help="TFLite delegate (android devices)"),
-        p.add_argument("--serial", help="adb serial or host:port (android devices only)"),
-    ]
+def add_device_options(p: Parser, *, options: Iterable[str] = DEVICE_OPTIONS) -> list[argparse.Action]:
+    """``--threads``, ``--affinity``, ``--delegate``, ``--serial``: how and where a device runs.
+
+    ``options`` picks a subset of ``DEVICE_OPTIONS`` (namespace names), added in that order.
+    """
+    spec = {
+        "threads": (("--threads",), dict(type=int, help="runtime threads (default: the device's)")),
+        "affinity": (("--affinity",), dict(
+            metavar="MASK", help="CPU affinity as a hex mask, e.g. 1 or 0xf0 (taskset style)")),
+        "delegate": (("--delegate",), dict(choices=DELEGATES, help="TFLite delegate (android devices)")),
+        "serial": (("--serial",), dict(help="adb serial or host:port (android devices only)")),
+    }
+    options = tuple(options)
+    unknown = sorted(set(options) - set(spec))
+    if unknown:
+        raise ValueError(f"unknown device option(s) {unknown}; known: {', '.join(spec)}")
+    return [p.add_argument(*spec[name][0], **spec[name][1]) for name in options]
 
 
 def add_protocol_options(p: Parser, *, options: Iterable[str] = PROTOCOL_OPTIONS,

@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 import latkit
+from latkit import cli_args
 from latkit.errors import LatkitError
 from latkit.fileio import sha256_file, write_text
 from latkit.profiler.campaign import (
@@ -397,12 +398,14 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 def register_demo(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="train, profile, fit, search and verify on this machine's CPU",
                        description=__doc__.split("\n\n")[0])
-    p.add_argument("--out", default="out/demo", help="output directory (default out/demo)")
+    cli_args.add_out(p, required=False, default="out/demo")
     p.add_argument("--quick", action="store_true",
                    help="a smoke run: one resolution, 20 training steps, 12 measurements, short "
                    "protocols (figures are noisy)")
-    p.add_argument("--device", default="cpu", help="device to measure on (default cpu)")
-    p.add_argument("--resolutions", help="e.g. 128,160 or 128-144 (default 128,144)")
+    cli_args.add_device(p, default="cpu")
+    cli_args.add_resolutions(p, help="input resolutions: a list and/or ranges such as 128,160 or "
+                             "128-224:8 (a range steps by 4 by default), or 'all' (default 128,144; "
+                             "128 with --quick)")
     p.add_argument("--checkpoint", help="use this supernet checkpoint instead of training one")
     p.add_argument("--train", action="store_true",
                    help="train the supernet even if latkit ships a checkpoint (data/builtin)")
@@ -410,5 +413,5 @@ def register_demo(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-train-steps", type=int, help="stop training after this many steps")
     p.add_argument("--n-e2e", type=int, help="end-to-end measurements (default 40)")
     p.add_argument("--budget-ms", help="budgets instead of the frontier quantiles")
-    p.add_argument("--seed", type=int, default=0)
+    cli_args.add_seed(p, default=0)
     p.set_defaults(func=_cmd_demo)

@@ -15,24 +15,16 @@ import json
 from pathlib import Path
 from typing import Any
 
+from latkit import cli_args
 from latkit.devices.registry import get_device, list_devices
 from latkit.errors import DeviceError
 
 
 def _bench_options(args: argparse.Namespace) -> dict[str, Any]:
     """Device options from the flags the user gave (unset flags are left to the device's defaults)."""
-    options = {
-        "threads": args.threads,
-        "affinity": args.affinity,
-        "serial": args.serial,
-        "delegate": args.delegate,
-        "batch": args.batch,
-        "graph_opt_level": args.graph_opt_level,
-        "warmup_runs": args.warmup_runs,
-        "min_runs": args.min_runs,
-        "min_time_s": args.min_time,
-    }
-    return {k: v for k, v in options.items() if v is not None}
+    options = {"batch": args.batch, "graph_opt_level": args.graph_opt_level}
+    return {**cli_args.device_options(args), **cli_args.protocol_overrides(args),
+            **{k: v for k, v in options.items() if v is not None}}
 
 
 def _affinity(env: dict[str, Any]) -> str:
@@ -105,19 +97,14 @@ def register_bench(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("file", metavar="FILE",
                    help="exported model: .onnx (cpu, cuda) or .tflite (cpu-tflite, android)")
-    p.add_argument("--device", default="cpu", help="device name (see `lat device list`; default cpu)")
-    p.add_argument("--threads", type=int, help="CPU threads for the runtime (default 1)")
-    p.add_argument("--affinity", metavar="MASK",
-                   help="CPU affinity as a hex mask, e.g. 3 or 0xf0 (taskset style)")
-    p.add_argument("--serial", help="adb serial or host:port of an android device")
-    p.add_argument("--delegate", choices=["cpu", "gpu", "nnapi"], help="TFLite delegate (android devices)")
-    p.add_argument("--batch", type=int, help="input batch size (the model must allow it)")
+    cli_args.add_device(p, default="cpu")
+    cli_args.add_device_options(p, options=("threads", "affinity", "serial", "delegate"))
+    cli_args.add_batch(p, help="input batch size (the model must allow it)")
     p.add_argument("--graph-opt-level", choices=["disable", "basic", "extended", "layout", "all"],
                    help="onnxruntime graph optimisation level (default all)")
-    p.add_argument("--warmup-runs", type=int, help="minimum warm-up runs (default 10)")
-    p.add_argument("--min-runs", type=int, help="minimum timed runs (default 20)")
-    p.add_argument("--min-time", type=float, metavar="S", help="minimum timed seconds (default 0.2)")
-    p.add_argument("--json", action="store_true", help="print the Measurement as one JSON object")
+    cli_args.add_protocol_options(p, options=("warmup_runs", "min_runs", "min_time"),
+                                  defaults={"warmup_runs": 10, "min_runs": 20, "min_time": 0.2})
+    cli_args.add_json(p, help="print the Measurement as one JSON object")
     p.set_defaults(func=_cmd_bench)
 
 
@@ -127,7 +114,7 @@ def register_device(sub: argparse._SubParsersAction) -> None:
     device_subparsers = p.add_subparsers(dest="device_command", metavar="SUBCOMMAND",
                                          parser_class=type(p))
     lst = device_subparsers.add_parser("list", help="list known devices (local and android profiles)")
-    lst.add_argument("--json", action="store_true", help="print the list as JSON")
+    cli_args.add_json(lst, help="print the list as JSON")
     lst.set_defaults(func=_cmd_device_list)
 
     def _no_subcommand(args: argparse.Namespace) -> int:

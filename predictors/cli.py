@@ -22,6 +22,7 @@ import argparse
 import json
 from typing import Any
 
+from latkit import cli_args
 from latkit.errors import PredictorError
 from latkit.predictors import defaults
 from latkit.supernet.arch_files import read_archs
@@ -55,7 +56,7 @@ def register_fit(sub: Any) -> None:
         epilog=FIT_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("action", nargs="?", choices=["evaluate"],
                    help="'evaluate' to score an existing predictor instead of fitting")
-    p.add_argument("--space", help="search space of the archs (default: the CSV's space column)")
+    cli_args.add_space(p, help="search space of the archs (default: the CSV's space column)")
     p.add_argument("--measurements", metavar="FILE.csv",
                    help="end-to-end measurements (lat measure), or with --target top1 the accuracy "
                    "table (lat train eval)")
@@ -63,7 +64,7 @@ def register_fit(sub: Any) -> None:
     p.add_argument("--model", choices=defaults.MODELS, default=None,
                    help=f"predictor model (default {defaults.DEFAULT_MODEL}; lut needs --lut)")
     p.add_argument("--train-n", type=int, help="fit on N seeded random rows, hold out the rest")
-    p.add_argument("--seed", type=int, default=0, help="seed of the split and the models (default 0)")
+    cli_args.add_seed(p, default=0, what="seed of the split and the models")
     p.add_argument("--base", metavar="A.json[,B.json]", help="few-shot: source devices' predictors")
     p.add_argument("--method", default="auto", choices=["auto", "scale", "power", "mix", "residual"],
                    help="few-shot: candidate family (default auto: chosen by leave-one-out)")
@@ -77,7 +78,7 @@ def register_fit(sub: Any) -> None:
     p.add_argument("-o", "--output", metavar="PRED.json", help="where to write the predictor")
     p.add_argument("--predictor", metavar="PRED.json", help="evaluate: the predictor to score")
     p.add_argument("--plot", metavar="out.png", help="evaluate: predicted-vs-measured scatter plot")
-    p.add_argument("--json", action="store_true", help="print a JSON object instead of text")
+    cli_args.add_json(p, help="print a JSON object instead of text")
     p.set_defaults(func=_cmd_fit)
 
 
@@ -87,11 +88,11 @@ def register_fit_accuracy(forms: Any) -> None:
                          description="Fit the predictors package's regressor on an accuracy table "
                          "and report its Spearman rank correlation on a held-out split (the same as "
                          "lat fit --target top1 --measurements acc.csv).")
-    q.add_argument("--space", dest="fit_space", required=True)
+    cli_args.add_space(q, required=True, dest="fit_space")
     q.add_argument("--accuracy", required=True, help="CSV with columns arch,top1")
     q.add_argument("-o", "--output", required=True, help="predictor JSON")
     q.add_argument("--model", default="xgb", choices=("xgb", "rf", "ridge"))
-    q.add_argument("--seed", type=int, default=0)
+    cli_args.add_seed(q, default=0, what="seed of the split and the model")
     q.add_argument("--test-fraction", type=float, default=TEST_FRACTION)
     q.set_defaults(func=_cmd_fit_accuracy)
 
@@ -246,7 +247,7 @@ def register_predict(sub: Any) -> None:
     g.add_argument("--arch", help="one arch: canonical key or once-for-all JSON dict")
     g.add_argument("--archs", metavar="FILE", help="archs, one per line or a CSV with an arch column")
     g.add_argument("--table", metavar="FILE.csv", help="rows of a feature table (table predictors)")
-    p.add_argument("--json", action="store_true", help="print JSON")
+    cli_args.add_json(p, help="print JSON instead of text")
     p.set_defaults(func=_cmd_predict)
 
 

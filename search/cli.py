@@ -11,6 +11,7 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
+from latkit import cli_args
 from latkit.errors import BudgetError
 from latkit.supernet.resolutions import parse_resolutions
 from latkit.supernet.space import get_space
@@ -71,7 +72,7 @@ def register_search(sub: argparse._SubParsersAction) -> None:
         "predicted latency fits; with --verify, export and measure each choice on its device and "
         "walk down the frontier until the measured median fits. Enumerable spaces (CompOFA) are "
         "searched exhaustively, the once-for-all space by evolution.")
-    p.add_argument("--space", required=True, help="search space (lat space list)")
+    cli_args.add_space(p, required=True)
     p.add_argument("--latency", required=True, metavar="DEV=PRED[,DEV=PRED...]",
                    help="per device: a latency predictor JSON (lat fit), lut:DIR (a lookup table) "
                    "or measure (live measurement); DEV is a registered device (lat device list)")
@@ -83,13 +84,13 @@ def register_search(sub: argparse._SubParsersAction) -> None:
                    help="export and measure every choice on its device; walk down the frontier "
                    "until one fits")
     p.add_argument("--checkpoint", help="supernet checkpoint: ship the choices with its weights")
-    p.add_argument("--out", required=True, help="output directory")
-    p.add_argument("--json", action="store_true", help="print one JSON object")
+    cli_args.add_out(p)
+    cli_args.add_json(p, help="print one JSON object")
     p.add_argument("--method", default="auto", choices=("auto", "pareto", "evolution"),
                    help="auto: exhaustive for enumerable spaces or accuracy tables, else evolution")
-    p.add_argument("--resolutions", help="resolutions to search, e.g. 128,160 or 128-224:8 "
-                   "(default: all)")
-    p.add_argument("--seed", type=int, default=0, help="evolution seed (default 0)")
+    cli_args.add_resolutions(p, help="resolutions to search: a list and/or ranges such as 128,160 "
+                             "or 128-224:8 (a range steps by 4 by default), or 'all' (default all)")
+    cli_args.add_seed(p, default=0, what="evolution seed")
     p.add_argument("--population", type=int, help="evolution population (default 100)")
     p.add_argument("--generations", type=int,
                    help="evolution generations per population (default 34; 4 populations, one "

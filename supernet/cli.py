@@ -8,6 +8,7 @@ import random
 import sys
 from typing import Any
 
+from latkit import cli_args
 from latkit.errors import ArchError
 from latkit.supernet.arch_files import read_archs
 from latkit.supernet.resolutions import parse_resolutions
@@ -90,6 +91,10 @@ def _cmd_enumerate(args: argparse.Namespace) -> int:
     return 0
 
 
+#: ``--json`` of the ``lat space`` actions: JSON instead of the text output
+JSON_HELP = "machine-readable output (JSON)"
+
+
 def register_space(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("space", help="search spaces: list, describe, sample, enumerate",
                        description="Search spaces and subnet configs. ARCH is a canonical key "
@@ -98,28 +103,28 @@ def register_space(sub: argparse._SubParsersAction) -> None:
                        "\"d\": [...], \"r\": 224}.")
     ss = p.add_subparsers(dest="space_command", metavar="ACTION", parser_class=type(p))
     q = ss.add_parser("list", help="spaces with their elastic dimensions and subnet counts")
-    q.add_argument("--json", action="store_true")
+    cli_args.add_json(q, help=JSON_HELP)
     q.set_defaults(func=_cmd_list)
 
     q = ss.add_parser("describe", help="layers, parameters and MACs of a subnet")
-    q.add_argument("--space", required=True, help=f"one of {', '.join(list_spaces())}")
+    cli_args.add_space(q, required=True, help=f"search space: one of {', '.join(list_spaces())}")
     q.add_argument("--arch", help="canonical key or once-for-all JSON dict")
     q.add_argument("--archs", help="file of archs (one per line, or a CSV with an arch column)")
-    q.add_argument("--json", action="store_true", help="machine-readable output")
+    cli_args.add_json(q, help=JSON_HELP)
     q.set_defaults(func=_cmd_describe)
 
     q = ss.add_parser("sample", help="random subnets (seeded)")
-    q.add_argument("--space", required=True)
+    cli_args.add_space(q, required=True)
     q.add_argument("-n", type=int, default=10)
-    q.add_argument("--seed", type=int, default=0)
-    q.add_argument("--resolutions", help="resolutions to draw from, e.g. 128,160 or 128-224:8 "
-                   "(default: all)")
-    q.add_argument("--json", action="store_true")
+    cli_args.add_seed(q, default=0, what="sampling seed")
+    cli_args.add_resolutions(q, help="resolutions to draw from: a list and/or ranges such as 128,160 "
+                             "or 128-224:8 (a range steps by 4 by default), or 'all' (default all)")
+    cli_args.add_json(q, help=JSON_HELP)
     q.set_defaults(func=_cmd_sample)
 
     q = ss.add_parser("enumerate", help="every subnet of an enumerable space (CompOFA: 243 per resolution)")
-    q.add_argument("--space", required=True)
+    cli_args.add_space(q, required=True)
     q.add_argument("--resolution", type=int, help="one resolution (default: all)")
-    q.add_argument("--json", action="store_true")
+    cli_args.add_json(q, help=JSON_HELP)
     q.set_defaults(func=_cmd_enumerate)
     p.set_defaults(func=lambda a: (p.print_help(), 2)[1])

@@ -21,6 +21,7 @@ import sys
 import time
 from pathlib import Path
 
+from latkit import cli_args
 from latkit.errors import TrainError
 from latkit.supernet.arch_files import read_archs
 from latkit.supernet.resolutions import parse_resolutions
@@ -202,13 +203,15 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
                    help="builtin:gratings or builtin:digits (no download; see "
                    "latkit/data/builtin/README.md) or a class-per-directory image folder "
                    "(default builtin:gratings)")
-    g.add_argument("--resolutions", help="training resolutions, one per batch drawn at random, "
-                   "e.g. 128,160,192,224, 128-144 or 128-224:8 (default: the data set's; built-in: "
-                   "128,136,144)")
+    cli_args.add_resolutions(g, help="training resolutions, one per batch drawn at random: a list "
+                             "and/or ranges such as 128,160,192,224, 128-144 or 128-224:8 (a range "
+                             "steps by 4 by default; default: the data set's, built-in: "
+                             "128,136,144)")
     g.add_argument("--epochs-scale", type=float, default=1.0,
                    help="multiply every phase's published epochs (0.01: a 1-2 minute run on "
                    "the built-in data on a 2-core CPU)")
-    g.add_argument("--out", help="run directory (required); the final checkpoint is OUT/last.pt")
+    cli_args.add_out(g, required=False,
+                     help="run directory (required); the final checkpoint is DIR/last.pt")
     g.add_argument("--resume", action="store_true", help="continue the run in --out")
     h = p.add_argument_group("optimisation")
     h.add_argument("--batch-size", type=int, default=16, help="per process (default 16)")
@@ -219,7 +222,7 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     h.add_argument("--kd-ratio", type=float, default=1.0, help="distillation weight (0: off)")
     h.add_argument("--kd-temperature", type=float, default=1.0)
     h.add_argument("--dropout", type=float, default=0.1)
-    h.add_argument("--seed", type=int, default=0)
+    cli_args.add_seed(h, default=0)
     h.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
     p.add_argument("--from-full", metavar="CKPT",
                    help="start the elastic phases from the full network in CKPT (a supernet "
@@ -234,7 +237,7 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     r.add_argument("--max-train-images", type=int, help="use only this many training images")
     r.add_argument("--max-steps", type=int, help="stop after this global step (resumable)")
     r.add_argument("--checkpoint-every", type=int, default=0, metavar="STEPS",
-                   help="also write OUT/last.pt every STEPS steps (always: phase ends, the end)")
+                   help="also write DIR/last.pt every STEPS steps (always: phase ends, the end)")
     r.add_argument("--checkpoint-minutes", type=float, default=10.0,
                    help="and at least this often (default 10)")
     r.add_argument("--deterministic", action="store_true",
@@ -243,7 +246,7 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     r.add_argument("--threads", type=int, help="torch intra-op threads")
     r.add_argument("--no-final-eval", action="store_true",
                    help="skip the top-1 of the largest and smallest subnet after training")
-    r.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    cli_args.add_quiet(r, short=True)
 
 
 def register_train(sub: argparse._SubParsersAction) -> None:
@@ -261,14 +264,15 @@ def register_train(sub: argparse._SubParsersAction) -> None:
                          "training images; writes arch,top1,space,resolution,checkpoint rows as "
                          "they are computed (an interrupted run keeps its rows).")
     q.add_argument("--checkpoint", required=True)
-    q.add_argument("--space", dest="eval_space",
-                   help="space whose subnets to evaluate (default: the checkpoint's; compofa-w1.0 "
-                   "subnets can be evaluated on an ofa-mbv3-w1.0 supernet)")
-    q.add_argument("--resolutions", help="e.g. 128,160 or 128-144 (default: the smallest training "
-                   "resolution)")
+    cli_args.add_space(q, dest="eval_space",
+                       help="space whose subnets to evaluate (default: the checkpoint's; "
+                       "compofa-w1.0 subnets can be evaluated on an ofa-mbv3-w1.0 supernet)")
+    cli_args.add_resolutions(q, help="resolutions to evaluate at: a list and/or ranges such as "
+                             "128,160 or 128-144 (a range steps by 4 by default; default: the "
+                             "smallest training resolution)")
     q.add_argument("--archs", help="evaluate these archs (one per line or a CSV with an arch column)")
     q.add_argument("-n", type=int, help="evaluate N random subnets (for spaces too large to enumerate)")
-    q.add_argument("--seed", type=int, default=0, help="for -n")
+    cli_args.add_seed(q, default=0, what="sampling seed for -n")
     q.add_argument("--data", help="data set (default: the one the checkpoint was trained on)")
     q.add_argument("--calib-images", type=int, default=256,
                    help="training images BN statistics are re-estimated on (default 256)")
@@ -278,16 +282,16 @@ def register_train(sub: argparse._SubParsersAction) -> None:
                    help="bf16: bfloat16 autocast, ~2x faster on CPUs with AVX512-BF16 (top-1 "
                    "within an image or two of fp32); auto: bf16 where the hardware has it")
     q.add_argument("--device", default="cpu")
-    q.add_argument("--out", required=True, help="accuracy CSV")
+    cli_args.add_out(q, metavar="ACC.csv", help="accuracy CSV")
     q.add_argument("--overwrite", action="store_true", help="start the CSV afresh")
-    q.add_argument("-q", "--quiet", action="store_true")
+    cli_args.add_quiet(q, short=True)
     q.set_defaults(func=_cmd_eval)
 
     q = forms.add_parser("export-checkpoint", help="a small checkpoint with only what eval needs",
                          description="Copy a checkpoint without optimizer and RNG state; --half "
                          "stores the weights as fp16 (cast back to fp32 on load).")
     q.add_argument("--checkpoint", required=True)
-    q.add_argument("--out", dest="export_out", required=True)
+    cli_args.add_out(q, dest="export_out", metavar="FILE.pt", help="the small checkpoint")
     q.add_argument("--half", action="store_true")
     q.set_defaults(func=lambda a: _cmd_export(argparse.Namespace(
         checkpoint=a.checkpoint, out=a.export_out, half=a.half)))

@@ -59,3 +59,17 @@ def test_imports_no_product_package():
             "('devices', 'supernet', 'profiler', 'predictors', 'search'))])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_a_subset_of_the_device_options():
+    p = argparse.ArgumentParser()
+    cli_args.add_device_options(p, options=("serial",))
+    assert cli_args.device_options(p.parse_args(["--serial", "h:5555"])) == {"serial": "h:5555"}
+    assert "--threads" not in p.format_help() and "--delegate" not in p.format_help()
+    with pytest.raises(SystemExit):
+        p.parse_args(["--threads", "2"])
+    ordered = argparse.ArgumentParser()
+    flags = [a.option_strings[0] for a in cli_args.add_device_options(ordered, options=("serial", "threads"))]
+    assert flags == ["--serial", "--threads"]
+    with pytest.raises(ValueError, match="unknown device option"):
+        cli_args.add_device_options(argparse.ArgumentParser(), options=("nosuch",))

@@ -12,6 +12,7 @@ import argparse
 import json
 from typing import Any
 
+from latkit import cli_args
 from latkit.devices.android.agent import AndroidDevice
 
 
@@ -53,8 +54,8 @@ def register(device_subparsers: argparse._SubParsersAction) -> None:
     )
     check.add_argument("--device", default="pixel4", help="android profile name or YAML path "
                        "(default pixel4)")
-    check.add_argument("--serial", help="HOST:PORT (adb over TCP) or a USB serial")
+    cli_args.add_device_options(check, options=("serial",))
     check.add_argument("--key", metavar="PATH", help="adb key file (default $LATKIT_ADB_KEY or "
                        "~/.latkit/adbkey; created on first use)")
-    check.add_argument("--json", action="store_true", help="print the result as JSON")
+    cli_args.add_json(check, help="print the result as JSON")
     check.set_defaults(func=_cmd_check)
