@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from latkit.errors import ArchError, LookupMiss, PredictorError
-from latkit.supernet.space import ArchConfig, SearchSpace, get_space, out_size
+from latkit.supernet.space import ArchConfig, SearchSpace, get_space
 
 GROUPS = ("struct", "scaled", "cost", "lut")
 
@@ -80,10 +80,9 @@ class ArchFeaturizer:
             self.params_fixed = float(sum(layer.params for layer in fixed))
             for s in range(S):
                 for b in range(B):
-                    hw = hws[s] if b == 0 else out_size(hws[s], sp.conf.stages[s].stride)
                     for ki, k in enumerate(self.kvals):
                         for ei, e in enumerate(self.evals):
-                            spec = sp.block_layer(s, b, hw, k, e)
+                            spec = sp.block_layer_at(r, s, b, k, e)
                             self.macs_blk[ri, s, b, ki, ei] = spec.macs
                             self.params_blk[s, b, ki, ei] = spec.params
                             self.keys_blk[(ri, s, b, ki, ei)] = spec.key

@@ -27,6 +27,7 @@ from typing import Any
 from latkit.errors import LatkitError, LookupMiss, StoreError
 from latkit.fileio import atomic_path, write_text
 from latkit.provenance import now_iso, versions
+from latkit.supernet.arch import ArchConfig
 from latkit.supernet.space import get_space
 
 LUT_FORMAT = "latkit-lut"
@@ -87,6 +88,50 @@ def _parse_row(row: Mapping[str, str], line: int, path: Path) -> LutEntry:
 
 
 @dataclass
+class _SumGrid:
+    """One resolution of a table laid out for summing: what ``LookupTable.sums_ms`` reads.
+
+    ``head`` is the stem plus the first block (added as ``predict_arch_sum`` adds them), ``blocks``
+    maps (stage, block, kernel, expand) to that block's median, ``tail`` holds the final layers in
+    order. A layer the table lacks is None, so that the arch falls back to the checked path.
+    """
+
+    head: float | None
+    blocks: dict[tuple[int, int, int, int], float | None]
+    tail: list[float | None]
+
+    @classmethod
+    def build(cls, table: LookupTable, sp: Any, r: int) -> _SumGrid:
+        def value(spec: Any) -> float | None:
+            e = table.entries.get(spec.key)
+            return None if e is None else e.median_ms
+
+        stem, first = value(sp.stem_layer(r)), value(sp.first_block_layer(r))
+        head = None if stem is None or first is None else 0 + stem + first
+        blocks = {(s, b, k, e): value(sp.block_layer_at(r, s, b, k, e))
+                  for s in range(sp.n_stages) for b in range(sp.max_depth)
+                  for k in sp.conf.ks_choices[s] for e in sp.conf.e_choices}
+        return cls(head, blocks, [value(spec) for spec in sp.final_layers(sp.stage_hw(r)[-1])])
+
+    def total(self, arch: ArchConfig) -> float | None:
+        """The arch's sum in network order, or None if the grid lacks one of its layers."""
+        t = self.head
+        if t is None:
+            return None
+        for s, (ks, es) in enumerate(zip(arch.ks, arch.e, strict=True)):
+            for b, (k, e) in enumerate(zip(ks, es, strict=True)):
+                v = self.blocks.get((s, b, k, e))
+                if v is None:
+                    return None
+                t += v
+        for v in self.tail:
+            if v is None:
+                return None
+            t += v
+        return t
+
+
+@dataclass
 class LookupTable:
     """Layer key -> ``LutEntry`` on one device, plus the table's provenance (``meta``).
 
@@ -96,6 +141,8 @@ class LookupTable:
 
     entries: dict[str, LutEntry] = field(default_factory=dict)
     meta: dict[str, Any] = field(default_factory=dict)
+    #: space name -> resolution -> ``_SumGrid`` (built by ``sums_ms``; entries are not changed after)
+    _grids: dict[str, dict[int, _SumGrid]] = field(default_factory=dict, repr=False, compare=False)
 
     # ---- reading ----
     def __len__(self) -> int:
@@ -157,8 +204,31 @@ class LookupTable:
         ``space.parse`` accepts. Raises ``LookupMiss`` on the first missing layer.
         """
         sp = get_space(space) if isinstance(space, str) else space
-        a = sp.parse(arch)
-        return sum(self.latency_ms(spec.key) for spec in sp.layers(a))
+        total = 0.0
+        for spec in sp.layers(sp.parse(arch)):  # added in order, as sums_ms adds (not fsum-like)
+            total += self.latency_ms(spec.key)
+        return total
+
+    def sums_ms(self, space: Any, archs: Iterable[ArchConfig]) -> list[float]:
+        """``predict_arch_sum`` of many archs at once, equal to it to the last digit.
+
+        Each block's latency depends only on (resolution, stage, block, kernel, expand), so the
+        table is laid out once per resolution as one value per such tuple (``_SumGrid``); an arch
+        is then a couple of dozen dictionary lookups, added in network order as
+        ``predict_arch_sum`` adds them. An arch the grid cannot answer (a missing layer, an invalid
+        arch) takes ``predict_arch_sum`` itself, which raises its usual error.
+        """
+        sp = get_space(space) if isinstance(space, str) else space
+        grids = self._grids.setdefault(sp.name, {})
+        out = []
+        for a in archs:
+            sp.validate(a)
+            g = grids.get(a.r)
+            if g is None:
+                g = grids[a.r] = _SumGrid.build(self, sp, a.r)
+            v = g.total(a)
+            out.append(self.predict_arch_sum(sp, a) if v is None else v)
+        return out
 
     def layer_latencies_ms(self, space: Any, arch: Any) -> list[tuple[str, float]]:
         """(key, median_ms) for each layer of ``arch``, in network order."""

@@ -160,24 +160,14 @@ class TableLatency:
     space: str
     device: str
     source: str = "lookup table"
-    _memo: dict[str, float] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         sp = get_space(self.space)
         self.space = sp.name
         _check_space(self.table.meta.get("space"), sp, self.source)
 
-    def _sum_ms(self, sp: SearchSpace, arch: ArchConfig) -> float:
-        key = str(arch)
-        v = self._memo.get(key)
-        if v is None:
-            v = sum(self.table.latency_ms(spec.key) for spec in sp.layers(arch))
-            self._memo[key] = v
-        return v
-
     def predict_ms(self, archs: Sequence[ArchConfig]) -> np.ndarray:
-        sp = get_space(self.space)
-        sums = np.fromiter((self._sum_ms(sp, a) for a in archs), dtype=np.float64, count=len(archs))
+        sums = np.asarray(self.table.sums_ms(get_space(self.space), archs), dtype=np.float64)
         cal = self.table.meta.get("calibration") or {}
         return sums * float(cal.get("scale", 1.0)) + float(cal.get("offset_ms", 0.0))
 

@@ -201,8 +201,20 @@ class SearchSpace:
         return make_divisible(round(in_c * e), 8)
 
     # ---- validation ----
+    @cached_property
+    def _stage_pairs(self) -> tuple[frozenset[tuple[tuple[int, ...], tuple[int, ...]]], ...]:
+        """Per stage, every valid (ks, e) pair: a valid arch is then a few set lookups.
+
+        Built once per space (37k pairs for once-for-all's spaces, a few ms), so that scoring
+        thousands of archs (a lookup-table sum, a search) does not pay validation per field.
+        """
+        return tuple(frozenset(self._stage_options(s)) for s in range(self.n_stages))
+
     def validate(self, arch: ArchConfig) -> ArchConfig:
         """Raise ArchError naming the field and the allowed values; return ``arch`` if valid."""
+        if arch.r in self.conf.resolutions and len(arch.ks) == len(arch.e) == self.n_stages and all(
+                (ks, e) in pairs for ks, e, pairs in zip(arch.ks, arch.e, self._stage_pairs, strict=True)):
+            return arch
         c = self.conf
         if arch.r not in c.resolutions:
             raise ArchError(
@@ -394,6 +406,14 @@ class SearchSpace:
             idskip=stride == 1 and c_in == c_out, se=st.se, act=st.act,
         )
 
+    def block_layer_at(self, r: int, stage: int, block: int, k: int, e: int) -> LayerSpec:
+        """Block ``block`` of stage ``stage`` in any subnet at resolution ``r`` (its input size
+        depends only on where it sits: depth keeps the first blocks of a stage)."""
+        hw = self.stage_hw(r)[stage]
+        if block > 0:
+            hw = out_size(hw, self.conf.stages[stage].stride)
+        return self.block_layer(stage, block, hw, k, e)
+
     def final_layers(self, hw: int) -> list[LayerSpec]:
         c_last, fe, fm = self.stage_widths[-1], self.final_expand_width, self.feature_mix_width
         return [
@@ -450,14 +470,12 @@ class SearchSpace:
                 raise ArchError(f"resolution {r} is not in {c.name} {c.resolutions}")
             add(self.stem_layer(r))
             add(self.first_block_layer(r))
-            hws = self.stage_hw(r)
             for s in range(self.n_stages):
                 for b in range(self.max_depth):
                     for k in c.ks_choices[s]:
                         for e in self._block_e_choices(b):
-                            hw = hws[s] if b == 0 else out_size(hws[s], c.stages[s].stride)
-                            add(self.block_layer(s, b, hw, k, e))
-            for spec in self.final_layers(hws[-1]):
+                            add(self.block_layer_at(r, s, b, k, e))
+            for spec in self.final_layers(self.stage_hw(r)[-1]):
                 add(spec)
         return list(seen.values())
 

@@ -9,8 +9,9 @@ import random
 import pytest
 
 from latkit.cli import main
-from latkit.errors import LookupMiss, StoreError
+from latkit.errors import ArchError, LookupMiss, StoreError
 from latkit.profiler.lut import COLUMNS, LookupTable, LutEntry
+from latkit.supernet.arch import ArchConfig
 from latkit.supernet.space import LayerSpec, get_space
 
 SPACE = get_space("compofa-w1.0")
@@ -120,3 +121,33 @@ def test_from_measurement_keeps_statistics():
     e = LutEntry.from_measurement(spec.key, spec.kind, m)
     assert (e.median_ms, e.mean_ms, e.runs) == (2.5, 2.5, 4)
     assert LayerSpec.parse(e.key).key == spec.key
+
+
+@pytest.mark.parametrize("space_name", ["compofa-w1.0", "ofa-mbv3-w1.0"])
+def test_sums_ms_equals_the_layer_sum_to_the_last_digit(space_name):
+    sp = get_space(space_name)
+    rs = [128, 176, 224]
+    rng = random.Random(1)
+    t = LookupTable.from_entries(
+        [LutEntry(s.key, s.kind, v, v, v, v, 0.0, 0.0, 1)
+         for s in sp.unique_layers(rs) for v in [rng.uniform(0.001, 3.0)]],
+        {"space": sp.name, "device": "cpu", "resolutions": rs})
+    archs = [sp.sample(rng, rs) for _ in range(2000)]
+    old = [sum(t.latency_ms(s.key) for s in sp.layers(a)) for a in archs]  # what search summed
+    assert t.sums_ms(sp, archs) == old  # exact, not approx
+    assert t.sums_ms(space_name, archs[:5]) == [t.predict_arch_sum(sp, a) for a in archs[:5]]
+
+
+def test_sums_ms_keeps_the_errors_of_the_checked_path():
+    t = make_table((224,))
+    missing = SPACE.max_arch(160)
+    with pytest.raises(LookupMiss, match="Conv-input:160x160x3"):
+        t.sums_ms(SPACE, [SPACE.max_arch(224), missing])
+    partial = LookupTable.from_entries([e for e in t if "expand:" not in e.key or "-kernel:3-" in e.key],
+                                       t.meta)
+    a = next(a for a in SPACE.enumerate(224) if any(k == 5 for ks in a.ks for k in ks))
+    with pytest.raises(LookupMiss, match="kernel:5"):
+        partial.sums_ms(SPACE, [a])
+    bad = ArchConfig(r=224, ks=((7, 7),) * 5, e=((3, 3),) * 5)  # CompOFA fixes the kernels
+    with pytest.raises(ArchError):
+        t.sums_ms(SPACE, [bad])
