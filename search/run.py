@@ -85,14 +85,25 @@ def parse_budgets(text: str) -> list[float]:
     return budgets
 
 
-def check_devices(names: Sequence[str]) -> dict[str, str]:
-    """Each device name -> its first artifact format; DeviceError listing the known ones."""
+#: what a target that is not a registered device ships (its latency came from a file, not a device)
+UNREGISTERED_FORMAT = "onnx"
+
+
+def check_devices(names: Sequence[str], why: str | None = None) -> dict[str, str]:
+    """Each target name -> the artifact format it ships.
+
+    A latency source may carry any target name (a downloaded ``note10`` table needs no device);
+    only measuring needs the name to be a registered device. ``why`` says what measures (``--verify``,
+    ``DEV=measure``): then an unknown name is a DeviceError listing the known devices. Without it an
+    unregistered target ships ``UNREGISTERED_FORMAT``.
+    """
     known = {row["name"]: row["formats"][0] for row in list_devices()}
-    for n in names:
-        if n not in known:
-            raise DeviceError(f"unknown device {n!r} in --latency {n}=...; known devices: "
-                              f"{', '.join(known)} (lat device list)")
-    return {n: known[n] for n in names}
+    if why is not None:
+        for n in names:
+            if n not in known:
+                raise DeviceError(f"unknown device {n!r} in --latency {n}=...: {why} measures on a "
+                                  f"device; known devices: {', '.join(known)} (lat device list)")
+    return {n: known.get(n, UNREGISTERED_FORMAT) for n in names}
 
 
 def _method(req: SearchRequest, acc_has_candidates: bool) -> str:
@@ -129,7 +140,9 @@ def run_search(req: SearchRequest, log: Callable[[str], None] | None = None, *,
         bad = [r for r in req.resolutions if r not in sp.resolutions]
         if bad:
             raise LatkitError(f"resolutions {bad} are not in {sp.name} {list(sp.resolutions)}")
-    formats = check_devices([d for d, _ in req.latency])
+    live = [d for d, spec in req.latency if spec == "measure"]
+    formats = check_devices([d for d, _ in req.latency],
+                            "--verify" if req.verify else f"{live[0]}=measure" if live else None)
     out = Path(req.out)
     out.mkdir(parents=True, exist_ok=True)
 

@@ -139,10 +139,23 @@ def test_user_errors_are_one_line_exit_2(inputs, tmp_path, case, needle):
         "missing_predictor": ("cpu=nope.json", "10"),
         "other_space_predictor": (f"cpu={inputs.other_pred}", "10"),
     }[case]
+    verify = ["--verify"] if case == "unknown_device" else []  # only measuring needs a device
     p = lat("search", "--space", SPACE, "--latency", latency, "--accuracy", inputs.acc,
-            "--budget-ms", budget, "--out", tmp_path / "o")
+            "--budget-ms", budget, "--out", tmp_path / "o", *verify)
     assert p.returncode == 2, p.stderr
     lines = p.stderr.strip().splitlines()
     assert len(lines) == 1 and needle in lines[0], p.stderr
     if case == "unknown_device":
         assert "known devices: cpu, cpu-tflite" in lines[0]
+
+
+def test_a_table_is_searched_under_any_target_name(inputs, tmp_path):
+    p = lat("search", "--space", SPACE, "--latency", f"note10=lut:{inputs.lut}", "--accuracy",
+            inputs.acc, "--budget-ms", "10", "--out", tmp_path / "o", "--json")
+    assert p.returncode == 0, p.stderr
+    choices = json.loads((tmp_path / "o" / "choices.json").read_text())
+    assert [c["device"] for c in choices] == ["note10"]
+    assert choices[0]["model"].endswith("note10-10ms.onnx")
+    p = lat("search", "--space", SPACE, "--latency", f"note10=lut:{inputs.lut}", "--accuracy",
+            inputs.acc, "--budget-ms", "10", "--out", tmp_path / "v", "--verify")
+    assert p.returncode == 2 and "unknown device 'note10'" in p.stderr and "--verify" in p.stderr
