@@ -34,6 +34,7 @@ from latkit.provenance import now_iso
 from latkit.supernet.accuracy_csv import read_accuracy_csv
 from latkit.supernet.arch import ArchConfig
 from latkit.supernet.bn_calib import calibration_mode
+from latkit.supernet.checkpoint import load_checkpoint
 from latkit.supernet.data import (
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -42,7 +43,7 @@ from latkit.supernet.data import (
     load_eval_images,
     open_data,
 )
-from latkit.supernet.model import load_supernet
+from latkit.supernet.model import supernet_from_checkpoint
 from latkit.supernet.space import SearchSpace
 
 ACC_HEADER = ["arch", "top1", "space", "resolution", "checkpoint"]
@@ -229,7 +230,8 @@ def accuracy_table(checkpoint: str | Path, space: SearchSpace, archs: Sequence[A
     """
     t0 = time.perf_counter()
     out = check_writable(out)  # before the work: a FIFO, device node or symlink is refused
-    model, ckpt = load_supernet(checkpoint)
+    ckpt = load_checkpoint(checkpoint, space.name)  # a released file: converted for this space
+    model = supernet_from_checkpoint(ckpt, checkpoint)
     for a in archs:
         model.space.validate(a)
     spec = data_spec or (ckpt.get("config") or {}).get("data")

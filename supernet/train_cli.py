@@ -7,6 +7,8 @@ Four forms (the first token after ``train`` picks one; none of them means a trai
     lat train eval --checkpoint C [--space S] [--resolutions R,...] [--archs FILE | -n N] --out acc.csv
     lat train fit-accuracy --space S --accuracy acc.csv -o ACC_PRED.json [--model xgb|rf|ridge]
     lat train export-checkpoint --checkpoint C --out small.pt [--half]
+    lat train import FILE --space S -o CKPT [--kernel-transform centre|matrices]
+    lat train export-ofa CKPT -o FILE
 
 ``lat-train ARGS`` is ``lat train ARGS``, and runs unchanged under
 ``torchrun --nproc_per_node N --no-python lat-train ...``. torch (and every latkit module that
@@ -37,6 +39,9 @@ Train a weight-sharing supernet and turn it into accuracy sources for search.
   lat train fit-accuracy ...    fit an accuracy predictor (arch -> top-1) on acc.csv, report its
                                 held-out Spearman -> predictor JSON
   lat train export-checkpoint   a small copy of a checkpoint with only what eval needs (--half: fp16)
+  lat train import FILE         once-for-all's or CompOFA's released supernet file -> a latkit
+                                checkpoint (every --checkpoint also reads such files directly)
+  lat train export-ofa CKPT     a latkit checkpoint -> a file once-for-all's code loads
 
 Run `lat train eval --help` (etc.) for the options of each form."""
 
@@ -137,7 +142,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     from latkit.supernet.accuracy import accuracy_table  # noqa: PLC0415 -- torch: keeps lat --help fast
     from latkit.supernet.checkpoint import load_checkpoint  # noqa: PLC0415 -- torch: keeps lat --help fast
 
-    ck = load_checkpoint(args.checkpoint)
+    ck = load_checkpoint(args.checkpoint, args.eval_space)
     space = get_space(args.eval_space or ck["space"])
     cfg = ck.get("config") or {}
     rs = parse_resolutions(args.resolutions, space) or (min(cfg.get("resolutions") or
@@ -175,6 +180,37 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     vals = list(res.top1.values())
     print(f"{res.n_evaluated} subnets evaluated ({res.n_kept} kept from an earlier run) in "
           f"{res.elapsed_s:.1f} s; top-1 {min(vals):.1f}..{max(vals):.1f}% -> {res.path}")
+    return 0
+
+
+def _cmd_import(args: argparse.Namespace) -> int:
+    from latkit.provenance import record  # noqa: PLC0415 -- with the torch imports below
+    from latkit.supernet.checkpoint import load_checkpoint, save_atomic  # noqa: PLC0415 -- torch: keeps lat --help fast
+    from latkit.supernet.model import supernet_from_checkpoint  # noqa: PLC0415 -- torch: keeps lat --help fast
+
+    ck = load_checkpoint(args.file, args.import_space, args.kernel_transform)
+    src = ck.get("source")
+    if not src:
+        raise TrainError(f"{args.file} is already a latkit checkpoint (space {ck.get('space')}); "
+                         "import reads once-for-all's and CompOFA's released files")
+    supernet_from_checkpoint(ck, args.file, args.import_space)  # every tensor fits the network
+    ck.update(record(args.command_line))
+    p = save_atomic(ck, args.import_out)
+    print(f"imported {args.file} ({src['naming']} key naming, width {src['width']}, "
+          f"{src['n_classes']} classes, sha256 {src['sha256'][:12]}...) as {ck['space']} "
+          f"(kernel transform: {src['kernel_transform']}) -> {p}")
+    return 0
+
+
+def _cmd_export_ofa(args: argparse.Namespace) -> int:
+    from latkit.supernet.checkpoint import load_checkpoint, save_atomic  # noqa: PLC0415 -- torch: keeps lat --help fast
+    from latkit.supernet.ofa_format import to_ofa_state_dict  # noqa: PLC0415 -- torch: keeps lat --help fast
+
+    ck = load_checkpoint(args.checkpoint)
+    sd = to_ofa_state_dict(ck)
+    p = save_atomic({"state_dict": sd}, args.ofa_out)
+    print(f"wrote {p} ({len(sd)} tensors, once-for-all's current key naming, {ck['space']}, "
+          f"{ck['n_classes']} classes)")
     return 0
 
 
@@ -255,7 +291,8 @@ def register_train(sub: argparse._SubParsersAction) -> None:
                        formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False)
     _add_train_args(p)
     p.set_defaults(func=_cmd_train)
-    forms = p.add_subparsers(dest="train_form", metavar="{eval,fit-accuracy,export-checkpoint}",
+    forms = p.add_subparsers(dest="train_form",
+                             metavar="{eval,fit-accuracy,export-checkpoint,import,export-ofa}",
                              parser_class=type(p))
 
     q = forms.add_parser("eval", help="top-1 of subnets after BN recalibration -> acc.csv",
@@ -295,3 +332,34 @@ def register_train(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--half", action="store_true")
     q.set_defaults(func=lambda a: _cmd_export(argparse.Namespace(
         checkpoint=a.checkpoint, out=a.export_out, half=a.half)))
+
+    q = forms.add_parser("import", help="a released once-for-all/CompOFA supernet file -> checkpoint",
+                         description="Convert once-for-all's or CompOFA's released MobileNetV3 "
+                         "supernet file ({'state_dict': ...}, either key naming; read with "
+                         "weights_only) to a latkit checkpoint, recording the file's sha256 and "
+                         "the naming found. Width and class count are read from the tensors and "
+                         "checked against --space. Every --checkpoint also accepts such files "
+                         "directly; importing converts them once.")
+    q.add_argument("file", metavar="FILE", help="the downloaded .pth file")
+    cli_args.add_space(q, required=True, dest="import_space",
+                       help="ofa-mbv3-w1.0, ofa-mbv3-w1.2 or compofa-w1.0")
+    q.add_argument("-o", "--out", dest="import_out", required=True, metavar="CKPT",
+                   help="the latkit checkpoint to write")
+    q.add_argument("--kernel-transform", choices=("centre", "matrices"),
+                   help="how the 7x7 stored kernels give smaller ones: matrices = once-for-all's "
+                   "kernel-transform matrices (default for the once-for-all spaces; CompOFA's NAS "
+                   "script); centre = the centre crop (default for compofa-w1.0: CompOFA's "
+                   "evaluation script, with which its published accuracies were measured)")
+    q.set_defaults(func=_cmd_import)
+
+    q = forms.add_parser("export-ofa", help="a checkpoint -> a file once-for-all's code loads",
+                         description="Write a supernet checkpoint as once-for-all's "
+                         "{'state_dict': ...} (current key naming), which once-for-all's "
+                         "OFAMobileNetV3(ks_list=[3,5,7], expand_ratio_list=[3,4,6], "
+                         "depth_list=[2,3,4], width_mult=W).load_state_dict accepts. CompOFA's "
+                         "fixed kernels are written at the centre of 7x7 with identity transform "
+                         "matrices, so once-for-all's code computes the same kernels.")
+    q.add_argument("checkpoint", metavar="CKPT")
+    q.add_argument("-o", "--out", dest="ofa_out", required=True, metavar="FILE",
+                   help="the .pth file to write")
+    q.set_defaults(func=_cmd_export_ofa)
