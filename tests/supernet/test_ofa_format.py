@@ -293,3 +293,24 @@ def test_product_code_never_imports_ofa():
                  if not p.is_relative_to(root / "tests") and ".venv" not in p.parts
                  and pat.search(p.read_text(errors="replace"))]
     assert offenders == []
+
+
+def test_every_checkpoint_option_reads_released_files(nets, tmp_path, capsys):
+    """lat export, lat train eval and lat-train --from-full take the released file as it is
+    (lat search and lat measure load through the same load_supernet(path, space))."""
+    from latkit.cli import main
+
+    f = _save(released_naming(nets[1.0].state_dict()), tmp_path / "ofa_w1.0.pth")
+    arch = str(get_space("compofa-w1.0").min_arch(128))
+    assert main(["export", "--space", "compofa-w1.0", "--arch", arch, "--checkpoint", str(f),
+                 "-o", str(tmp_path / "a.onnx"), "--verify"]) == 0
+    (tmp_path / "archs.txt").write_text(arch + "\n")
+    assert main(["train", "eval", "--checkpoint", str(f), "--space", "compofa-w1.0", "--data",
+                 "builtin:gratings", "--archs", str(tmp_path / "archs.txt"), "--resolutions", "128",
+                 "--calib-images", "16", "--eval-images", "32", "--out", str(tmp_path / "acc.csv"),
+                 "-q"]) == 0
+    assert arch in (tmp_path / "acc.csv").read_text()
+    assert main(["train", "--space", "compofa-w1.0", "--from-full", str(f), "--epochs-scale", "0.01",
+                 "--max-steps", "1", "--max-train-images", "32", "--no-final-eval", "-q",
+                 "--out", str(tmp_path / "run")]) == 0
+    assert "starting from the full network" in capsys.readouterr().err
