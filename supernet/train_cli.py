@@ -18,6 +18,7 @@ imports it) is imported inside the handlers, so that ``lat --help`` stays fast.
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import sys
 import time
@@ -165,18 +166,42 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         archs = [a for r in rs for a in space.enumerate(r)]
     from tqdm import tqdm  # noqa: PLC0415 -- 13 ms: keeps lat --help fast
 
-    bar = tqdm(total=len(archs), unit="subnet", file=sys.stderr, dynamic_ncols=True,
-               disable=args.quiet)
+    bars: dict[str, object] = {}
+    t_eval = [0.0]
+    n_images = [0]
+
+    def on_decode(n: int, total: int) -> None:
+        if "decode" not in bars:
+            bars["decode"] = tqdm(total=total, unit="img", desc="decoding", file=sys.stderr,
+                                  dynamic_ncols=True, disable=args.quiet)
+        bars["decode"].update(n)
+        t_eval[0] = time.perf_counter()  # the forward passes start when decoding ends
+
+    def on_result(a, top1: float) -> None:
+        if "eval" not in bars:
+            if "decode" in bars:
+                bars["decode"].close()
+            bars["eval"] = tqdm(total=len(archs), unit="subnet", desc="evaluating", file=sys.stderr,
+                                dynamic_ncols=True, disable=args.quiet)
+        n_images[0] += per_subnet
+        bars["eval"].update(1)
+        dt = time.perf_counter() - t_eval[0]
+        if dt > 0:
+            bars["eval"].set_postfix_str(f"{n_images[0] / dt:.0f} img/s", refresh=False)
+
+    per_subnet = args.calib_images + (args.eval_images or 0)
+    workers = args.workers if args.workers is not None else min(8, os.cpu_count() or 1)
     try:
         res = accuracy_table(args.checkpoint, space, archs, args.out, data_spec=args.data,
                              n_calib=args.calib_images, n_eval=args.eval_images,
                              batch_size=args.batch_size, overwrite=args.overwrite,
                              device=args.device, precision=args.precision,
-                             command=args.command_line,
-                             on_result=lambda a, t: bar.update(1),
-                             log=lambda m: print(m, file=sys.stderr))
+                             command=args.command_line, on_result=on_result,
+                             log=lambda m: print(m, file=sys.stderr), workers=workers,
+                             on_decode=on_decode)
     finally:
-        bar.close()
+        for b in bars.values():
+            b.close()
     vals = list(res.top1.values())
     print(f"{res.n_evaluated} subnets evaluated ({res.n_kept} kept from an earlier run) in "
           f"{res.elapsed_s:.1f} s; top-1 {min(vals):.1f}..{max(vals):.1f}% -> {res.path}")
@@ -315,6 +340,9 @@ def register_train(sub: argparse._SubParsersAction) -> None:
                    help="training images BN statistics are re-estimated on (default 256)")
     q.add_argument("--eval-images", type=int, default=500, help="held-out images (default 500)")
     q.add_argument("--batch-size", type=int, default=128)
+    q.add_argument("--workers", type=int, metavar="N",
+                   help="processes decoding image files (default: min(8, CPU count)); images are "
+                   "decoded once per resolution, then every subnet runs on them")
     q.add_argument("--precision", choices=("fp32", "bf16", "auto"), default="fp32",
                    help="bf16: bfloat16 autocast, ~2x faster on CPUs with AVX512-BF16 (top-1 "
                    "within an image or two of fp32); auto: bf16 where the hardware has it")
