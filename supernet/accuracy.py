@@ -34,6 +34,7 @@ from latkit.provenance import now_iso
 from latkit.supernet.accuracy_csv import read_accuracy_csv
 from latkit.supernet.arch import ArchConfig
 from latkit.supernet.bn_calib import calibration_mode
+from latkit.supernet.checkpoint import load_checkpoint
 from latkit.supernet.data import (
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -42,7 +43,7 @@ from latkit.supernet.data import (
     load_eval_images,
     open_data,
 )
-from latkit.supernet.model import load_supernet
+from latkit.supernet.model import supernet_from_checkpoint
 from latkit.supernet.space import SearchSpace
 
 ACC_HEADER = ["arch", "top1", "space", "resolution", "checkpoint"]
@@ -62,9 +63,14 @@ def _nchw(a: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(a.transpose(0, 3, 1, 2)))
 
 
-def make_eval_images(data, r: int, n_calib: int = 256, n_eval: int | None = None) -> EvalImages:
-    c, _ = load_eval_images(data.train, calibration_indices(data, n_calib), r, data.augment)
-    x, y = load_eval_images(data.heldout, heldout_indices(data, n_eval), r, data.augment)
+def make_eval_images(data, r: int, n_calib: int = 256, n_eval: int | None = None,
+                     workers: int = 0, on_progress: Callable[[int], None] | None = None) -> EvalImages:
+    """The calibration subset of the training split and the held-out images, decoded once at r
+    (``workers`` processes; ``on_progress(n)`` as images are decoded)."""
+    c, _ = load_eval_images(data.train, calibration_indices(data, n_calib), r, data.augment,
+                            workers, on_progress)
+    x, y = load_eval_images(data.heldout, heldout_indices(data, n_eval), r, data.augment,
+                            workers, on_progress)
     return EvalImages(r, _nchw(c), _nchw(x), torch.from_numpy(y))
 
 
@@ -220,16 +226,19 @@ def accuracy_table(checkpoint: str | Path, space: SearchSpace, archs: Sequence[A
                    n_eval: int | None = 500, batch_size: int = 128, overwrite: bool = False,
                    device: str = "cpu", precision: str = "fp32", command: str = "",
                    on_result: Callable[[ArchConfig, float], None] | None = None,
-                   log: Callable[[str], None] | None = None) -> AccuracyTable:
+                   log: Callable[[str], None] | None = None, workers: int = 0,
+                   on_decode: Callable[[int, int], None] | None = None) -> AccuracyTable:
     """Evaluate ``archs`` of the supernet in ``checkpoint`` and write the accuracy CSV at ``out``.
 
     The CSV is appended row by row as results come (an interrupted run keeps them, and a rerun
     without ``overwrite`` evaluates only the archs it lacks); ``out.meta.json`` beside it records
-    how it was made, with ``command``.
+    how it was made, with ``command``. Images are decoded once per resolution in ``workers``
+    processes; ``on_decode(n, total)`` reports their progress.
     """
     t0 = time.perf_counter()
     out = check_writable(out)  # before the work: a FIFO, device node or symlink is refused
-    model, ckpt = load_supernet(checkpoint)
+    ckpt = load_checkpoint(checkpoint, space.name)  # a released file: converted for this space
+    model = supernet_from_checkpoint(ckpt, checkpoint)
     for a in archs:
         model.space.validate(a)
     spec = data_spec or (ckpt.get("config") or {}).get("data")
@@ -263,7 +272,14 @@ def accuracy_table(checkpoint: str | Path, space: SearchSpace, archs: Sequence[A
 
     try:
         resolutions = sorted({a.r for a in todo})
-        images = {r: make_eval_images(data, r, n_calib, n_eval) for r in resolutions}
+        total = len(resolutions) * (min(n_calib, len(data.train)) + len(heldout_indices(data, n_eval)))
+
+        def decoded(n: int) -> None:
+            if on_decode is not None:
+                on_decode(n, total)
+
+        images = {r: make_eval_images(data, r, n_calib, n_eval, workers, decoded)
+                  for r in resolutions}
         results = evaluate_subnets(model, todo, images, batch_size=batch_size,
                                    precision=precision, on_result=record)
     finally:

@@ -19,6 +19,8 @@ new checkpoint. ``versions``, ``command`` and ``created`` are ``latkit.provenanc
 from __future__ import annotations
 
 import random
+import re
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +28,8 @@ import numpy as np
 import torch
 
 from latkit.errors import TrainError
-from latkit.fileio import atomic_path
+from latkit.fileio import atomic_path, sha256_file
+from latkit.supernet.ofa_format import convert_released, released_state_dict
 
 #: The ``format`` of every supernet checkpoint (``load_checkpoint`` refuses anything else).
 CHECKPOINT_FORMAT = "latkit-supernet"
@@ -69,19 +72,49 @@ def save_atomic(payload: dict[str, Any], path: str | Path) -> Path:
     return Path(path)
 
 
-def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """A training checkpoint (``weights_only=True``); TrainError naming the problem otherwise."""
+def load_checkpoint(path: str | Path, space: str | None = None,
+                    kernel_transform: str | None = None) -> dict[str, Any]:
+    """A supernet checkpoint (``weights_only=True``); TrainError naming the problem otherwise.
+
+    Besides latkit's own checkpoints this reads once-for-all's and CompOFA's released
+    ``{"state_dict": ...}`` files (either key naming; ``latkit.supernet.ofa_format``) and returns
+    them converted to latkit's form for ``space`` (default: the once-for-all space of the file's
+    width), with ``source`` recording the file's sha256 and naming. ``space`` and
+    ``kernel_transform`` matter only for such files.
+    """
     p = Path(path)
     if not p.is_file():
         raise TrainError(f"checkpoint {p} does not exist; train one with `lat-train --out DIR`")
     try:
-        ckpt = torch.load(p, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about pickle protocols before refusing
+            warnings.simplefilter("ignore")
+            ckpt = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 -- any unpickling failure means a bad file
-        raise TrainError(f"checkpoint {p} could not be read safely ({type(exc).__name__}: "
-                         f"{str(exc).splitlines()[0][:200]})") from None
-    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
-        raise TrainError(f"{p} is not a latkit supernet checkpoint (no format={CHECKPOINT_FORMAT!r})")
-    return ckpt
+        text = str(exc)
+        glob = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
+        if glob:
+            found = (f"a pickle that calls {glob.group(1)} (code or objects other than tensors, "
+                     "refused by the weights-only unpickler)")
+        elif "WeightsUnpickler error:" in text:
+            why = text.split("WeightsUnpickler error:", 1)[1].strip().splitlines()[0][:120]
+            found = f"a pickle the weights-only unpickler refuses: {why}"
+        else:
+            first = text.strip().splitlines()[0][:160] if text.strip() else ""
+            found = f"{type(exc).__name__}: {first}"
+        raise TrainError(f"checkpoint {p} could not be read safely ({found}); expected a latkit "
+                         "supernet checkpoint or a once-for-all/CompOFA {'state_dict': ...} file"
+                         ) from None
+    if isinstance(ckpt, dict) and ckpt.get("format") == CHECKPOINT_FORMAT:
+        return ckpt
+    sd = released_state_dict(ckpt)
+    if sd is not None:
+        out = convert_released(sd, p, space, kernel_transform)
+        out["source"]["sha256"] = sha256_file(p)
+        return out
+    found = (f"a dict with keys {sorted(map(str, ckpt))[:4]}" if isinstance(ckpt, dict)
+             else f"a {type(ckpt).__name__}")
+    raise TrainError(f"{p} holds {found}; expected a latkit supernet checkpoint (format="
+                     f"{CHECKPOINT_FORMAT!r}) or a once-for-all/CompOFA {{'state_dict': ...}} file")
 
 
 def export_checkpoint(src: str | Path, dst: str | Path, *, half: bool = False) -> Path:

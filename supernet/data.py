@@ -277,8 +277,32 @@ def train_transform(img: Image.Image, r: int, aug: Augment, rng: np.random.Gener
 
 
 def eval_transform(img: Image.Image, r: int, aug: Augment) -> np.ndarray:
-    box = center_box(img.width, img.height, aug.eval_crop)
-    return np.asarray(img.resize((r, r), Image.BILINEAR, box=box), dtype=np.uint8)
+    """Evaluation view at resolution r.
+
+    ``eval_crop < 1`` (image folders): once-for-all's evaluation transform, as torchvision's
+    ``Resize(ceil(r / 0.875))`` + ``CenterCrop(r)``: the shorter side resized (bilinear) to
+    ``ceil(r / eval_crop)``, the longer in proportion, then the centred r x r. ``eval_crop == 1``
+    (the built-in sets): the centred square resized to r.
+    """
+    if aug.eval_crop >= 1.0:
+        box = center_box(img.width, img.height, aug.eval_crop)
+        return np.asarray(img.resize((r, r), Image.BILINEAR, box=box), dtype=np.uint8)
+    size = int(math.ceil(r / aug.eval_crop))
+    w, h = img.width, img.height
+    nw, nh = (size, int(size * h / w)) if w <= h else (int(size * w / h), size)
+    img = img.resize((nw, nh), Image.BILINEAR)
+    top, left = int(round((nh - r) / 2.0)), int(round((nw - r) / 2.0))
+    return np.asarray(img.crop((left, top, left + r, top + r)), dtype=np.uint8)
+
+
+def _decode_eval(args: tuple[str, int, Augment]) -> np.ndarray | None:
+    """One image file through ``eval_transform`` (a worker process's job); None if unreadable."""
+    path, r, aug = args
+    try:
+        with Image.open(path) as im:
+            return eval_transform(im.convert("RGB"), r, aug)
+    except (UnidentifiedImageError, OSError, ValueError):
+        return None
 
 
 def to_tensor(batch_u8: np.ndarray):
@@ -352,14 +376,41 @@ def load_train_batch(data: TrainData, plan: BatchPlan, step: int):
     return to_tensor(np.stack(arrays)), torch.tensor(labels, dtype=torch.long), r
 
 
-def load_eval_images(source: ImageSource, indices: Sequence[int], r: int, aug: Augment
+def load_eval_images(source: ImageSource, indices: Sequence[int], r: int, aug: Augment,
+                     workers: int = 0, on_progress: Callable[[int], None] | None = None
                      ) -> tuple[np.ndarray, np.ndarray]:
-    """Centre-cropped uint8 images (N x r x r x 3) and labels, for calibration or evaluation."""
-    arrays, labels = [], []
+    """Centre-cropped uint8 images (N x r x r x 3) and labels, for calibration or evaluation.
+
+    ``workers`` > 1 decodes image files in that many processes (in order; an unreadable file is
+    then replaced in this process, as ``FolderSource.item`` does); ``on_progress(n)`` after every
+    n images.
+    """
+    indices = [int(i) for i in indices]
+    arrays: list[np.ndarray | None] = []
+    labels: list[int] = []
+    if workers > 1 and isinstance(source, FolderSource) and len(indices) >= 4 * workers:
+        import multiprocessing  # noqa: PLC0415 -- only for multi-process decoding
+
+        jobs = [(str(source.files[i]), r, aug) for i in indices]
+        with multiprocessing.get_context("spawn").Pool(workers) as pool:
+            for a in pool.imap(_decode_eval, jobs, chunksize=16):
+                arrays.append(a)
+                if on_progress is not None:
+                    on_progress(1)
+        for k, i in enumerate(indices):
+            if arrays[k] is None:
+                img, y = source.item(i)
+                arrays[k] = eval_transform(img, r, aug)
+                labels.append(y)
+            else:
+                labels.append(int(source.labels[i]))
+        return np.stack(arrays), np.asarray(labels, np.int64)
     for i in indices:
-        img, y = _item(source, int(i))
+        img, y = _item(source, i)
         arrays.append(eval_transform(img, r, aug))
         labels.append(y)
+        if on_progress is not None:
+            on_progress(1)
     return np.stack(arrays), np.asarray(labels, np.int64)
 
 

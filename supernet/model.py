@@ -284,10 +284,11 @@ class ElasticMobileNetV3(nn.Module):
 def load_supernet(path: str | Path, space: str | None = None) -> tuple[ElasticMobileNetV3, dict]:
     """Load a supernet checkpoint (``weights_only=True``); returns (model in eval mode, checkpoint).
 
-    If the checkpoint holds recalibrated BatchNorm statistics per subnet (``bn_stats``), they are
-    left in the returned dict for the caller (``extract_with_bn``).
+    once-for-all's and CompOFA's released files are read too (converted for ``space``; see
+    ``latkit.supernet.ofa_format``). If the checkpoint holds recalibrated BatchNorm statistics per
+    subnet (``bn_stats``), they are left in the returned dict for the caller (``extract_with_bn``).
     """
-    ckpt = load_checkpoint(path)
+    ckpt = load_checkpoint(path, space)
     return supernet_from_checkpoint(ckpt, path, space), ckpt
 
 

@@ -7,6 +7,8 @@ Four forms (the first token after ``train`` picks one; none of them means a trai
     lat train eval --checkpoint C [--space S] [--resolutions R,...] [--archs FILE | -n N] --out acc.csv
     lat train fit-accuracy --space S --accuracy acc.csv -o ACC_PRED.json [--model xgb|rf|ridge]
     lat train export-checkpoint --checkpoint C --out small.pt [--half]
+    lat train import FILE --space S -o CKPT [--kernel-transform centre|matrices]
+    lat train export-ofa CKPT -o FILE
 
 ``lat-train ARGS`` is ``lat train ARGS``, and runs unchanged under
 ``torchrun --nproc_per_node N --no-python lat-train ...``. torch (and every latkit module that
@@ -16,6 +18,7 @@ imports it) is imported inside the handlers, so that ``lat --help`` stays fast.
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import sys
 import time
@@ -37,6 +40,9 @@ Train a weight-sharing supernet and turn it into accuracy sources for search.
   lat train fit-accuracy ...    fit an accuracy predictor (arch -> top-1) on acc.csv, report its
                                 held-out Spearman -> predictor JSON
   lat train export-checkpoint   a small copy of a checkpoint with only what eval needs (--half: fp16)
+  lat train import FILE         once-for-all's or CompOFA's released supernet file -> a latkit
+                                checkpoint (every --checkpoint also reads such files directly)
+  lat train export-ofa CKPT     a latkit checkpoint -> a file once-for-all's code loads
 
 Run `lat train eval --help` (etc.) for the options of each form."""
 
@@ -137,7 +143,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     from latkit.supernet.accuracy import accuracy_table  # noqa: PLC0415 -- torch: keeps lat --help fast
     from latkit.supernet.checkpoint import load_checkpoint  # noqa: PLC0415 -- torch: keeps lat --help fast
 
-    ck = load_checkpoint(args.checkpoint)
+    ck = load_checkpoint(args.checkpoint, args.eval_space)
     space = get_space(args.eval_space or ck["space"])
     cfg = ck.get("config") or {}
     rs = parse_resolutions(args.resolutions, space) or (min(cfg.get("resolutions") or
@@ -160,21 +166,76 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         archs = [a for r in rs for a in space.enumerate(r)]
     from tqdm import tqdm  # noqa: PLC0415 -- 13 ms: keeps lat --help fast
 
-    bar = tqdm(total=len(archs), unit="subnet", file=sys.stderr, dynamic_ncols=True,
-               disable=args.quiet)
+    bars: dict[str, object] = {}
+    t_eval = [0.0]
+    n_images = [0]
+
+    def on_decode(n: int, total: int) -> None:
+        if "decode" not in bars:
+            bars["decode"] = tqdm(total=total, unit="img", desc="decoding", file=sys.stderr,
+                                  dynamic_ncols=True, disable=args.quiet)
+        bars["decode"].update(n)
+        t_eval[0] = time.perf_counter()  # the forward passes start when decoding ends
+
+    def on_result(a, top1: float) -> None:
+        if "eval" not in bars:
+            if "decode" in bars:
+                bars["decode"].close()
+            bars["eval"] = tqdm(total=len(archs), unit="subnet", desc="evaluating", file=sys.stderr,
+                                dynamic_ncols=True, disable=args.quiet)
+        n_images[0] += per_subnet
+        bars["eval"].update(1)
+        dt = time.perf_counter() - t_eval[0]
+        if dt > 0:
+            bars["eval"].set_postfix_str(f"{n_images[0] / dt:.0f} img/s", refresh=False)
+
+    per_subnet = args.calib_images + (args.eval_images or 0)
+    workers = args.workers if args.workers is not None else min(8, os.cpu_count() or 1)
     try:
         res = accuracy_table(args.checkpoint, space, archs, args.out, data_spec=args.data,
                              n_calib=args.calib_images, n_eval=args.eval_images,
                              batch_size=args.batch_size, overwrite=args.overwrite,
                              device=args.device, precision=args.precision,
-                             command=args.command_line,
-                             on_result=lambda a, t: bar.update(1),
-                             log=lambda m: print(m, file=sys.stderr))
+                             command=args.command_line, on_result=on_result,
+                             log=lambda m: print(m, file=sys.stderr), workers=workers,
+                             on_decode=on_decode)
     finally:
-        bar.close()
+        for b in bars.values():
+            b.close()
     vals = list(res.top1.values())
     print(f"{res.n_evaluated} subnets evaluated ({res.n_kept} kept from an earlier run) in "
           f"{res.elapsed_s:.1f} s; top-1 {min(vals):.1f}..{max(vals):.1f}% -> {res.path}")
+    return 0
+
+
+def _cmd_import(args: argparse.Namespace) -> int:
+    from latkit.provenance import record  # noqa: PLC0415 -- with the torch imports below
+    from latkit.supernet.checkpoint import load_checkpoint, save_atomic  # noqa: PLC0415 -- torch: keeps lat --help fast
+    from latkit.supernet.model import supernet_from_checkpoint  # noqa: PLC0415 -- torch: keeps lat --help fast
+
+    ck = load_checkpoint(args.file, args.import_space, args.kernel_transform)
+    src = ck.get("source")
+    if not src:
+        raise TrainError(f"{args.file} is already a latkit checkpoint (space {ck.get('space')}); "
+                         "import reads once-for-all's and CompOFA's released files")
+    supernet_from_checkpoint(ck, args.file, args.import_space)  # every tensor fits the network
+    ck.update(record(args.command_line))
+    p = save_atomic(ck, args.import_out)
+    print(f"imported {args.file} ({src['naming']} key naming, width {src['width']}, "
+          f"{src['n_classes']} classes, sha256 {src['sha256'][:12]}...) as {ck['space']} "
+          f"(kernel transform: {src['kernel_transform']}) -> {p}")
+    return 0
+
+
+def _cmd_export_ofa(args: argparse.Namespace) -> int:
+    from latkit.supernet.checkpoint import load_checkpoint, save_atomic  # noqa: PLC0415 -- torch: keeps lat --help fast
+    from latkit.supernet.ofa_format import to_ofa_state_dict  # noqa: PLC0415 -- torch: keeps lat --help fast
+
+    ck = load_checkpoint(args.checkpoint)
+    sd = to_ofa_state_dict(ck)
+    p = save_atomic({"state_dict": sd}, args.ofa_out)
+    print(f"wrote {p} ({len(sd)} tensors, once-for-all's current key naming, {ck['space']}, "
+          f"{ck['n_classes']} classes)")
     return 0
 
 
@@ -255,7 +316,8 @@ def register_train(sub: argparse._SubParsersAction) -> None:
                        formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False)
     _add_train_args(p)
     p.set_defaults(func=_cmd_train)
-    forms = p.add_subparsers(dest="train_form", metavar="{eval,fit-accuracy,export-checkpoint}",
+    forms = p.add_subparsers(dest="train_form",
+                             metavar="{eval,fit-accuracy,export-checkpoint,import,export-ofa}",
                              parser_class=type(p))
 
     q = forms.add_parser("eval", help="top-1 of subnets after BN recalibration -> acc.csv",
@@ -278,6 +340,9 @@ def register_train(sub: argparse._SubParsersAction) -> None:
                    help="training images BN statistics are re-estimated on (default 256)")
     q.add_argument("--eval-images", type=int, default=500, help="held-out images (default 500)")
     q.add_argument("--batch-size", type=int, default=128)
+    q.add_argument("--workers", type=int, metavar="N",
+                   help="processes decoding image files (default: min(8, CPU count)); images are "
+                   "decoded once per resolution, then every subnet runs on them")
     q.add_argument("--precision", choices=("fp32", "bf16", "auto"), default="fp32",
                    help="bf16: bfloat16 autocast, ~2x faster on CPUs with AVX512-BF16 (top-1 "
                    "within an image or two of fp32); auto: bf16 where the hardware has it")
@@ -295,3 +360,34 @@ def register_train(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--half", action="store_true")
     q.set_defaults(func=lambda a: _cmd_export(argparse.Namespace(
         checkpoint=a.checkpoint, out=a.export_out, half=a.half)))
+
+    q = forms.add_parser("import", help="a released once-for-all/CompOFA supernet file -> checkpoint",
+                         description="Convert once-for-all's or CompOFA's released MobileNetV3 "
+                         "supernet file ({'state_dict': ...}, either key naming; read with "
+                         "weights_only) to a latkit checkpoint, recording the file's sha256 and "
+                         "the naming found. Width and class count are read from the tensors and "
+                         "checked against --space. Every --checkpoint also accepts such files "
+                         "directly; importing converts them once.")
+    q.add_argument("file", metavar="FILE", help="the downloaded .pth file")
+    cli_args.add_space(q, required=True, dest="import_space",
+                       help="ofa-mbv3-w1.0, ofa-mbv3-w1.2 or compofa-w1.0")
+    q.add_argument("-o", "--out", dest="import_out", required=True, metavar="CKPT",
+                   help="the latkit checkpoint to write")
+    q.add_argument("--kernel-transform", choices=("centre", "matrices"),
+                   help="how the 7x7 stored kernels give smaller ones: matrices = once-for-all's "
+                   "kernel-transform matrices (default for the once-for-all spaces; CompOFA's NAS "
+                   "script); centre = the centre crop (default for compofa-w1.0: CompOFA's "
+                   "evaluation script, with which its published accuracies were measured)")
+    q.set_defaults(func=_cmd_import)
+
+    q = forms.add_parser("export-ofa", help="a checkpoint -> a file once-for-all's code loads",
+                         description="Write a supernet checkpoint as once-for-all's "
+                         "{'state_dict': ...} (current key naming), which once-for-all's "
+                         "OFAMobileNetV3(ks_list=[3,5,7], expand_ratio_list=[3,4,6], "
+                         "depth_list=[2,3,4], width_mult=W).load_state_dict accepts. CompOFA's "
+                         "fixed kernels are written at the centre of 7x7 with identity transform "
+                         "matrices, so once-for-all's code computes the same kernels.")
+    q.add_argument("checkpoint", metavar="CKPT")
+    q.add_argument("-o", "--out", dest="ofa_out", required=True, metavar="FILE",
+                   help="the .pth file to write")
+    q.set_defaults(func=_cmd_export_ofa)
