@@ -201,6 +201,14 @@ class AdbLink:
                               f"debugging?' prompt on the phone and try again") from None
         except _transient_errors() as exc:
             dev.close()
+            if (isinstance(exc, ex.TcpTimeoutException)
+                    and f"({self.auth_timeout_s} seconds)" in str(exc)
+                    and self.auth_timeout_s != self.connect_timeout_s):
+                # the phone answered with an AUTH challenge, then never accepted our key
+                raise DeviceError(
+                    f"{self.serial} did not accept this computer's adb key within "
+                    f"{self.auth_timeout_s:g} s (auth refused or not yet allowed); accept the 'Allow "
+                    f"USB debugging?' prompt on the phone (or give more time) and try again") from None
             raise LinkError(f"cannot connect: {_describe(exc)}") from None
         if not ok:
             dev.close()

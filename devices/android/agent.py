@@ -57,6 +57,10 @@ __all__ = ["AndroidDevice", "AndroidProfile", "load_profile", "measurement_from_
 # ---------------------------------------------------------------------------------------------
 
 
+#: where benchmark_model usually is on a phone (TFLite's docs push it to /data/local/tmp)
+USUAL_BENCHMARK_MODEL_PATHS = ("/data/local/tmp/latkit/benchmark_model", "/data/local/tmp/benchmark_model")
+
+
 def measurement_from_result(r: BenchmarkResult, env: dict[str, Any],
                             settings: ProtocolSettings) -> Measurement:
     """A ``Measurement`` from one parsed run, following the rules in the module docstring."""
@@ -144,6 +148,7 @@ class AndroidDevice:
         self._zones: dict[str, str] | None = None  # temp file -> zone type
         self._freq_paths: list[str] | None = None
         self._bm_sha: str | None = None
+        self._bm_path: str | None = None  # where benchmark_model was found on the phone
         self._info: dict[str, str] | None = None
         self.pushes = 0
 
@@ -290,24 +295,41 @@ class AndroidDevice:
             self._sh_ok(["mkdir", "-p", d], what=f"mkdir -p {d}")
             self._created_dir = True
 
+    def find_benchmark_model(self) -> str | None:
+        """The phone's benchmark_model: the profile's ``remote_path``, else the usual places
+        (``USUAL_BENCHMARK_MODEL_PATHS``, then ``which benchmark_model``); None if none is there."""
+        for path in dict.fromkeys((self.profile.benchmark_remote_path, *USUAL_BENCHMARK_MODEL_PATHS)):
+            _, rc = self._sh(["test", "-x", path])
+            if rc == 0:
+                return path
+        out, rc = self._sh(["which", "benchmark_model"])
+        line = out.strip().splitlines()[0].strip() if out.strip() else ""
+        return line if rc == 0 and line.startswith("/") else None
+
     def _ensure_benchmark_model(self) -> None:
         remote = self.profile.benchmark_remote_path
         local = self._local_benchmark_model()
-        _, rc = self._sh(["test", "-x", remote])
-        if rc == 0 and local is None:
-            self._bm_sha = self._bm_sha or self._remote_sha256(remote)
+        if local is None:
+            found = self._bm_path or self.find_benchmark_model()
+            if found is None:
+                raise DeviceError(
+                    f"{self.name}: benchmark_model is not on the phone at {remote} (nor at "
+                    f"{', '.join(USUAL_BENCHMARK_MODEL_PATHS)} or on PATH); install it with `lat device "
+                    f"add NAME --serial {self.serial} --benchmark-model PATH`, or set "
+                    f"LATKIT_BENCHMARK_MODEL=/path/to/benchmark_model (an android_aarch64 build of "
+                    f"TFLite's benchmark tool) or benchmark_model.local_path in {self.profile.source}"
+                )
+            if found != remote and found != self._bm_path:
+                self.notes.append(f"benchmark_model found at {found} (profile says {remote})")
+            self._bm_path = found
+            self._bm_sha = self._bm_sha or self._remote_sha256(found)
             return
-        if rc != 0 and local is None:
-            raise DeviceError(
-                f"{self.name}: benchmark_model is not on the phone at {remote}; set "
-                f"LATKIT_BENCHMARK_MODEL=/path/to/benchmark_model (an android_aarch64 build of "
-                f"TFLite's benchmark tool) or benchmark_model.local_path in {self.profile.source}"
-            )
+        _, rc = self._sh(["test", "-x", remote])
         want = sha256_file(local)
         if rc != 0 or self._remote_sha256(remote) != want:
             self._push(local, remote, 0o755)
             self._sh_ok(["chmod", "755", remote], what=f"chmod 755 {remote}")
-        self._bm_sha = want
+        self._bm_sha, self._bm_path = want, remote
 
     def prepare(self, artifact: str | Path) -> dict[str, Any]:
         """Push benchmark_model if needed and the model unless the phone has it (same sha256)."""
@@ -366,7 +388,7 @@ class AndroidDevice:
     def benchmark_command(self, remote_model: str, settings: ProtocolSettings) -> list[str]:
         """The argument list run on the phone for one benchmark."""
         return [
-            "taskset", self.taskset_mask, self.profile.benchmark_remote_path,
+            "taskset", self.taskset_mask, self._bm_path or self.profile.benchmark_remote_path,
             f"--graph={remote_model}", f"--num_threads={self.threads}",
             f"--warmup_runs={settings.warmup_runs}", f"--warmup_min_secs={settings.warmup_s:g}",
             f"--num_runs={settings.min_runs}", f"--min_secs={settings.min_time_s:g}",
@@ -428,9 +450,9 @@ class AndroidDevice:
         def snap() -> dict[str, Any]:
             info = self._device_info()
             if self._bm_sha is None:
-                _, rc = self._sh(["test", "-x", self.profile.benchmark_remote_path])
-                if rc == 0:
-                    self._bm_sha = self._remote_sha256(self.profile.benchmark_remote_path)
+                self._bm_path = self._bm_path or self.find_benchmark_model()
+                if self._bm_path:
+                    self._bm_sha = self._remote_sha256(self._bm_path)
             return {"info": info, "temperatures_c": self.temperatures_c(),
                     "frequencies_khz": self.frequencies_khz()}
 
@@ -452,14 +474,14 @@ class AndroidDevice:
         """What ``lat device check`` prints: the phone, its state and whether the tool is there."""
         def run() -> dict[str, Any]:
             info = self._device_info()
-            _, rc = self._sh(["test", "-x", self.profile.benchmark_remote_path])
+            found = self.find_benchmark_model()
             return {
                 "device": self.name, "serial": self.serial, "model": info["model"],
                 "abi": info["abi"], "sdk": info["sdk"], "release": info["release"],
                 "frequencies_khz": self.frequencies_khz(), "temperatures_c": self.temperatures_c(),
                 "thermal_limit_c": self.profile.thermal.limit_c,
-                "benchmark_model": self.profile.benchmark_remote_path,
-                "benchmark_model_present": rc == 0,
+                "benchmark_model": found or self.profile.benchmark_remote_path,
+                "benchmark_model_present": found is not None,
             }
 
         return self._attempt("checking the phone", run)
