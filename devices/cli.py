@@ -122,7 +122,7 @@ def register_bench(sub: argparse._SubParsersAction) -> None:
     p.add_argument("file", metavar="FILE",
                    help="exported model: .onnx (cpu, cuda) or .tflite (cpu-tflite, android)")
     cli_args.add_device(p, default="cpu")
-    cli_args.add_device_options(p, options=("threads", "affinity", "serial", "delegate"))
+    cli_args.add_device_options(p, options=("threads", "affinity", "serial", "delegate", "lock_timeout"))
     cli_args.add_batch(p, help="input batch size (the model must allow it)")
     p.add_argument("--graph-opt-level", choices=["disable", "basic", "extended", "layout", "all"],
                    help="onnxruntime graph optimisation level (default all)")

@@ -38,7 +38,7 @@ QUICK_PROTOCOL = ProtocolSettings(warmup_runs=2, warmup_s=0.0, min_runs=5, min_t
                                   max_time_s=2.0, remeasure_on_high_cv=False)
 #: device options that say where a device is, not how it measures: not part of the settings hash
 CONNECTION_OPTIONS = frozenset({"serial", "host", "port", "key_path", "adb_key", "timeout_s",
-                                "connect_timeout_s", "read_timeout_s", "emulator"})
+                                "connect_timeout_s", "read_timeout_s", "emulator", "lock_timeout"})
 
 
 # ---------------------------------------------------------------------------------------------

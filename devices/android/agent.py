@@ -34,12 +34,14 @@ import dataclasses
 import os
 import posixpath
 import re
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 from latkit.devices.android.adb import AdbLink, LinkError, ensure_adb_key, key_path_from
+from latkit.devices.android.lock import PhoneLock
 from latkit.devices.android.parse import BenchmarkFlagError, BenchmarkResult, parse_benchmark_output
 from latkit.devices.android.profile import AndroidProfile, load_profile
 from latkit.devices.android.text import Glob, excerpt
@@ -119,6 +121,7 @@ class AndroidDevice:
     def __init__(self, profile: AndroidProfile, *, serial: str | None = None,
                  delegate: str | None = None, threads: int | None = None, affinity: Any = None,
                  key_path: str | Path | None = None, protocol: ProtocolSettings | None = None,
+                 lock_timeout: float | None = None,
                  clock: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], None] = time.sleep) -> None:
         self.profile = profile
@@ -140,6 +143,7 @@ class AndroidDevice:
         self.protocol = protocol or profile.protocol
         self.key_path = key_path_from(key_path)
         self.retries = profile.retries
+        self.lock_timeout = lock_timeout  # seconds to queue for the phone (None: lock.DEFAULT_LOCK_TIMEOUT_S)
         self._clock, self._sleep = clock, sleep
         self._link: AdbLink | None = None
         self.notes: list[str] = []
@@ -156,10 +160,11 @@ class AndroidDevice:
     def from_profile(cls, name: str | Path, serial: str | None = None,
                      delegate: str | None = None, threads: int | None = None,
                      affinity: Any = None, key_path: str | Path | None = None,
-                     protocol: ProtocolSettings | None = None) -> AndroidDevice:
+                     protocol: ProtocolSettings | None = None,
+                     lock_timeout: float | None = None) -> AndroidDevice:
         """The device for profile ``name`` (registry name or YAML path), with overrides."""
         return cls(load_profile(name), serial=serial, delegate=delegate, threads=threads,
-                   affinity=affinity, key_path=key_path, protocol=protocol)
+                   affinity=affinity, key_path=key_path, protocol=protocol, lock_timeout=lock_timeout)
 
     # --- link and retries ---------------------------------------------------------------------
     @property
@@ -421,12 +426,52 @@ class AndroidDevice:
         return result, {**gate, "frequencies_before_khz": freqs_before, **after,
                         "command": " ".join(argv)}
 
+    @property
+    def lock_marker(self) -> str:
+        """The file on the phone naming the latkit process that measures on it right now."""
+        return posixpath.join(self.profile.remote_dir, "lock")
+
+    def _mark_phone(self, text: str) -> None:
+        """Write ``lock_marker`` (best effort: a phone that refuses it still gets measured)."""
+        def run() -> None:
+            self._ensure_remote_dir()
+            with tempfile.TemporaryDirectory(prefix="latkit-lock-") as tmp:
+                local = Path(tmp) / "lock"
+                local.write_text(text + "\n")  # a private temporary file, pushed then deleted
+                self.link.push(local, self.lock_marker, 0o644, timeout_s=self.profile.timeouts.push_s)
+
+        try:
+            self._attempt("marking the phone as in use", run)
+        except DeviceError as exc:
+            self.notes.append(f"lock marker not written: {excerpt(str(exc), 120)}")
+
+    def _unmark_phone(self) -> None:
+        try:
+            self._sh(["rm", "-f", self.lock_marker])
+        except LinkError:
+            pass  # the next holder overwrites it
+
     def benchmark(self, artifact: str | Path,
                   settings: ProtocolSettings | None = None) -> Measurement:
-        """Measure ``artifact`` with benchmark_model under the shared protocol (see docstring)."""
+        """Measure ``artifact`` with benchmark_model under the shared protocol (see docstring), alone
+        on the phone: the host-wide ``PhoneLock`` of its serial is held for the whole measurement,
+        with a marker on the phone (``lock_marker``)."""
         if settings is not None and not isinstance(settings, ProtocolSettings):
             raise DeviceError(f"settings must be a ProtocolSettings, got {type(settings).__name__}")
-        settings = settings or self.protocol
+        lock = PhoneLock(self.serial, self.lock_timeout)
+        with lock:
+            acquired = time.time()
+            self._mark_phone(lock.text)
+            try:
+                m = self._benchmark_alone(artifact, settings or self.protocol)
+            finally:
+                self._unmark_phone()
+                held = time.time() - acquired
+        m.env.update(lock_waited_s=round(lock.waited_s, 3), lock_acquired_unix=round(acquired, 3),
+                     lock_held_s=round(held, 3), lock_file=str(lock.path), lock_marker=self.lock_marker)
+        return m
+
+    def _benchmark_alone(self, artifact: str | Path, settings: ProtocolSettings) -> Measurement:
         handle = self.prepare(artifact)
         env = self.environment()
         env.update(artifact=handle["artifact"], artifact_sha256=handle["sha256"],
