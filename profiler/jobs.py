@@ -93,7 +93,8 @@ class ProgressEvent:
     """One step of a campaign, given to the ``progress`` callback.
 
     ``kind``: "start" (totals known), "measured", "skipped" (already in the store; one event per
-    device with ``count``), "failed", "device_error" (the device gave up), "done".
+    device with ``count``), "failed", "device_retry" (the device's link failed: waiting for it with
+    backoff, its job to be run again), "device_error" (the device gave up), "done".
     """
 
     kind: str

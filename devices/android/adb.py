@@ -30,6 +30,7 @@ import os
 import re
 import socket
 import stat
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -85,8 +86,16 @@ def key_path_from(key_path: str | Path | None) -> Path:
     return Path(chosen).expanduser()
 
 
+_KEY_LOCK = threading.Lock()  # one campaign opens several phones at once: create the key once
+
+
 def ensure_adb_key(key_path: str | Path | None = None) -> tuple[Any, list[str]]:
     """(signer, notes) for the host key, created with mode 0600 if missing, repaired if too open."""
+    with _KEY_LOCK:
+        return _ensure_adb_key(key_path)
+
+
+def _ensure_adb_key(key_path: str | Path | None) -> tuple[Any, list[str]]:
     path = key_path_from(key_path)
     notes: list[str] = []
     try:

@@ -45,7 +45,7 @@ from latkit.devices.android.lock import PhoneLock
 from latkit.devices.android.parse import BenchmarkFlagError, BenchmarkResult, parse_benchmark_output
 from latkit.devices.android.profile import AndroidProfile, load_profile
 from latkit.devices.android.text import Glob, excerpt
-from latkit.devices.base import Measurement, ProtocolSettings, environment_base
+from latkit.devices.base import DeviceUnreachableError, Measurement, ProtocolSettings, environment_base
 from latkit.errors import DeviceError, ParseError
 from latkit.fileio import sha256_file
 
@@ -187,7 +187,7 @@ class AndroidDevice:
                 self.link.close()
                 if attempt < self.retries:
                     self._sleep(min(2.0, 0.25 * attempt))
-        raise DeviceError(f"{self.name} at {self.serial}: {what} failed after {self.retries} "
+        raise DeviceUnreachableError(f"{self.name} at {self.serial}: {what} failed after {self.retries} "
                           f"attempt{'s' if self.retries > 1 else ''}: {last}; check the cable / "
                           f"`adb devices`")
 
