@@ -30,6 +30,7 @@ COMMANDS: dict[str, str] = {
     "profile": "latkit.profiler.cli",
     "measure": "latkit.profiler.cli",
     "lut": "latkit.profiler.cli",
+    "store": "latkit.profiler.cli",
     "fit": "latkit.predictors.cli",
     "predict": "latkit.predictors.cli",
     "train": "latkit.supernet.train_cli",

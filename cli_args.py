@@ -21,7 +21,7 @@ from typing import Any
 #: TFLite delegates an android device accepts (``--delegate``)
 DELEGATES = ("cpu", "gpu", "nnapi")
 #: the options ``add_device_options`` adds, by their namespace names
-DEVICE_OPTIONS = ("threads", "affinity", "delegate", "serial")
+DEVICE_OPTIONS = ("threads", "affinity", "delegate", "serial", "lock_timeout")
 #: protocol option -> the ``ProtocolSettings`` field it sets
 PROTOCOL_FIELDS = {"warmup_runs": "warmup_runs", "warmup_time": "warmup_s", "min_runs": "min_runs",
                    "min_time": "min_time_s", "max_time": "max_time_s"}
@@ -107,7 +107,8 @@ def add_device(p: Parser, *, several: bool = False, default: str | None = None,
 
 
 def add_device_options(p: Parser, *, options: Iterable[str] = DEVICE_OPTIONS) -> list[argparse.Action]:
-    """``--threads``, ``--affinity``, ``--delegate``, ``--serial``: how and where a device runs.
+    """``--threads``, ``--affinity``, ``--delegate``, ``--serial``, ``--lock-timeout``: how and where a
+    device runs.
 
     ``options`` picks a subset of ``DEVICE_OPTIONS`` (namespace names), added in that order.
     """
@@ -117,6 +118,9 @@ def add_device_options(p: Parser, *, options: Iterable[str] = DEVICE_OPTIONS) ->
             metavar="MASK", help="CPU affinity as a hex mask, e.g. 1 or 0xf0 (taskset style)")),
         "delegate": (("--delegate",), dict(choices=DELEGATES, help="TFLite delegate (android devices)")),
         "serial": (("--serial",), dict(help="adb serial or host:port (android devices only)")),
+        "lock_timeout": (("--lock-timeout",), dict(
+            type=float, metavar="S", help="seconds to wait for a phone another latkit process is "
+            "measuring on (android devices; default 3600)")),
     }
     options = tuple(options)
     unknown = sorted(set(options) - set(spec))

@@ -34,6 +34,11 @@ from latkit.errors import DeviceError
 from latkit.provenance import now_iso
 
 
+class DeviceUnreachableError(DeviceError):
+    """The link to a device failed after all its attempts: it may come back (a phone unplugged or
+    off Wi-Fi), so a campaign waits for it with backoff instead of skipping its jobs."""
+
+
 @dataclass(frozen=True)
 class ProtocolSettings:
     """How long to warm up and how much to time. Defaults suit single layers and whole subnets."""

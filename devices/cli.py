@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from latkit import cli_args
-from latkit.devices.registry import get_device, list_devices
+from latkit.devices.registry import describe_device, get_device, list_devices
 from latkit.errors import DeviceError
 
 
@@ -81,9 +81,33 @@ def _cmd_device_list(args: argparse.Namespace) -> int:
         print(json.dumps(rows, indent=2))
         return 0
     width = max(len(r["name"]) for r in rows)
-    print(f"{'NAME':<{width}}  {'KIND':<8} {'FORMATS':<8} DESCRIPTION")
+    print(f"{'NAME':<{width}}  {'KIND':<8} {'SOURCE':<8} {'FORMATS':<8} DESCRIPTION")
     for r in rows:
-        print(f"{r['name']:<{width}}  {r['kind']:<8} {','.join(r['formats']):<8} {r['description']}")
+        print(f"{r['name']:<{width}}  {r['kind']:<8} {r['source']:<8} {','.join(r['formats']):<8} "
+              f"{r['description']}")
+    return 0
+
+
+def format_show(d: dict[str, Any]) -> str:
+    """``lat device show``: where the profile came from, its clusters, then the profile as YAML."""
+    import yaml  # noqa: PLC0415 -- yaml loads only for this command (lat --help stays cheap)
+
+    lines = [f"{d.get('name')}: {d['kind']} device, {d['source']}"
+             + (f" profile {d['file']}" if d.get("file") else "")]
+    for c in d.get("cores") or ():
+        cpus = c.get("cpus", [])
+        lines.append(f"  cluster cpu{cpus[0]}-{cpus[-1]}" if len(cpus) > 1 else f"  cluster cpu{cpus[0]}")
+        lines[-1] += f": {len(cpus)} x {c.get('core')} at {c.get('max_ghz')} GHz"
+    if d.get("taskset_mask"):
+        lines.append(f"  taskset mask {d['taskset_mask']}, {d.get('threads')} thread(s)")
+    body = {k: v for k, v in d.items() if k not in ("kind", "source", "file")}
+    return "\n".join(lines) + "\n" + yaml.safe_dump(body, sort_keys=False, default_flow_style=None,
+                                                     width=100).rstrip()
+
+
+def _cmd_device_show(args: argparse.Namespace) -> int:
+    d = describe_device(args.name)
+    print(json.dumps(d, indent=2) if args.json else format_show(d))
     return 0
 
 
@@ -98,7 +122,7 @@ def register_bench(sub: argparse._SubParsersAction) -> None:
     p.add_argument("file", metavar="FILE",
                    help="exported model: .onnx (cpu, cuda) or .tflite (cpu-tflite, android)")
     cli_args.add_device(p, default="cpu")
-    cli_args.add_device_options(p, options=("threads", "affinity", "serial", "delegate"))
+    cli_args.add_device_options(p, options=("threads", "affinity", "serial", "delegate", "lock_timeout"))
     cli_args.add_batch(p, help="input batch size (the model must allow it)")
     p.add_argument("--graph-opt-level", choices=["disable", "basic", "extended", "layout", "all"],
                    help="onnxruntime graph optimisation level (default all)")
@@ -116,6 +140,14 @@ def register_device(sub: argparse._SubParsersAction) -> None:
     lst = device_subparsers.add_parser("list", help="list known devices (local and android profiles)")
     cli_args.add_json(lst, help="print the list as JSON")
     lst.set_defaults(func=_cmd_device_list)
+    show = device_subparsers.add_parser(
+        "show", help="show one device: its whole profile and the file it came from",
+        description="Print a device's profile (for an android phone: model, SoC, clusters in `cores`, "
+        "mask, thermal zones, benchmark_model) and whether it is built in or the user's "
+        "($LATKIT_HOME/devices/NAME.yaml, which wins over a built-in of the same name).")
+    show.add_argument("name", metavar="NAME", help="device name (see `lat device list`)")
+    cli_args.add_json(show, help="print the profile as one JSON object")
+    show.set_defaults(func=_cmd_device_show)
 
     def _no_subcommand(args: argparse.Namespace) -> int:
         p.print_help()
@@ -147,9 +179,14 @@ def register_emulate(device_subparsers: argparse._SubParsersAction) -> None:
     emu.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     emu.add_argument("--port", type=int, default=0,
                      help="TCP port (default 0: pick a free one and print it; avoid 5555-5585)")
-    emu.add_argument("--profile", default="pixel4", help="device profile (default pixel4)")
+    emu.add_argument("--phone", "--profile", dest="profile", default="pixel4", metavar="NAME",
+                     help="the phone to play: pixel4, pixel7, galaxy-s22, budget-a55 (any android "
+                     "profile of `lat device list`) or a YAML path (default pixel4)")
     emu.add_argument("--faults", default="", metavar="SPEC", help="fault injection spec")
     emu.add_argument("--root", metavar="DIR", help="directory holding the phone's files "
                      "(default: a temporary one)")
     emu.add_argument("--no-auth", action="store_true", help="accept connections without RSA auth")
+    emu.add_argument("--bare", action="store_true",
+                     help="a bare phone: no benchmark_model on it (by default it is at "
+                     "/data/local/tmp/benchmark_model, as on a developer's phone)")
     emu.set_defaults(func=_cmd_emulate)

@@ -1,11 +1,13 @@
 """The one device registry: a name in, a ``Device`` out.
 
 Local devices are fixed: ``cpu`` (onnxruntime), ``cpu-tflite`` (LiteRT/XNNPACK) and ``cuda``
-(onnxruntime + CUDA). Every Android profile shipped as ``data/devices/<name>.yaml`` in the package is
-a device too, built by ``latkit.devices.android.AndroidDevice.from_profile``. Device modules are
-imported only when a device is asked for (``importlib`` for the local ones, a guarded import for the
-android package), so listing devices loads no runtime and a build without the android package still
-lists and runs the local devices.
+(onnxruntime + CUDA). Every Android profile shipped as ``data/devices/<name>.yaml`` in the package
+is a device too, and so is every profile the user added (``$LATKIT_HOME/devices/<name>.yaml``,
+written by ``lat device add``; a user profile of the same name as a built-in one wins), built by
+``latkit.devices.android.AndroidDevice.from_profile``. Device modules are imported only when a
+device is asked for (``importlib`` for the local ones, a guarded import for the android package),
+so listing devices loads no runtime and a build without the android package still lists and runs
+the local devices.
 
 Options are keyword arguments passed to the device: ``threads``, ``affinity`` (CPU ids or a hex mask),
 ``batch``, ``serial``, ``delegate``, ``graph_opt_level``, ``protocol`` (a ``ProtocolSettings``) or any
@@ -26,11 +28,11 @@ from typing import Any
 import yaml
 
 from latkit.devices.base import Device, ProtocolSettings
-from latkit.devices.paths import profiles_dir
+from latkit.devices.paths import profile_files, profiles_dir
 from latkit.errors import DeviceError
 
-__all__ = ["LOCAL_DEVICES", "android_profiles", "device_names", "fold_protocol", "get_device",
-           "list_devices", "profiles_dir"]
+__all__ = ["LOCAL_DEVICES", "android_profiles", "describe_device", "device_names", "fold_protocol",
+           "get_device", "list_devices", "profiles_dir"]
 
 
 @dataclass(frozen=True)
@@ -60,11 +62,9 @@ _PROTOCOL_FIELDS = {f.name for f in dataclasses.fields(ProtocolSettings)}
 
 
 def android_profiles() -> dict[str, Path]:
-    """Android profile names (file stems) and their YAML files, sorted by name."""
-    folder = profiles_dir()
-    if not folder.is_dir():
-        return {}
-    return {p.stem: p for p in sorted(folder.glob("*.yaml")) if p.stem not in LOCAL_DEVICES}
+    """Android profile names (file stems) and their YAML files, sorted by name: the built-in ones
+    and the user's (``$LATKIT_HOME/devices``, written by ``lat device add``); a user profile wins."""
+    return {name: path for name, (path, _) in profile_files().items() if name not in LOCAL_DEVICES}
 
 
 def device_names() -> list[str]:
@@ -84,15 +84,44 @@ def _profile_description(path: Path) -> str:
 
 
 def list_devices() -> list[dict[str, Any]]:
-    """Every known device as ``{name, kind, formats, description}``, local ones first."""
+    """Every known device as ``{name, kind, source, formats, description}``, local ones first;
+    ``source`` is ``builtin`` or ``user`` (an Android profile in ``$LATKIT_HOME/devices``), and
+    Android rows carry their ``path``."""
     rows = [
-        {"name": e.name, "kind": "local", "formats": list(e.formats), "description": e.description}
+        {"name": e.name, "kind": "local", "source": "builtin", "formats": list(e.formats),
+         "description": e.description}
         for e in LOCAL_DEVICES.values()
     ]
-    for name, path in android_profiles().items():
-        rows.append({"name": name, "kind": "android", "formats": ["tflite"],
-                     "description": _profile_description(path)})
+    for name, (path, source) in profile_files().items():
+        if name in LOCAL_DEVICES:
+            continue
+        rows.append({"name": name, "kind": "android", "source": source, "formats": ["tflite"],
+                     "description": _profile_description(path), "path": str(path)})
     return rows
+
+
+def describe_device(name: str) -> dict[str, Any]:
+    """``lat device show NAME``: a local device's entry, or an Android profile as written (checked by
+    the one loader) with ``source`` (``builtin`` / ``user``) and the ``file`` it came from."""
+    entry = LOCAL_DEVICES.get(name)
+    if entry is not None:
+        return {"name": name, "kind": "local", "source": "builtin", "formats": list(entry.formats),
+                "description": entry.description, "module": entry.module}
+    found = profile_files().get(name)
+    if found is None:
+        raise DeviceError(f"unknown device {name!r}; known devices: {', '.join(device_names())}")
+    path, source = found
+    try:
+        from latkit.devices.android.profile import load_profile  # noqa: PLC0415 -- optional package, loaded on demand
+    except ModuleNotFoundError:
+        load_profile = None
+    if load_profile is not None:
+        load_profile(path)  # the strict check: a broken profile is a one-line error here
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise DeviceError(f"device profile {path} is not readable YAML: {type(exc).__name__}") from None
+    return {"kind": "android", "source": source, "file": str(path), **data}
 
 
 def fold_protocol(options: dict[str, Any]) -> dict[str, Any]:

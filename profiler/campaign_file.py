@@ -64,13 +64,14 @@ LAYER, NETWORK = "layer", "network"
 #: the arguments a campaign file records, per kind; with --resume an explicit one must agree
 LAYER_KEYS = ("device", "space", "resolutions", "store", "cache", "limit", "threads", "affinity",
               "delegate", "serial", "warmup_runs", "warmup_time", "min_runs", "min_time",
-              "max_time", "quick", "realtime", "dynamic_hw", "seed")
+              "max_time", "quick", "realtime", "dynamic_hw", "seed", "lock_timeout")
 NETWORK_KEYS = ("device", "space", "n", "seed", "archs", "resolutions", "store", "cache",
                 "checkpoint", "threads", "affinity", "delegate", "serial", "warmup_runs",
-                "warmup_time", "min_runs", "min_time", "max_time", "quick", "realtime", "batch")
+                "warmup_time", "min_runs", "min_time", "max_time", "quick", "realtime", "batch",
+                "lock_timeout")
 KEYS = {LAYER: LAYER_KEYS, NETWORK: NETWORK_KEYS}
 #: arguments that say where a device is, not what is measured: a resumed campaign may change them
-RESUME_MAY_CHANGE = frozenset({"serial"})
+RESUME_MAY_CHANGE = frozenset({"serial", "lock_timeout"})
 #: what an argument left out means, so that giving that value explicitly agrees with leaving it out
 _IMPLIED = {"seed": 0, "batch": 1, "quick": False, "dynamic_hw": True}
 _PATHS = ("store", "cache", "archs", "checkpoint")
@@ -222,6 +223,7 @@ class CampaignSpec:
             opts = {"threads": a["threads"], "affinity": a["affinity"], "delegate": a["delegate"]}
             if d.name not in LOCAL_DEVICES:
                 opts["serial"] = a["serial"]
+                opts["lock_timeout"] = a.get("lock_timeout")
             spec = DeviceSpec(d.name, {k: v for k, v in opts.items() if v is not None})
             job_settings(spec, settings, self.kind)  # raises DeviceError for an unknown name
             specs.append(spec)

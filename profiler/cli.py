@@ -278,3 +278,35 @@ def register_lut(sub: argparse._SubParsersAction) -> None:
                    help="write what the table has even if a resolution lacks layers")
     cli_args.add_json(e)
     e.set_defaults(func=_cmd_export_ofa)
+
+
+def _cmd_store_merge(args: argparse.Namespace) -> int:
+    from latkit.profiler.store import merge_stores  # noqa: PLC0415 -- sqlite store loads only for this command
+
+    report = merge_stores(args.stores, args.out)
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    for src, r in report["sources"].items():
+        print(f"{src}: {r['rows']} rows, {r['added']} added")
+    print(f"wrote {args.out}: {report['added']} rows added, {report['duplicates']} duplicates skipped")
+    for c in report["conflicts"]:
+        where = "; ".join(f"{h} in {', '.join(w)}" for h, w in c["settings"].items())
+        print(f"conflicting settings: {c['kind']} {c['space']} on {c['device']}: {where} "
+              f"(kept apart: a table reads one settings hash)")
+    return 0
+
+
+def register_store(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("store", help="measurement stores: merge stores made on several hosts",
+                       description="The SQLite measurement stores lat profile/measure write.")
+    ssub = p.add_subparsers(dest="store_command", metavar="ACTION", required=True,
+                            parser_class=type(p))
+    m = ssub.add_parser("merge", help="join stores without duplicates, reporting conflicting settings",
+                        description="Copy every measurement of the STOREs into OUT once (a row "
+                        "present in several is copied once); measurements of one device under "
+                        "different settings are kept apart and reported.")
+    m.add_argument("stores", nargs="+", metavar="STORE")
+    m.add_argument("-o", "--out", required=True, metavar="OUT", help="merged store (created if missing)")
+    cli_args.add_json(m)
+    m.set_defaults(func=_cmd_store_merge)

@@ -38,7 +38,7 @@ QUICK_PROTOCOL = ProtocolSettings(warmup_runs=2, warmup_s=0.0, min_runs=5, min_t
                                   max_time_s=2.0, remeasure_on_high_cv=False)
 #: device options that say where a device is, not how it measures: not part of the settings hash
 CONNECTION_OPTIONS = frozenset({"serial", "host", "port", "key_path", "adb_key", "timeout_s",
-                                "connect_timeout_s", "read_timeout_s", "emulator"})
+                                "connect_timeout_s", "read_timeout_s", "emulator", "lock_timeout"})
 
 
 # ---------------------------------------------------------------------------------------------
@@ -93,7 +93,8 @@ class ProgressEvent:
     """One step of a campaign, given to the ``progress`` callback.
 
     ``kind``: "start" (totals known), "measured", "skipped" (already in the store; one event per
-    device with ``count``), "failed", "device_error" (the device gave up), "done".
+    device with ``count``), "failed", "device_retry" (the device's link failed: waiting for it with
+    backoff, its job to be run again), "device_error" (the device gave up), "done".
     """
 
     kind: str

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from latkit.devices.base import ProtocolSettings
+from latkit.devices.base import DeviceUnreachableError, ProtocolSettings
 from latkit.errors import DeviceError, LatkitError, StoreError
 from latkit.profiler.jobs import (
     CampaignResult,
@@ -121,6 +121,31 @@ class _Campaign:
                 self.done += n
 
 
+#: a device whose link fails (``DeviceUnreachableError``) is waited for: first after BACKOFF_S[0]
+#: seconds, doubling up to BACKOFF_S[1], for at most RECONNECT_MAX_S in a row; then it is given up
+#: (its jobs stay undone: ``--resume`` measures them). Other devices go on meanwhile.
+BACKOFF_S = (1.0, 30.0)
+RECONNECT_MAX_S = 600.0
+
+
+def _wait_for_device(c: _Campaign, spec: DeviceSpec, exc: Exception, since: float | None,
+                     attempt: int) -> bool:
+    """Sleep one backoff step after a link failure; False when the device is to be given up."""
+    now = time.monotonic()
+    if since is not None and now - since >= RECONNECT_MAX_S:
+        msg = f"unreachable for {now - since:.0f} s (limit {RECONNECT_MAX_S:g} s); giving up on " \
+              f"{spec.name}"
+        c.result.errors.append(f"{spec.name}: {msg}: {exc}")
+        c.emit(kind="device_error", device=spec.name, message=msg)
+        return False
+    wait = min(BACKOFF_S[1], BACKOFF_S[0] * 2 ** attempt)
+    with c.lock:
+        per = c.result.per_device.setdefault(spec.name, {"measured": 0, "skipped": 0, "failed": 0})
+        per["reconnect_waits"] = per.get("reconnect_waits", 0) + 1
+    c.emit(kind="device_retry", device=spec.name, message=f"{exc}; retrying in {wait:g} s")
+    return not c.stop.wait(wait)
+
+
 def _worker(c: _Campaign, spec: DeviceSpec, jobs: list[_Job], settings: dict[str, Any],
             make_artifact: Callable[[_Job, str], Path], protocol: ProtocolSettings,
             max_failures: int, on_row: Callable[[str, _Job, Any], None] | None) -> None:
@@ -139,14 +164,25 @@ def _worker(c: _Campaign, spec: DeviceSpec, jobs: list[_Job], settings: dict[str
             c.emit(kind="device_error", device=spec.name, message=str(exc))
             return
         failures = 0
-        for job in jobs:
+        down_since: float | None = None  # when the device's link first failed, in a row
+        down_attempts = 0
+        queue = list(jobs)
+        while queue:
+            job = queue[0]
             if c.stop.is_set():
                 return
             try:
                 path = make_artifact(job, fmt)
                 with realtime(rt_priority):
                     m = device.benchmark(path, protocol)
+            except DeviceUnreachableError as exc:  # the phone went away: wait for it, then this job again
+                down_since = down_since if down_since is not None else time.monotonic()
+                if not _wait_for_device(c, spec, exc, down_since, down_attempts):
+                    return
+                down_attempts += 1
+                continue
             except LatkitError as exc:
+                queue.pop(0)
                 failures += 1
                 c.count(spec.name, "failed")
                 c.result.errors.append(f"{spec.name} {job.key}: {exc}")
@@ -157,7 +193,8 @@ def _worker(c: _Campaign, spec: DeviceSpec, jobs: list[_Job], settings: dict[str
                     c.emit(kind="device_error", device=spec.name, message=msg)
                     return
                 continue
-            failures = 0
+            queue.pop(0)
+            failures, down_since, down_attempts = 0, None, 0
             c.store.add(c.kind, job.key, c.space.name, spec.name, settings, m,
                         versions=c.versions, run_id=c.run_id)
             c.count(spec.name, "measured")

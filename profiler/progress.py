@@ -55,6 +55,9 @@ class LogProgress:
             self._line(f"{ev.device} {ev.key} FAILED: {ev.message}" if ev.key
                        else f"{ev.device}: {ev.message}")
             return
+        if ev.kind == "device_retry":
+            self._line(f"{ev.device}: {ev.message}")
+            return
         if ev.kind != "measured":
             return
         self.measured += 1
@@ -98,6 +101,8 @@ class BarProgress:
         elif ev.kind == "measured":
             bar.set_postfix_str(f"{ev.device}: {ev.key[:48]}", refresh=False)
             bar.update(1)
+        elif ev.kind == "device_retry":
+            bar.write(f"{ev.device}: {ev.message}", file=self.stream)
         elif ev.kind in ("failed", "device_error"):
             bar.write(f"{ev.device} {ev.key} FAILED: {ev.message}" if ev.key
                       else f"{ev.device}: {ev.message}", file=self.stream)

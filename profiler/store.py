@@ -376,3 +376,65 @@ def default_store_path(out_dir: str | Path) -> Path:
 def process_run_id() -> str:
     """An id for one campaign run (host, pid, start time): recorded with every row it writes."""
     return f"{platform.node()}:{os.getpid()}:{int(time.time())}"
+
+
+def merge_stores(sources: Iterable[str | Path], dest: str | Path) -> dict[str, Any]:
+    """Join measurement stores made on different hosts into ``dest`` (created if missing).
+
+    A row is the same measurement when its kind, key, space, device, settings hash, run id, creation
+    time and measurement are equal: it is copied once, however many sources (or ``dest`` itself)
+    hold it. Rows of one (kind, space, device) measured under different settings are all kept
+    (they never mix in a table: a table reads one settings hash) and reported as ``conflicts``.
+    """
+    fields = _COLUMNS[1:]
+    identity = ("kind", "key", "space", "device", "settings_hash", "run_id", "created",
+                "measurement_json")
+    idx = [fields.index(f) for f in identity]
+    sources = [Path(s) for s in sources]
+    dest_path = Path(dest)
+    for s in sources:
+        if s.resolve() == dest_path.resolve():
+            raise StoreError(f"the merged store {dest_path} is also a source; write it elsewhere")
+    out = open_store(dest_path)
+    report: dict[str, Any] = {"out": str(dest_path), "sources": {}, "added": 0, "duplicates": 0}
+    settings_seen: dict[tuple[str, str, str], dict[str, set[str]]] = {}
+    try:
+        seen = {tuple(r[i] for i in idx)
+                for r in out._query(f"SELECT {', '.join(fields)} FROM measurements")}
+        for r in out._query(f"SELECT {', '.join(fields)} FROM measurements"):
+            settings_seen.setdefault((r[0], r[2], r[3]), {}).setdefault(r[4], set()).add(str(dest_path))
+        for src in sources:
+            if not src.is_file():
+                raise StoreError(f"store {src} does not exist")
+            with open_store(src, create=False) as store:
+                rows = store._query(f"SELECT {', '.join(fields)} FROM measurements ORDER BY id")
+            new = []
+            for r in rows:
+                settings_seen.setdefault((r[0], r[2], r[3]), {}).setdefault(r[4], set()).add(str(src))
+                ident = tuple(r[i] for i in idx)
+                if ident in seen:
+                    report["duplicates"] += 1
+                    continue
+                seen.add(ident)
+                new.append(r)
+            conn = out._connect()
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    conn.executemany(f"INSERT INTO measurements ({', '.join(fields)}) "
+                                     f"VALUES ({', '.join('?' * len(fields))})", new)
+                    conn.execute("COMMIT")
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+            except sqlite3.DatabaseError as exc:
+                raise out._corrupt(exc) from None
+            report["sources"][str(src)] = {"rows": len(rows), "added": len(new)}
+            report["added"] += len(new)
+    finally:
+        out.close()
+    report["conflicts"] = [
+        {"kind": k, "space": sp, "device": d,
+         "settings": {h: sorted(where) for h, where in sorted(hashes.items())}}
+        for (k, sp, d), hashes in sorted(settings_seen.items()) if len(hashes) > 1]
+    return report

@@ -18,3 +18,9 @@ def shared_data() -> Path:
         if cand.is_dir():
             return cand
     return REPO.parent / "shared" / "data"
+
+
+@pytest.fixture(autouse=True)
+def _latkit_home(tmp_path_factory, monkeypatch):
+    """Every test runs with its own empty LATKIT_HOME: no user profile or lock of the machine leaks in."""
+    monkeypatch.setenv("LATKIT_HOME", str(tmp_path_factory.mktemp("latkit-home")))

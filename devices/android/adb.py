@@ -30,6 +30,7 @@ import os
 import re
 import socket
 import stat
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -85,8 +86,16 @@ def key_path_from(key_path: str | Path | None) -> Path:
     return Path(chosen).expanduser()
 
 
+_KEY_LOCK = threading.Lock()  # one campaign opens several phones at once: create the key once
+
+
 def ensure_adb_key(key_path: str | Path | None = None) -> tuple[Any, list[str]]:
     """(signer, notes) for the host key, created with mode 0600 if missing, repaired if too open."""
+    with _KEY_LOCK:
+        return _ensure_adb_key(key_path)
+
+
+def _ensure_adb_key(key_path: str | Path | None) -> tuple[Any, list[str]]:
     path = key_path_from(key_path)
     notes: list[str] = []
     try:
@@ -201,6 +210,14 @@ class AdbLink:
                               f"debugging?' prompt on the phone and try again") from None
         except _transient_errors() as exc:
             dev.close()
+            if (isinstance(exc, ex.TcpTimeoutException)
+                    and f"({self.auth_timeout_s} seconds)" in str(exc)
+                    and self.auth_timeout_s != self.connect_timeout_s):
+                # the phone answered with an AUTH challenge, then never accepted our key
+                raise DeviceError(
+                    f"{self.serial} did not accept this computer's adb key within "
+                    f"{self.auth_timeout_s:g} s (auth refused or not yet allowed); accept the 'Allow "
+                    f"USB debugging?' prompt on the phone (or give more time) and try again") from None
             raise LinkError(f"cannot connect: {_describe(exc)}") from None
         if not ok:
             dev.close()

@@ -34,16 +34,18 @@ import dataclasses
 import os
 import posixpath
 import re
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 from latkit.devices.android.adb import AdbLink, LinkError, ensure_adb_key, key_path_from
+from latkit.devices.android.lock import PhoneLock
 from latkit.devices.android.parse import BenchmarkFlagError, BenchmarkResult, parse_benchmark_output
 from latkit.devices.android.profile import AndroidProfile, load_profile
 from latkit.devices.android.text import Glob, excerpt
-from latkit.devices.base import Measurement, ProtocolSettings, environment_base
+from latkit.devices.base import DeviceUnreachableError, Measurement, ProtocolSettings, environment_base
 from latkit.errors import DeviceError, ParseError
 from latkit.fileio import sha256_file
 
@@ -55,6 +57,10 @@ __all__ = ["AndroidDevice", "AndroidProfile", "load_profile", "measurement_from_
 # ---------------------------------------------------------------------------------------------
 # Measurement from benchmark_model's statistics
 # ---------------------------------------------------------------------------------------------
+
+
+#: where benchmark_model usually is on a phone (TFLite's docs push it to /data/local/tmp)
+USUAL_BENCHMARK_MODEL_PATHS = ("/data/local/tmp/latkit/benchmark_model", "/data/local/tmp/benchmark_model")
 
 
 def measurement_from_result(r: BenchmarkResult, env: dict[str, Any],
@@ -115,6 +121,7 @@ class AndroidDevice:
     def __init__(self, profile: AndroidProfile, *, serial: str | None = None,
                  delegate: str | None = None, threads: int | None = None, affinity: Any = None,
                  key_path: str | Path | None = None, protocol: ProtocolSettings | None = None,
+                 lock_timeout: float | None = None,
                  clock: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], None] = time.sleep) -> None:
         self.profile = profile
@@ -136,6 +143,7 @@ class AndroidDevice:
         self.protocol = protocol or profile.protocol
         self.key_path = key_path_from(key_path)
         self.retries = profile.retries
+        self.lock_timeout = lock_timeout  # seconds to queue for the phone (None: lock.DEFAULT_LOCK_TIMEOUT_S)
         self._clock, self._sleep = clock, sleep
         self._link: AdbLink | None = None
         self.notes: list[str] = []
@@ -144,6 +152,7 @@ class AndroidDevice:
         self._zones: dict[str, str] | None = None  # temp file -> zone type
         self._freq_paths: list[str] | None = None
         self._bm_sha: str | None = None
+        self._bm_path: str | None = None  # where benchmark_model was found on the phone
         self._info: dict[str, str] | None = None
         self.pushes = 0
 
@@ -151,10 +160,11 @@ class AndroidDevice:
     def from_profile(cls, name: str | Path, serial: str | None = None,
                      delegate: str | None = None, threads: int | None = None,
                      affinity: Any = None, key_path: str | Path | None = None,
-                     protocol: ProtocolSettings | None = None) -> AndroidDevice:
+                     protocol: ProtocolSettings | None = None,
+                     lock_timeout: float | None = None) -> AndroidDevice:
         """The device for profile ``name`` (registry name or YAML path), with overrides."""
         return cls(load_profile(name), serial=serial, delegate=delegate, threads=threads,
-                   affinity=affinity, key_path=key_path, protocol=protocol)
+                   affinity=affinity, key_path=key_path, protocol=protocol, lock_timeout=lock_timeout)
 
     # --- link and retries ---------------------------------------------------------------------
     @property
@@ -177,7 +187,7 @@ class AndroidDevice:
                 self.link.close()
                 if attempt < self.retries:
                     self._sleep(min(2.0, 0.25 * attempt))
-        raise DeviceError(f"{self.name} at {self.serial}: {what} failed after {self.retries} "
+        raise DeviceUnreachableError(f"{self.name} at {self.serial}: {what} failed after {self.retries} "
                           f"attempt{'s' if self.retries > 1 else ''}: {last}; check the cable / "
                           f"`adb devices`")
 
@@ -290,24 +300,41 @@ class AndroidDevice:
             self._sh_ok(["mkdir", "-p", d], what=f"mkdir -p {d}")
             self._created_dir = True
 
+    def find_benchmark_model(self) -> str | None:
+        """The phone's benchmark_model: the profile's ``remote_path``, else the usual places
+        (``USUAL_BENCHMARK_MODEL_PATHS``, then ``which benchmark_model``); None if none is there."""
+        for path in dict.fromkeys((self.profile.benchmark_remote_path, *USUAL_BENCHMARK_MODEL_PATHS)):
+            _, rc = self._sh(["test", "-x", path])
+            if rc == 0:
+                return path
+        out, rc = self._sh(["which", "benchmark_model"])
+        line = out.strip().splitlines()[0].strip() if out.strip() else ""
+        return line if rc == 0 and line.startswith("/") else None
+
     def _ensure_benchmark_model(self) -> None:
         remote = self.profile.benchmark_remote_path
         local = self._local_benchmark_model()
-        _, rc = self._sh(["test", "-x", remote])
-        if rc == 0 and local is None:
-            self._bm_sha = self._bm_sha or self._remote_sha256(remote)
+        if local is None:
+            found = self._bm_path or self.find_benchmark_model()
+            if found is None:
+                raise DeviceError(
+                    f"{self.name}: benchmark_model is not on the phone at {remote} (nor at "
+                    f"{', '.join(USUAL_BENCHMARK_MODEL_PATHS)} or on PATH); install it with `lat device "
+                    f"add NAME --serial {self.serial} --benchmark-model PATH`, or set "
+                    f"LATKIT_BENCHMARK_MODEL=/path/to/benchmark_model (an android_aarch64 build of "
+                    f"TFLite's benchmark tool) or benchmark_model.local_path in {self.profile.source}"
+                )
+            if found != remote and found != self._bm_path:
+                self.notes.append(f"benchmark_model found at {found} (profile says {remote})")
+            self._bm_path = found
+            self._bm_sha = self._bm_sha or self._remote_sha256(found)
             return
-        if rc != 0 and local is None:
-            raise DeviceError(
-                f"{self.name}: benchmark_model is not on the phone at {remote}; set "
-                f"LATKIT_BENCHMARK_MODEL=/path/to/benchmark_model (an android_aarch64 build of "
-                f"TFLite's benchmark tool) or benchmark_model.local_path in {self.profile.source}"
-            )
+        _, rc = self._sh(["test", "-x", remote])
         want = sha256_file(local)
         if rc != 0 or self._remote_sha256(remote) != want:
             self._push(local, remote, 0o755)
             self._sh_ok(["chmod", "755", remote], what=f"chmod 755 {remote}")
-        self._bm_sha = want
+        self._bm_sha, self._bm_path = want, remote
 
     def prepare(self, artifact: str | Path) -> dict[str, Any]:
         """Push benchmark_model if needed and the model unless the phone has it (same sha256)."""
@@ -366,7 +393,7 @@ class AndroidDevice:
     def benchmark_command(self, remote_model: str, settings: ProtocolSettings) -> list[str]:
         """The argument list run on the phone for one benchmark."""
         return [
-            "taskset", self.taskset_mask, self.profile.benchmark_remote_path,
+            "taskset", self.taskset_mask, self._bm_path or self.profile.benchmark_remote_path,
             f"--graph={remote_model}", f"--num_threads={self.threads}",
             f"--warmup_runs={settings.warmup_runs}", f"--warmup_min_secs={settings.warmup_s:g}",
             f"--num_runs={settings.min_runs}", f"--min_secs={settings.min_time_s:g}",
@@ -399,12 +426,52 @@ class AndroidDevice:
         return result, {**gate, "frequencies_before_khz": freqs_before, **after,
                         "command": " ".join(argv)}
 
+    @property
+    def lock_marker(self) -> str:
+        """The file on the phone naming the latkit process that measures on it right now."""
+        return posixpath.join(self.profile.remote_dir, "lock")
+
+    def _mark_phone(self, text: str) -> None:
+        """Write ``lock_marker`` (best effort: a phone that refuses it still gets measured)."""
+        def run() -> None:
+            self._ensure_remote_dir()
+            with tempfile.TemporaryDirectory(prefix="latkit-lock-") as tmp:
+                local = Path(tmp) / "lock"
+                local.write_text(text + "\n")  # a private temporary file, pushed then deleted
+                self.link.push(local, self.lock_marker, 0o644, timeout_s=self.profile.timeouts.push_s)
+
+        try:
+            self._attempt("marking the phone as in use", run)
+        except DeviceError as exc:
+            self.notes.append(f"lock marker not written: {excerpt(str(exc), 120)}")
+
+    def _unmark_phone(self) -> None:
+        try:
+            self._sh(["rm", "-f", self.lock_marker])
+        except LinkError:
+            pass  # the next holder overwrites it
+
     def benchmark(self, artifact: str | Path,
                   settings: ProtocolSettings | None = None) -> Measurement:
-        """Measure ``artifact`` with benchmark_model under the shared protocol (see docstring)."""
+        """Measure ``artifact`` with benchmark_model under the shared protocol (see docstring), alone
+        on the phone: the host-wide ``PhoneLock`` of its serial is held for the whole measurement,
+        with a marker on the phone (``lock_marker``)."""
         if settings is not None and not isinstance(settings, ProtocolSettings):
             raise DeviceError(f"settings must be a ProtocolSettings, got {type(settings).__name__}")
-        settings = settings or self.protocol
+        lock = PhoneLock(self.serial, self.lock_timeout)
+        with lock:
+            acquired = time.time()
+            self._mark_phone(lock.text)
+            try:
+                m = self._benchmark_alone(artifact, settings or self.protocol)
+            finally:
+                self._unmark_phone()
+                held = time.time() - acquired
+        m.env.update(lock_waited_s=round(lock.waited_s, 3), lock_acquired_unix=round(acquired, 3),
+                     lock_held_s=round(held, 3), lock_file=str(lock.path), lock_marker=self.lock_marker)
+        return m
+
+    def _benchmark_alone(self, artifact: str | Path, settings: ProtocolSettings) -> Measurement:
         handle = self.prepare(artifact)
         env = self.environment()
         env.update(artifact=handle["artifact"], artifact_sha256=handle["sha256"],
@@ -428,9 +495,9 @@ class AndroidDevice:
         def snap() -> dict[str, Any]:
             info = self._device_info()
             if self._bm_sha is None:
-                _, rc = self._sh(["test", "-x", self.profile.benchmark_remote_path])
-                if rc == 0:
-                    self._bm_sha = self._remote_sha256(self.profile.benchmark_remote_path)
+                self._bm_path = self._bm_path or self.find_benchmark_model()
+                if self._bm_path:
+                    self._bm_sha = self._remote_sha256(self._bm_path)
             return {"info": info, "temperatures_c": self.temperatures_c(),
                     "frequencies_khz": self.frequencies_khz()}
 
@@ -452,14 +519,14 @@ class AndroidDevice:
         """What ``lat device check`` prints: the phone, its state and whether the tool is there."""
         def run() -> dict[str, Any]:
             info = self._device_info()
-            _, rc = self._sh(["test", "-x", self.profile.benchmark_remote_path])
+            found = self.find_benchmark_model()
             return {
                 "device": self.name, "serial": self.serial, "model": info["model"],
                 "abi": info["abi"], "sdk": info["sdk"], "release": info["release"],
                 "frequencies_khz": self.frequencies_khz(), "temperatures_c": self.temperatures_c(),
                 "thermal_limit_c": self.profile.thermal.limit_c,
-                "benchmark_model": self.profile.benchmark_remote_path,
-                "benchmark_model_present": rc == 0,
+                "benchmark_model": found or self.profile.benchmark_remote_path,
+                "benchmark_model_present": found is not None,
             }
 
         return self._attempt("checking the phone", run)

@@ -18,7 +18,7 @@ that may be null)::
     model: str                     # "Pixel 4"
     soc: str                       # "Snapdragon 855 (SM8150)"
     abi?: str                      # arm64-v8a
-    cores?: [{cpus: [int], core: str, max_ghz: number}]
+    cores?: [{cpus: [int], core: str, max_ghz: number, max_khz?: int}]   # clusters (max_khz exact)
     taskset_mask: str              # hex CPU mask for taskset, e.g. "70"
     threads: int                   # --num_threads (>= 1)
     delegate: str                  # default delegate: cpu | gpu | nnapi
@@ -52,6 +52,7 @@ that may be null)::
       command_s?: number           # an ordinary shell command (30)
       push_s?: number              # one push (300)
       benchmark_extra_s?: number   # added to 2 x max_secs for one benchmark_model run (120)
+    detected?: {...}               # what `lat device add` read from the phone (kept as written)
     emulator?: {...}               # knobs for the ADB device emulator; ignored here
 
 ``SCHEMA`` below is the same thing as data.
@@ -68,17 +69,17 @@ import yaml
 
 from latkit.devices.android.text import Glob, excerpt
 from latkit.devices.base import ProtocolSettings
-from latkit.devices.paths import profiles_dir
+from latkit.devices.paths import profile_files, profiles_dir
 from latkit.errors import DeviceError
 
-__all__ = ["SCHEMA", "AndroidProfile", "ProfileNotFoundError", "ThermalSettings", "Timeouts", "load_profile",
-           "profiles_dir"]
+__all__ = ["CPU_PARTS", "SCHEMA", "AndroidProfile", "ProfileNotFoundError", "ThermalSettings", "Timeouts",
+           "core_midr", "core_name", "load_profile", "profiles_dir"]
 
 DELEGATES = ("cpu", "gpu", "nnapi")
 ON_HOT = ("wait_then_fail", "wait_then_measure")
 
 NUM = "number"
-_CORE = {"cpus": ["int"], "core": "str", "max_ghz": NUM}
+_CORE = {"cpus": ["int"], "core": "str", "max_ghz": NUM, "max_khz?": "int"}
 SCHEMA: dict[str, Any] = {
     "name": "str", "description?": "str", "model": "str", "soc": "str", "abi?": "str",
     "cores?": [_CORE], "taskset_mask": "str", "threads": "int", "delegate": "str",
@@ -92,8 +93,33 @@ SCHEMA: dict[str, Any] = {
                  "warmup_min_secs?": NUM, "cv_threshold?": NUM, "remeasure_on_high_cv?": "bool"},
     "retries": "int",
     "timeouts?": {"connect_s?": NUM, "command_s?": NUM, "push_s?": NUM, "benchmark_extra_s?": NUM},
+    "detected?": "mapping",
     "emulator?": "mapping",
 }
+
+#: ARM MIDR (implementer, part) -> core name, as ``/proc/cpuinfo`` reports them (``CPU implementer``,
+#: ``CPU part``). 0x41 is ARM; 0x51 is Qualcomm, whose Kryo 4xx cores report their own part numbers.
+CPU_PARTS: dict[tuple[int, int], str] = {
+    (0x41, 0xd03): "Cortex-A53", (0x41, 0xd05): "Cortex-A55", (0x41, 0xd09): "Cortex-A73",
+    (0x41, 0xd0a): "Cortex-A75", (0x41, 0xd0b): "Cortex-A76", (0x41, 0xd0d): "Cortex-A77",
+    (0x41, 0xd41): "Cortex-A78", (0x41, 0xd44): "Cortex-X1", (0x41, 0xd46): "Cortex-A510",
+    (0x41, 0xd47): "Cortex-A710", (0x41, 0xd48): "Cortex-X2", (0x41, 0xd4d): "Cortex-A715",
+    (0x41, 0xd4e): "Cortex-X3",
+    (0x51, 0x804): "Cortex-A76", (0x51, 0x805): "Cortex-A55",  # Kryo 485 Gold / Silver (SM8150)
+}
+
+
+def core_name(implementer: int, part: int) -> str:
+    """The core a MIDR names (``Cortex-A55``), or ``unknown (0x41:0xd99)``."""
+    return CPU_PARTS.get((implementer, part), f"unknown (0x{implementer:x}:0x{part:03x})")
+
+
+def core_midr(name: str) -> tuple[int, int] | None:
+    """The ARM (implementer, part) of a core name, ARM's own numbers first; None if unknown."""
+    for key, value in CPU_PARTS.items():
+        if value == name:
+            return key
+    return None
 
 
 def _type_ok(value: Any, kind: str) -> bool:
@@ -270,10 +296,12 @@ class ProfileNotFoundError(DeviceError):
 
 
 def load_profile(name_or_path: str | Path) -> AndroidProfile:
-    """A profile by registry name (``pixel4``) or by YAML file path, validated."""
+    """A profile by registry name (``pixel4``: the user's ``$LATKIT_HOME/devices/pixel4.yaml`` if
+    there is one, else the built-in) or by YAML file path, validated."""
     path = Path(str(name_or_path)).expanduser()
     if not (path.suffix in (".yaml", ".yml") and path.is_file()):
-        path = profiles_dir() / f"{name_or_path}.yaml"
+        found = profile_files().get(str(name_or_path))
+        path = found[0] if found else profiles_dir() / f"{name_or_path}.yaml"
         if not path.is_file():
             raise ProfileNotFoundError(f"no Android device profile {name_or_path!r} (looked for {path}); "
                               f"see `lat device list`")

@@ -349,6 +349,27 @@ def c_getprop(argv, ctx) -> int:
 
 
 
+def c_which(argv, ctx) -> int:
+    """toybox ``which NAME...``: the first executable file of that name on ``$PATH``; 1 if any is
+    missing. A ``preinstalled`` benchmark_model lives in /system/bin."""
+    status = 0
+    for name in argv[1:]:
+        found = None
+        for d in ctx.session.vars.get("PATH", "").split(":"):
+            cand = posixpath.join(d or ".", name)
+            if ctx.fs.isfile(cand) and ctx.fs.is_executable(cand):
+                found = cand
+                break
+            if name == "benchmark_model" and d == "/system/bin" and ctx.phone.profile.preinstalled:
+                found = cand
+                break
+        if found is None:
+            status = 1
+        else:
+            ctx.out(found + "\n")
+    return status
+
+
 def c_uname(argv, ctx) -> int:
     parts = {"s": "Linux", "n": "localhost", "r": "4.14.302-g0000000000-ab000000",
              "v": "#1 SMP PREEMPT Mon Jan 1 00:00:00 UTC 2024", "m": "aarch64"}
@@ -515,4 +536,5 @@ COMMANDS = {
     "stat": c_stat, "getprop": c_getprop, "uname": c_uname, "nproc": c_nproc, "true": c_true,
     "false": c_false, "exit": c_exit, "cd": c_cd, "pwd": c_pwd, "taskset": c_taskset,
     "sleep": c_sleep, "head": c_head, "wc": c_wc, "grep": c_grep,
+    "which": c_which,
 }

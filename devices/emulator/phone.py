@@ -31,13 +31,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from latkit.devices.android.profile import AndroidProfile, ProfileNotFoundError, load_profile
+from latkit.devices.android.profile import (
+    AndroidProfile,
+    ProfileNotFoundError,
+    core_midr,
+    load_profile,
+)
 from latkit.devices.emulator.filesystem import PhoneFS
 from latkit.errors import DeviceError
 
 __all__ = ["EmulatedPhone", "EmulatorCounters", "PhoneProfile", "ThermalModel"]
 
 PIXEL4_CPU_MAX_KHZ = (1785600,) * 4 + (2419200,) * 3 + (2841600,)
+#: what a Pixel 4's /proc/cpuinfo says per CPU (Qualcomm's Kryo 485 Silver / Gold part numbers)
+PIXEL4_CPU_PARTS = ("0x51:0x805",) * 4 + ("0x51:0x804",) * 4
 PIXEL4_ZONES = tuple(
     [(f"cpu-0-{i}-usr", 1.0) for i in range(4)]
     + [(f"cpu-1-{i}-usr", 1.0) for i in range(4)]
@@ -60,6 +67,8 @@ class PhoneProfile:
     sdk: int = 33
     release: str = "13"
     cpu_max_khz: tuple[int, ...] = PIXEL4_CPU_MAX_KHZ
+    #: per CPU, "implementer:part" as /proc/cpuinfo reports it (MIDR fields, hex)
+    cpu_parts: tuple[str, ...] = PIXEL4_CPU_PARTS
     thermal_zones: tuple[tuple[str, float], ...] = PIXEL4_ZONES
     # emulator knobs
     ambient_mc: int = 35000
@@ -78,6 +87,15 @@ class PhoneProfile:
             )
         if not self.cpu_max_khz or not self.thermal_zones:
             raise DeviceError("emulator profile needs at least one CPU and one thermal zone")
+        if self.cpu_parts == PIXEL4_CPU_PARTS and len(self.cpu_max_khz) != len(PIXEL4_CPU_PARTS):
+            # only frequencies given: Qualcomm's Kryo parts, little (slowest) CPUs Silver, others Gold
+            little = min(self.cpu_max_khz)
+            object.__setattr__(self, "cpu_parts", tuple(
+                "0x51:0x805" if khz == little else "0x51:0x804" for khz in self.cpu_max_khz))
+        if len(self.cpu_parts) != len(self.cpu_max_khz) or not all(
+                re.fullmatch(r"0x[0-9a-f]{2}:0x[0-9a-f]{3}", p) for p in self.cpu_parts):
+            raise DeviceError(f"emulator profile {self.name}: cpu_parts needs one 'implementer:part' "
+                              f"(e.g. 0x41:0xd05) per CPU ({len(self.cpu_max_khz)}), got {self.cpu_parts!r}")
 
     def replace(self, **changes: Any) -> PhoneProfile:
         return dataclasses.replace(self, **changes)
@@ -105,6 +123,7 @@ class PhoneProfile:
         freqs = _cores_khz(profile.cores)
         if freqs:
             kw["cpu_max_khz"] = freqs
+            kw["cpu_parts"] = _cores_parts(profile.cores)
         types = list(profile.thermal.zone_types)
         if types:  # the agent's CPU sensors, then the rest of a Pixel 4's zones
             extras = tuple(z for z in PIXEL4_ZONES if not z[0].startswith("cpu") and z[0] not in types)
@@ -128,6 +147,8 @@ def _knobs(section: dict[str, Any]) -> dict[str, Any]:
         knobs["thermal_zones"] = tuple(_zone(z) for z in zones)
     if "cpu_max_khz" in knobs:
         knobs["cpu_max_khz"] = tuple(int(f) for f in knobs["cpu_max_khz"])
+    if "cpu_parts" in knobs:
+        knobs["cpu_parts"] = tuple(str(p).lower() for p in knobs["cpu_parts"])
     return knobs
 
 
@@ -141,13 +162,26 @@ def _cores_khz(cores: Any) -> tuple[int, ...] | None:
         if not isinstance(c, dict) or "cpus" not in c or "max_ghz" not in c:
             raise DeviceError(f"a 'cores' entry needs cpus and max_ghz, got {c!r}")
         for cpu in c["cpus"]:
-            khz[int(cpu)] = int(round(float(c["max_ghz"]) * 1e6))
+            khz[int(cpu)] = int(c["max_khz"]) if "max_khz" in c else int(round(float(c["max_ghz"]) * 1e6))
     table = tuple(khz[i] for i in sorted(khz))
     if len(table) == len(PIXEL4_CPU_MAX_KHZ) and all(
         abs(a - b) <= 0.01 * b for a, b in zip(table, PIXEL4_CPU_MAX_KHZ)
     ):
         return PIXEL4_CPU_MAX_KHZ
     return table
+
+
+def _cores_parts(cores: Any) -> tuple[str, ...]:
+    """``cores: [{cpus: [0, 1], core: Cortex-A55}, ...]`` -> per-CPU ``implementer:part``."""
+    parts: dict[int, str] = {}
+    for c in cores:
+        midr = core_midr(str(c.get("core")))
+        if midr is None:
+            raise DeviceError(f"the emulator knows no MIDR part for core {c.get('core')!r}; name a "
+                              f"known core or give the emulator knob cpu_parts")
+        for cpu in c["cpus"]:
+            parts[int(cpu)] = f"0x{midr[0]:02x}:0x{midr[1]:03x}"
+    return tuple(parts[i] for i in sorted(parts))
 
 
 def _zone(entry: Any) -> tuple[str, float]:
@@ -272,7 +306,6 @@ class EmulatedPhone:
             "ro.product.cpu.abilist": p.abi,
             "ro.board.platform": p.board,
             "ro.hardware": p.product,
-            "ro.soc.model": p.soc,
             "ro.build.version.sdk": str(p.sdk),
             "ro.build.version.release": p.release,
             "ro.build.type": "user",
@@ -280,6 +313,8 @@ class EmulatedPhone:
             "ro.serialno": self.serial,
             "sys.boot_completed": "1",
             "ro.kernel.qemu": "0",
+            # ro.soc.model exists from Android 12 (SDK 31); older phones name the SoC in ro.board.platform
+            **({"ro.soc.model": p.soc} if p.soc and p.sdk >= 31 else {}),
         }
 
     def cpu_cur_khz(self, cpu: int) -> int:
@@ -299,8 +334,12 @@ class EmulatedPhone:
             files[base + "/type"] = lambda t=ztype: f"{t}\n".encode()
             files[base + "/temp"] = lambda f=factor: f"{self.thermal.zone_mc(f)}\n".encode()
         n = len(self.profile.cpu_max_khz)
+        policies = self.policies()
         for c, max_khz in enumerate(self.profile.cpu_max_khz):
             base = f"/sys/devices/system/cpu/cpu{c}/cpufreq"
+            related = " ".join(str(x) for x in next(p for p in policies if c in p))
+            files[base + "/related_cpus"] = lambda r=related: f"{r}\n".encode()
+            files[base + "/affected_cpus"] = lambda r=related: f"{r}\n".encode()
             files[base + "/scaling_cur_freq"] = lambda c=c: f"{self.cpu_cur_khz(c)}\n".encode()
             files[base + "/scaling_max_freq"] = lambda m=max_khz: f"{m}\n".encode()
             files[base + "/cpuinfo_max_freq"] = lambda m=max_khz: f"{m}\n".encode()
@@ -311,13 +350,25 @@ class EmulatedPhone:
         files["/proc/cpuinfo"] = lambda: self._cpuinfo().encode()
         return files
 
+    def policies(self) -> list[tuple[int, ...]]:
+        """The cpufreq policies: runs of consecutive CPUs with the same maximum frequency."""
+        out: list[list[int]] = []
+        for c, khz in enumerate(self.profile.cpu_max_khz):
+            if out and self.profile.cpu_max_khz[out[-1][-1]] == khz:
+                out[-1].append(c)
+            else:
+                out.append([c])
+        return [tuple(p) for p in out]
+
     def _cpuinfo(self) -> str:
         lines = []
-        for c, max_khz in enumerate(self.profile.cpu_max_khz):
-            part = "0x805" if max_khz == min(self.profile.cpu_max_khz) else "0x804"
+        for c, midr in enumerate(self.profile.cpu_parts):
+            implementer, part = midr.split(":")
             lines += [f"processor\t: {c}", "BogoMIPS\t: 38.40",
                       "Features\t: fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics fphp asimdhp cpuid "
                       "asimdrdm lrcpc dcpop asimddp",
-                      "CPU implementer\t: 0x51", "CPU architecture: 8", f"CPU part\t: {part}", ""]
-        lines.append(f"Hardware\t: Qualcomm Technologies, Inc {self.profile.board.upper()}")
+                      f"CPU implementer\t: {implementer}", "CPU architecture: 8", "CPU variant\t: 0x1",
+                      f"CPU part\t: {part}", "CPU revision\t: 0", ""]
+        if self.profile.cpu_parts[0].startswith("0x51"):
+            lines.append(f"Hardware\t: Qualcomm Technologies, Inc {self.profile.board.upper()}")
         return "\n".join(lines) + "\n"

@@ -278,6 +278,7 @@ class EmulatorServer:
         root: Path | None = None,
         require_auth: bool = True,
         authorized_keys: list[str] | None = None,
+        benchmark_model: bool = False,
     ) -> None:
         _check_loopback(host)
         self.host, self.require_auth = host, require_auth
@@ -304,6 +305,8 @@ class EmulatorServer:
         self.serial = f"{host}:{self.port}"
         thermal = ThermalModel(self.profile, self.faults.temp_mc, self.faults.temp_decay_c_per_s)
         self.phone = EmulatedPhone(self.profile, self.root, self.serial, self.counters, thermal)
+        if benchmark_model:
+            install_benchmark_model(self.phone)
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
 
@@ -373,6 +376,27 @@ class EmulatorServer:
             return True
 
 
+#: where a developer's phone holds benchmark_model (TFLite's docs push it to /data/local/tmp)
+DEVELOPER_BENCHMARK_MODEL = "/data/local/tmp/benchmark_model"
+
+
+def emulated_tool_bytes(abi: str) -> bytes:
+    """The file standing for benchmark_model on the emulated phone: a 64-byte ELF header of the
+    phone's ABI (what a host check of the build reads) and a note; running it runs ``benchmark.py``."""
+    elf_class, machine = {"arm64-v8a": (2, 183), "armeabi-v7a": (1, 40), "x86_64": (2, 62),
+                          "x86": (1, 3)}.get(abi, (2, 183))
+    ident = b"\x7fELF" + bytes([elf_class, 1, 1, 0]) + bytes(8)
+    header = ident + struct.pack("<HHIQQQIHHHHHH", 3, machine, 1, 0, 64, 0, 0, 64, 56, 0, 64, 0, 0)
+    return header + b"latkit ADB emulator: benchmark_model (real LiteRT inference on the host CPU)\n"
+
+
+def install_benchmark_model(phone: EmulatedPhone, remote: str = DEVELOPER_BENCHMARK_MODEL) -> str:
+    """Put the emulated benchmark_model where a developer's phone has it (executable); its path."""
+    phone.fs.write(remote, emulated_tool_bytes(phone.profile.abi), mode=0o755)
+    phone.fs.chmod(remote, 0o755)
+    return remote
+
+
 def _check_loopback(host: str) -> None:
     try:
         addr = ipaddress.ip_address(host)
@@ -389,10 +413,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The CLI options ``serve_forever_cli`` reads (for whoever wires it into ``lat``)."""
     parser.add_argument("--host", default="127.0.0.1", help="loopback address to listen on")
     parser.add_argument("--port", type=int, default=0, help="TCP port (0: pick a free one; avoid 5555-5585)")
-    parser.add_argument("--profile", default="pixel4", help="device profile name or YAML path")
+    phone_option(parser)
     parser.add_argument("--faults", default="", help="fault spec, e.g. 'drop-after=2,slow=0.1'")
     parser.add_argument("--root", type=Path, default=None, help="directory standing for the phone's /")
     parser.add_argument("--no-auth", dest="no_auth", action="store_true", help="skip ADB RSA auth")
+    bare_option(parser)
+
+
+def phone_option(parser: argparse.ArgumentParser) -> None:
+    """``--phone NAME`` (alias ``--profile``): which phone to play."""
+    parser.add_argument("--phone", "--profile", dest="profile", default="pixel4", metavar="NAME",
+                        help="the phone to play: a device profile name (pixel4, pixel7, galaxy-s22, "
+                        "budget-a55, any of `lat device list`) or a YAML path (default pixel4)")
+
+
+def bare_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--bare", action="store_true",
+                        help=f"a bare phone: no benchmark_model on it (by default it is at "
+                        f"{DEVELOPER_BENCHMARK_MODEL}, as on a developer's phone)")
 
 
 def serve_forever_cli(args: argparse.Namespace) -> int:
@@ -400,10 +438,15 @@ def serve_forever_cli(args: argparse.Namespace) -> int:
     server = EmulatorServer(
         port=args.port, host=getattr(args, "host", "127.0.0.1"), profile=args.profile,
         faults=FaultSpec.parse(args.faults), root=args.root, require_auth=not args.no_auth,
+        benchmark_model=not getattr(args, "bare", False),
     )
     server.start()
+    tool = "bare: no benchmark_model" if getattr(args, "bare", False) else \
+        f"benchmark_model at {DEVELOPER_BENCHMARK_MODEL}"
     print(f"emulating {server.profile.name} on {server.host}:{server.port} (serial {server.serial})",
           flush=True)
+    print(f"  {server.profile.model} ({server.profile.soc or server.profile.board}, "
+          f"{len(server.profile.cpu_max_khz)} CPUs, Android {server.profile.release}); {tool}", flush=True)
     try:
         while True:
             time.sleep(3600)

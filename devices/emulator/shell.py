@@ -246,6 +246,8 @@ def execute(argv: list[str], ctx: Ctx) -> int:
         if (posixpath.dirname(path) in ("/system/bin", "/system/xbin", "/vendor/bin") and base in COMMANDS
                 and not fs.isfile(path)):
             return _guarded(COMMANDS[base], [base] + argv[1:], ctx)
+        if path == "/system/bin/benchmark_model" and ctx.phone.profile.preinstalled and not fs.isfile(path):
+            return _guarded(run_benchmark_model, argv, ctx)
         if not fs.exists(path):
             ctx.err(f"{SH}: {name}: inaccessible or not found\n")
             return 127
@@ -256,6 +258,9 @@ def execute(argv: list[str], ctx: Ctx) -> int:
             ctx.err(f"{SH}: {name}: can't execute: Permission denied\n")
             return 126
         if posixpath.basename(path) == "benchmark_model":
+            if not _elf_runs_here(fs.read(path)[:20], ctx.phone.profile.abi):
+                ctx.err(f"{SH}: {name}: can't execute: Exec format error\n")
+                return 126
             return _guarded(run_benchmark_model, argv, ctx)
         head = fs.read(path)[:64]
         if head.startswith((b"#!/system/bin/sh", b"#!/bin/sh")):
@@ -270,6 +275,21 @@ def execute(argv: list[str], ctx: Ctx) -> int:
         return _guarded(run_benchmark_model, argv, ctx)
     ctx.err(f"{SH}: {name}: inaccessible or not found\n")
     return 127
+
+
+#: ELF (class, machine) of each ABI the emulated phone can be
+_ABI_ELF = {"arm64-v8a": (2, 183), "armeabi-v7a": (1, 40), "x86_64": (2, 62), "x86": (1, 3)}
+
+
+def _elf_runs_here(head: bytes, abi: str) -> bool:
+    """False for a well-formed ELF header of another machine than the phone's (the kernel's ENOEXEC).
+    Anything else named benchmark_model runs the emulated tool (tests push short stand-ins)."""
+    if len(head) < 20 or head[:4] != b"\x7fELF" or head[4] not in (1, 2) or head[5] != 1:
+        return True
+    want = _ABI_ELF.get(abi)
+    machine = int.from_bytes(head[18:20], "little")
+    arm32_on_arm64 = abi == "arm64-v8a" and (head[4], machine) == (1, 40)
+    return want is None or (head[4], machine) == want or arm32_on_arm64
 
 
 def _guarded(fn, argv: list[str], ctx: Ctx) -> int:

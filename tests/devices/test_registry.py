@@ -20,7 +20,10 @@ from latkit.errors import DeviceError
 def profiles(tmp_path, monkeypatch):
     """An isolated profile folder with one Android profile, pixel4.yaml."""
     (tmp_path / "pixel4.yaml").write_text("description: Google Pixel 4 (Snapdragon 855)\nabi: arm64-v8a\n")
-    monkeypatch.setattr(registry, "profiles_dir", lambda: tmp_path)
+    from latkit.devices import paths
+
+    monkeypatch.setattr(paths, "profiles_dir", lambda: tmp_path)
+    monkeypatch.setenv("LATKIT_HOME", str(tmp_path / "home"))
     return tmp_path
 
 
@@ -36,13 +39,15 @@ def test_list_has_local_devices_with_fields():
     assert {"cpu", "cpu-tflite", "cuda"} <= set(rows)
     assert rows["cpu"]["formats"] == ["onnx"] and rows["cpu-tflite"]["formats"] == ["tflite"]
     for r in rows.values():
-        assert set(r) == {"name", "kind", "formats", "description"} and r["description"]
+        assert set(r) == {"name", "kind", "source", "formats", "description"} | (
+            {"path"} if r["kind"] == "android" else set()) and r["description"]
 
 
 def test_list_includes_android_profiles(profiles):
     rows = {r["name"]: r for r in list_devices()}
-    assert rows["pixel4"] == {"name": "pixel4", "kind": "android", "formats": ["tflite"],
-                              "description": "Google Pixel 4 (Snapdragon 855)"}
+    assert rows["pixel4"] == {"name": "pixel4", "kind": "android", "source": "builtin", "formats": ["tflite"],
+                              "description": "Google Pixel 4 (Snapdragon 855)",
+                              "path": str(profiles / "pixel4.yaml")}
 
 
 def test_broken_profile_still_lists(profiles):
