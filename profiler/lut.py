@@ -91,13 +91,15 @@ def _parse_row(row: Mapping[str, str], line: int, path: Path) -> LutEntry:
 class _SumGrid:
     """One resolution of a table laid out for summing: what ``LookupTable.sums_ms`` reads.
 
-    ``head`` is the stem plus the first block (added as ``predict_arch_sum`` adds them), ``blocks``
-    maps (stage, block, kernel, expand) to that block's median, ``tail`` holds the final layers in
-    order. A layer the table lacks is None, so that the arch falls back to the checked path.
+    ``head`` is the stem plus the first block (added as ``predict_arch_sum`` adds them);
+    ``blocks[stage][block][kernel][expand]`` is that block's median (plain nested lists: indexing
+    them is the cheapest lookup Python has, and ``sums_ms`` validates each arch first, so every
+    index is one the space allows); ``tail`` holds the final layers in order. A layer the table
+    lacks is None, so that the arch falls back to the checked path.
     """
 
     head: float | None
-    blocks: dict[tuple[int, int, int, int], float | None]
+    blocks: list[list[list[list[float | None]]]]
     tail: list[float | None]
 
     @classmethod
@@ -108,19 +110,25 @@ class _SumGrid:
 
         stem, first = value(sp.stem_layer(r)), value(sp.first_block_layer(r))
         head = None if stem is None or first is None else 0 + stem + first
-        blocks = {(s, b, k, e): value(sp.block_layer_at(r, s, b, k, e))
-                  for s in range(sp.n_stages) for b in range(sp.max_depth)
-                  for k in sp.conf.ks_choices[s] for e in sp.conf.e_choices}
+        c = sp.conf
+        n_k, n_e = max(max(ks) for ks in c.ks_choices) + 1, max(c.e_choices) + 1
+        blocks = [[[[None] * n_e for _ in range(n_k)] for _ in range(sp.max_depth)]
+                  for _ in range(sp.n_stages)]
+        for s in range(sp.n_stages):
+            for b in range(sp.max_depth):
+                for k in c.ks_choices[s]:
+                    for e in c.e_choices:
+                        blocks[s][b][k][e] = value(sp.block_layer_at(r, s, b, k, e))
         return cls(head, blocks, [value(spec) for spec in sp.final_layers(sp.stage_hw(r)[-1])])
 
     def total(self, arch: ArchConfig) -> float | None:
-        """The arch's sum in network order, or None if the grid lacks one of its layers."""
+        """The sum of a valid arch in network order, or None if the grid lacks one of its layers."""
         t = self.head
         if t is None:
             return None
-        for s, (ks, es) in enumerate(zip(arch.ks, arch.e, strict=True)):
-            for b, (k, e) in enumerate(zip(ks, es, strict=True)):
-                v = self.blocks.get((s, b, k, e))
+        for stage, ks, es in zip(self.blocks, arch.ks, arch.e):
+            for block, k, e in zip(stage, ks, es):
+                v = block[k][e]
                 if v is None:
                     return None
                 t += v
