@@ -28,6 +28,7 @@ Schema (version ``SCHEMA_VERSION``, recorded in table ``meta``)::
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -169,6 +170,22 @@ class MeasurementStore:
             self._conns.append(conn)
         return conn
 
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction: committed when the block ends, rolled back if it raises; a
+        database error (a corrupt or locked file) becomes the store's one-line ``StoreError``."""
+        conn = self._connect()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        except sqlite3.DatabaseError as exc:
+            raise self._corrupt(exc) from None
+
     def _corrupt(self, exc: Exception) -> StoreError:
         return StoreError(f"{self.path} is not a usable latkit measurement store ({exc}); "
                           "give another --store path, or move the file away to start afresh")
@@ -261,19 +278,10 @@ class MeasurementStore:
                float(m["std_ms"]), float(m["cv"]), int(m["runs"]),
                json.dumps(m, sort_keys=True, default=str), env.get("artifact_sha256"),
                json.dumps(rec.versions, sort_keys=True, default=str), run_id, rec.created)
-        conn = self._connect()
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                cur = conn.execute(
-                    f"INSERT INTO measurements ({', '.join(_COLUMNS[1:])}) "
-                    f"VALUES ({', '.join('?' * (len(_COLUMNS) - 1))})", row)
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-        except sqlite3.DatabaseError as exc:
-            raise self._corrupt(exc) from None
+        with self._transaction() as conn:
+            cur = conn.execute(
+                f"INSERT INTO measurements ({', '.join(_COLUMNS[1:])}) "
+                f"VALUES ({', '.join('?' * (len(_COLUMNS) - 1))})", row)
         return StoredMeasurement(**{**rec.__dict__, "id": cur.lastrowid})
 
     # ---- reading ----
@@ -417,18 +425,9 @@ def merge_stores(sources: Iterable[str | Path], dest: str | Path) -> dict[str, A
                     continue
                 seen.add(ident)
                 new.append(r)
-            conn = out._connect()
-            try:
-                conn.execute("BEGIN IMMEDIATE")
-                try:
-                    conn.executemany(f"INSERT INTO measurements ({', '.join(fields)}) "
-                                     f"VALUES ({', '.join('?' * len(fields))})", new)
-                    conn.execute("COMMIT")
-                except BaseException:
-                    conn.execute("ROLLBACK")
-                    raise
-            except sqlite3.DatabaseError as exc:
-                raise out._corrupt(exc) from None
+            with out._transaction() as conn:
+                conn.executemany(f"INSERT INTO measurements ({', '.join(fields)}) "
+                                 f"VALUES ({', '.join('?' * len(fields))})", new)
             report["sources"][str(src)] = {"rows": len(rows), "added": len(new)}
             report["added"] += len(new)
     finally:
