@@ -13,13 +13,15 @@ from __future__ import annotations
 import contextlib
 import os
 import platform
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from latkit.errors import DeviceError
 
-__all__ = ["cpu_mask", "host_snapshot", "parse_affinity", "pinned"]
+__all__ = ["DEFAULT_RT_PRIORITY", "cpu_mask", "default_affinity", "host_snapshot", "parse_affinity",
+           "pinned", "realtime", "rt_rest_s"]
 
 
 # --- affinity ----------------------------------------------------------------------------------
@@ -173,3 +175,73 @@ def _load_avg() -> list[float] | None:
         return [round(v, 2) for v in os.getloadavg()]
     except (AttributeError, OSError):
         return None
+
+
+# --- realtime priority and default pinning ---------------------------------------------------------
+
+#: the SCHED_FIFO priority the default protocol asks for (low: above every normal process, below
+#: the kernel's own realtime threads)
+DEFAULT_RT_PRIORITY = 10
+
+
+def rt_rest_s() -> float:
+    """Seconds to stay out of SCHED_FIFO after a burst so the kernel's RT throttling never bites.
+
+    Linux lets realtime tasks run ``sched_rt_runtime_us`` out of every ``sched_rt_period_us``
+    (0.95 s of 1 s by default) and then stops them until the period ends: a 50 ms stall in the
+    middle of a timed run. Resting a little longer than the difference after each benchmark keeps
+    every period under the limit (a single benchmark must stay shorter than the runtime).
+    """
+    try:
+        runtime = int(Path("/proc/sys/kernel/sched_rt_runtime_us").read_text())
+        period = int(Path("/proc/sys/kernel/sched_rt_period_us").read_text())
+    except (OSError, ValueError):
+        return 0.06
+    if runtime < 0:
+        return 0.0
+    return max(0.0, (period - runtime) / 1e6) * 1.2
+
+
+@contextlib.contextmanager
+def realtime(priority: int | None, *, required: bool = True) -> Iterator[dict[str, Any]]:
+    """Run the block in SCHED_FIFO at ``priority`` (calling thread only); no-op for None/0.
+
+    Yields what was applied, to record with the measurement: ``{"policy": "SCHED_FIFO",
+    "priority": P}`` or ``{"policy": "normal", "reason": ...}``. ``required`` False (the default
+    protocol's "when available") falls back to normal scheduling where it is not permitted;
+    True raises ``DeviceError``. On leaving, the thread sleeps ``rt_rest_s()`` so that
+    back-to-back benchmarks never trip RT throttling.
+    """
+    if not priority:
+        yield {"policy": "normal", "reason": "not asked"}
+        return
+    if not hasattr(os, "sched_setscheduler"):
+        if required:
+            raise DeviceError("realtime scheduling needs Linux; drop --realtime")
+        yield {"policy": "normal", "reason": "no sched_setscheduler on this platform"}
+        return
+    policy, param = os.sched_getscheduler(0), os.sched_getparam(0)
+    try:
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(int(priority)))
+    except (PermissionError, OSError) as exc:
+        if required:
+            raise DeviceError(f"cannot switch to realtime scheduling (SCHED_FIFO {priority}): "
+                              f"{exc.strerror}; run as root or with CAP_SYS_NICE, or drop "
+                              "--realtime") from None
+        yield {"policy": "normal", "reason": f"SCHED_FIFO not permitted ({exc.strerror})"}
+        return
+    try:
+        yield {"policy": "SCHED_FIFO", "priority": int(priority)}
+    finally:
+        os.sched_setscheduler(0, policy, param)
+        time.sleep(rt_rest_s())
+
+
+def default_affinity(threads: int | None) -> tuple[int, ...] | None:
+    """The CPU a one-thread measurement is pinned to when none was asked: the last CPU this
+    process may use (CPU 0 takes most interrupts), or None where pinning is unavailable, more
+    threads were asked, or only one CPU is allowed (nothing to choose)."""
+    allowed = _allowed_cpus()
+    if (threads or 1) != 1 or not allowed or len(allowed) < 2 or not hasattr(os, "sched_setaffinity"):
+        return None
+    return (max(allowed),)

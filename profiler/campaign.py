@@ -34,6 +34,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from latkit.devices.base import DEFAULT_PASSES
 from latkit.profiler.artifacts import ArtifactMaker
 from latkit.profiler.e2e import (
     E2E_COLUMNS,
@@ -58,7 +59,8 @@ from latkit.profiler.jobs import (
     resolve_space,
 )
 from latkit.profiler.lut import LookupTable, LutEntry
-from latkit.profiler.pool import _Campaign, _run_pool, realtime
+from latkit.profiler.passes import combine_rows
+from latkit.profiler.pool import _Campaign, _run_pool, pass_plan, realtime
 from latkit.profiler.store import MeasurementStore, process_run_id, settings_fingerprint
 from latkit.provenance import record
 from latkit.supernet.space import LayerSpec
@@ -76,10 +78,12 @@ __all__ = [
 
 
 def build_lut(store: MeasurementStore, space: Any, keys: Sequence[str], device: str,
-              settings: Mapping[str, Any], meta: Mapping[str, Any] | None = None) -> LookupTable:
-    """The table of the latest stored measurement of each of ``keys`` (missing keys are left out)."""
-    rows = store.latest("layer", space.name, device, settings_fingerprint(settings), keys)
-    entries = [LutEntry.from_measurement(k, LayerSpec.parse(k).kind, rows[k].to_measurement())
+              settings: Mapping[str, Any], meta: Mapping[str, Any] | None = None,
+              passes: int = DEFAULT_PASSES) -> LookupTable:
+    """The table of ``keys`` (missing keys are left out), each the median of its newest ``passes``
+    stored passes with these settings (``profiler/passes.py``)."""
+    rows = store.passes("layer", space.name, device, settings_fingerprint(settings), keys, passes)
+    entries = [LutEntry.from_measurement(k, LayerSpec.parse(k).kind, combine_rows(rows[k]))
                for k in keys if k in rows]
     return LookupTable.from_entries(entries, meta)
 
@@ -129,7 +133,8 @@ def run_layer_campaign(
                               batch=settings.batch, dynamic_hw=settings.dynamic_hw)
         c = _Campaign(st, "layer", sp, progress, process_run_id())
         _run_pool(c, specs, jobs, settings_of, lambda j, fmt: maker.layer(j.payload, fmt),
-                  protocol, remeasure, measured_after_id, settings.max_consecutive_failures)
+                  protocol, remeasure, measured_after_id, settings.max_consecutive_failures,
+                  plan=pass_plan(c, settings, st, cache_dir))
         res = c.result
         keys = [j.key for j in jobs]
         out = Path(out_dir)
@@ -140,9 +145,10 @@ def run_layer_campaign(
                 "space": sp.name, "resolutions": rs, "device": d.name,
                 "env": c.env.get(d.name, {}), "versions": c.versions, "command": command,
                 "settings": s, "settings_hash": settings_fingerprint(s), "store": str(st.path),
-                "limit": limit, "statistic": "median", "source": "latkit",
+                "limit": limit, "statistic": "median of passes", "passes": settings.passes,
+                "reference": c.reference.get(d.name), "source": "latkit",
             }
-            table = build_lut(st, sp, keys, d.name, s, meta)
+            table = build_lut(st, sp, keys, d.name, s, meta, settings.passes)
             missing = len(keys) - len(table)
             table.meta.update(partial=bool(missing), missing=missing,
                               interrupted=res.interrupted)
