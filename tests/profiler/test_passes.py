@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import _thread
 import csv
+import json
 import zlib
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pytest
 
 from latkit.devices.base import Measurement, combine_passes
 from latkit.errors import DeviceError
+from latkit.profiler.artifacts import ArtifactMaker
 from latkit.profiler.campaign import (
     QUICK_PROTOCOL,
     CampaignSettings,
@@ -62,6 +64,17 @@ class PassDevice:
 @pytest.fixture(scope="module")
 def cache(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("exports")
+
+
+@pytest.fixture()
+def no_network_export(monkeypatch, tmp_path):
+    """Whole-subnet 'exports' as small named files: a scripted device only reads the name."""
+    def network(self, space, arch, fmt):
+        path = tmp_path / f"{arch}.{fmt}"
+        path.write_text(str(arch))
+        return path
+
+    monkeypatch.setattr(ArtifactMaker, "network", network)
 
 
 def layer_run(tmp_path, dev, cache, settings, limit=4):
@@ -131,7 +144,7 @@ def test_a_killed_campaign_resumes_without_losing_a_pass(tmp_path, cache):
     assert (more.measured, more.skipped) == (4, 12)
 
 
-def test_e2e_csv_carries_the_passes(tmp_path, cache):
+def test_e2e_csv_carries_the_passes(tmp_path, cache, no_network_export):
     archs = sample_archs(SPACE, 2, 0, [128])
     out = tmp_path / "e2e.csv"
     res = run_e2e_campaign(SPACE, archs, [DeviceSpec("d", device=PassDevice())],
@@ -145,7 +158,7 @@ def test_e2e_csv_carries_the_passes(tmp_path, cache):
         assert float(r["latency_ms"]) == pytest.approx(sorted(ps)[1])
 
 
-def test_reference_model_is_measured_and_recorded(tmp_path, cache):
+def test_reference_model_is_measured_and_recorded(tmp_path, cache, no_network_export):
     dev = PassDevice()
     res = layer_run(tmp_path, dev, cache, passes(2, reference=True), limit=2)
     assert res.complete and res.measured == 4
@@ -184,3 +197,19 @@ def test_reference_flags_a_level_shift(tmp_path):
 def test_passes_must_be_positive():
     with pytest.raises(DeviceError, match="passes"):
         CampaignSettings(passes=0)
+
+
+def test_lat_profile_resume_with_more_passes_adds_only_the_missing_ones(tmp_path, capsys):
+    from latkit.cli import main
+
+    out = tmp_path / "lut"
+    base = ["profile", "--device", "cpu", "--space", SPACE.name, "--resolutions", "224",
+            "--limit", "2", "--quick", "--out", str(out), "--json", "--quiet"]
+    assert main(base) == 0
+    first = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert (first["measured"], first["entries"]) == (2, 2)  # --quick: one pass
+    assert main(["profile", "--resume", "--out", str(out), "--passes", "3", "--json",
+                 "--quiet"]) == 0
+    again = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert (again["measured"], again["skipped"], again["entries"]) == (4, 2, 2)
+    assert LookupTable.load(out).meta["passes"] == 3
