@@ -89,7 +89,29 @@ def scenario(out: Path, n_train: int, n_test: int, resolutions: str, log: Any) -
         ev = lat("fit", "evaluate", "--predictor", str(pred), "--measurements",
                  str(out / "test.csv"), "--json", log=log, json_out=True)
         models[model] = {"evaluate": ev, "calibration": fit.get("calibration")}
-    return {"models": models, "times_s": times, "n_train": n_train, "n_test": n_test}
+    return {"models": models, "times_s": times, "n_train": n_train, "n_test": n_test,
+            "drift_correction": drift_correction(out)}
+
+
+def drift_correction(out: Path) -> dict[str, Any]:
+    """Whether dividing each pass by its reference drift would help: the test set's pass-vs-pass
+    noise with the passes as measured and as corrected (the product records, does not correct)."""
+    from latkit.predictors.metrics import noise_floor
+    from latkit.profiler.store import MeasurementStore
+
+    keys = set((out / "test.txt").read_text().split())
+    raw: dict[str, list[float]] = {}
+    fixed: dict[str, list[float]] = {}
+    with MeasurementStore(out / "store.sqlite", create=False) as st:
+        for r in st.records("network", space=SPACE, device="cpu"):
+            ref = r.measurement.get("extra", {}).get("reference")
+            if r.key in keys and ref:
+                raw.setdefault(r.key, []).append(r.median_ms)
+                fixed.setdefault(r.key, []).append(r.median_ms / (1 + ref["drift"]))
+        refs = [r.median_ms for r in st.records("reference", space=SPACE, device="cpu")]
+    a, b = noise_floor(list(raw.values())), noise_floor(list(fixed.values()))
+    return {"as_measured": a, "corrected": b, "reference_readings": len(refs),
+            "reference_spread": (max(refs) - min(refs)) / statistics.median(refs) if refs else None}
 
 
 def bench_spread(out: Path, runs: int, log: Any) -> dict[str, Any]:
@@ -178,6 +200,13 @@ def print_report(rep: dict[str, Any]) -> None:
         print(f"  calibration      latency = {cal['scale']:.4f} x table sum + {cal['offset_ms']:.3f} "
               f"ms; on {cal['checked_on']}: MAPE {cal['check']['mape']:.2f}%; reference model "
               f"{cal.get('reference_ratio') or float('nan'):.3f}x the table's level")
+    dc = sc["drift_correction"]
+    if dc["as_measured"] and dc["corrected"]:
+        print(f"  drift correction pass-vs-pass MAPE {dc['as_measured']['mape']:.2f}% as measured, "
+              f"{dc['corrected']['mape']:.2f}% divided by the reference drift "
+              f"({dc['reference_readings']} reference readings, spread "
+              f"{100 * (dc['reference_spread'] or 0):.1f}%): "
+              f"{'helps' if dc['corrected']['mape'] < dc['as_measured']['mape'] else 'does not help'}")
     t = sc["times_s"]
     print(f"  campaign times   table {t['lut_s'] / 60:.1f} min, fit set {t['train_s'] / 60:.1f} min, "
           f"test set {t['test_s'] / 60:.1f} min")

@@ -150,9 +150,10 @@ def run_layer_campaign(
             }
             table = build_lut(st, sp, keys, d.name, s, meta, settings.passes)
             missing = len(keys) - len(table)
-            table.meta.update(partial=bool(missing), missing=missing,
-                              interrupted=res.interrupted)
-            if missing:
+            short = c.short_keys(d.name, s, keys, settings.passes) - missing
+            table.meta.update(partial=bool(missing or short), missing=missing,
+                              short_of_passes=short, interrupted=res.interrupted)
+            if missing or short:
                 res.complete = False
             target = out if len(specs) == 1 else out / d.name
             table.save(target, seconds=round(time.perf_counter() - t0, 3))

@@ -69,6 +69,13 @@ class _Campaign:
         self.crash: BaseException | None = None  # an unexpected error in a worker
         self.reference: dict[str, dict[str, Any]] = {}  # device -> Reference.summary()
         self.passes = 1
+        self.after_id: int | None = None  # rows that count as done have a larger id
+
+    def short_keys(self, device: str, settings: dict[str, Any], keys: Any, passes: int) -> int:
+        """How many of ``keys`` have fewer than ``passes`` passes stored (failed or interrupted)."""
+        counts = self.store.pass_counts(self.kind, self.space.name, device,
+                                        settings_fingerprint(settings), self.after_id)
+        return sum(1 for k in keys if counts.get(k, 0) < passes)
 
     def emit(self, **kw: Any) -> None:
         with self.lock:
@@ -155,9 +162,12 @@ def _worker(c: _Campaign, spec: DeviceSpec, jobs: list[_Job], settings: dict[str
             c.emit(kind="device_error", device=spec.name, message=str(exc))
             return
         level = ref.level() if ref is not None else None
+        # asked for (--realtime): every device; by default: the devices that time on this host
+        local = spec.device is None and spec.name in LOCAL_DEVICES
+        priority = plan.rt_priority if plan.rt_required or local else None
 
         def bench(path: Path) -> Any:
-            with realtime(plan.rt_priority, required=plan.rt_required) as sched:
+            with realtime(priority, required=plan.rt_required) as sched:
                 m = device.benchmark(path, protocol)
             m.env["scheduling"] = sched
             return m
@@ -248,6 +258,7 @@ def _run_pool(c: _Campaign, specs: list[DeviceSpec], jobs: list[_Job],
     have_of: dict[str, dict[str, int]] = {}
     if remeasure and measured_after_id is None:
         measured_after_id = c.store.max_id()
+    c.after_id = measured_after_id if remeasure else None
     for spec in specs:
         h = settings_fingerprint(settings_of[spec.name])
         counts = c.store.pass_counts(c.kind, c.space.name, spec.name, h,

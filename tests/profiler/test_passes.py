@@ -5,6 +5,7 @@ from __future__ import annotations
 import _thread
 import csv
 import json
+import time
 import zlib
 from pathlib import Path
 
@@ -52,6 +53,7 @@ class PassDevice:
                                      env={"device": self.name}, protocol=settings)
         if self.after:
             self.after(len(self.calls))
+            time.sleep(0.05)  # the main thread handles the interrupt while this one still works
         return m
 
     def environment(self):
