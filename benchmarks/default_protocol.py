@@ -197,8 +197,8 @@ def print_report(rep: dict[str, Any]) -> None:
           f"{TARGETS['mape_over_noise']}x  {verdict(r <= TARGETS['mape_over_noise'])}")
     cal = sc["models"]["lut"].get("calibration") or {}
     if cal:
-        print(f"  calibration      latency = {cal['scale']:.4f} x table sum + {cal['offset_ms']:.3f} "
-              f"ms; on {cal['checked_on']}: MAPE {cal['check']['mape']:.2f}%; reference model "
+        print(f"  calibration      latency = {cal['scale']:.4f} x table sum "
+              f"{'-' if cal['offset_ms'] < 0 else '+'} {abs(cal['offset_ms']):.3f} ms; on {cal['checked_on']}: MAPE {cal['check']['mape']:.2f}%; reference model "
               f"{cal.get('reference_ratio') or float('nan'):.3f}x the table's level")
     dc = sc["drift_correction"]
     if dc["as_measured"] and dc["corrected"]:

@@ -209,8 +209,8 @@ def _print_fit(pred: Any, path: Any, as_json: bool, heldout: dict[str, Any] | No
     if cal:
         check = cal.get("check") or {}
         ratio = cal.get("reference_ratio")
-        print(f"lookup table -> end to end: latency = {cal['scale']:.4f} x table sum + "
-              f"{cal['offset_ms']:.3f} ms"
+        print(f"lookup table -> end to end: latency = {cal['scale']:.4f} x table sum "
+              f"{'-' if cal['offset_ms'] < 0 else '+'} {abs(cal['offset_ms']):.3f} ms"
               + (f"; on {cal['checked_on']} MAPE {check['mape']:.2f}%, within +-10% "
                  f"{check['acc10']:.1f}%" if check else "")
               + (f"; reference model {ratio:.3f}x the table's level" if ratio else ""))
