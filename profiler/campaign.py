@@ -47,6 +47,7 @@ from latkit.profiler.jobs import (
     LAYER_PROTOCOL,
     NETWORK_PROTOCOL,
     QUICK_PROTOCOL,
+    SINGLE_NETWORK_PROTOCOL,
     CampaignResult,
     CampaignSettings,
     DeviceSpec,
@@ -67,6 +68,7 @@ from latkit.supernet.space import LayerSpec
 
 __all__ = [
     "CONNECTION_OPTIONS", "E2E_COLUMNS", "LAYER_PROTOCOL", "NETWORK_PROTOCOL", "QUICK_PROTOCOL",
+    "SINGLE_NETWORK_PROTOCOL",
     "CampaignResult", "CampaignSettings", "DeviceSpec", "ProgressEvent", "build_lut",
     "device_specs", "job_settings", "layer_jobs", "realtime", "run_e2e_campaign",
     "run_layer_campaign", "sample_archs", "write_e2e_csv",

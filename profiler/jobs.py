@@ -26,16 +26,21 @@ from latkit.profiler.export import ExportCache
 from latkit.profiler.store import MeasurementStore
 from latkit.supernet.space import get_space
 
-#: protocol for one pass of a single layer (0.05-3 ms on a CPU): a short warm-up and ~0.15 s of
-#: timed runs, each sample the mean of as many back-to-back runs as fill 2 ms (single-run jitter
-#: averages out); a layer is measured in ``DEFAULT_PASSES`` such passes spread over the campaign.
-#: No CV-triggered second round: the median of the passes already discards a disturbed pass, and
-#: a bounded pass keeps each realtime burst short.
-LAYER_PROTOCOL = ProtocolSettings(warmup_runs=10, warmup_s=0.05, min_runs=10, min_time_s=0.15,
+#: protocol for one pass of a single layer (0.05-3 ms on a CPU): a short warm-up and ~0.1 s of
+#: timed runs (0.3 s over the three passes, as much as one measurement had before passes), each
+#: sample the mean of as many back-to-back runs as fill 2 ms (single-run jitter averages out); a
+#: layer is measured in ``DEFAULT_PASSES`` such passes spread over the campaign. No CV-triggered
+#: second round: the median of the passes already discards a disturbed pass, and a bounded pass
+#: keeps each realtime burst short.
+LAYER_PROTOCOL = ProtocolSettings(warmup_runs=10, warmup_s=0.05, min_runs=10, min_time_s=0.1,
                                   max_time_s=10.0, min_sample_ms=2.0, remeasure_on_high_cv=False)
 #: protocol for one pass of a whole subnet (5-50 ms on a CPU), measured in ``DEFAULT_PASSES`` passes
 NETWORK_PROTOCOL = ProtocolSettings(warmup_runs=5, warmup_s=0.1, min_runs=10, min_time_s=0.4,
                                     max_time_s=30.0, remeasure_on_high_cv=False)
+#: protocol for one whole-subnet measurement outside a campaign's passes (``lat search --verify``
+#: and live ``DEV=measure`` latency): 1 s of timed runs, measured again when the CV is high
+SINGLE_NETWORK_PROTOCOL = ProtocolSettings(warmup_runs=5, warmup_s=0.2, min_runs=20, min_time_s=1.0,
+                                           max_time_s=30.0)
 #: a tiny protocol for tests and smoke runs (``--quick``): figures are noisy
 QUICK_PROTOCOL = ProtocolSettings(warmup_runs=2, warmup_s=0.0, min_runs=5, min_time_s=0.01,
                                   max_time_s=2.0, remeasure_on_high_cv=False)
