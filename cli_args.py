@@ -26,7 +26,7 @@ DEVICE_OPTIONS = ("threads", "affinity", "delegate", "serial", "lock_timeout")
 PROTOCOL_FIELDS = {"warmup_runs": "warmup_runs", "warmup_time": "warmup_s", "min_runs": "min_runs",
                    "min_time": "min_time_s", "max_time": "max_time_s"}
 #: every option ``add_protocol_options`` can add, by namespace name
-PROTOCOL_OPTIONS = (*PROTOCOL_FIELDS, "quick", "realtime")
+PROTOCOL_OPTIONS = (*PROTOCOL_FIELDS, "quick", "realtime", "passes")
 #: the realtime priority ``--realtime`` takes when given without a value
 DEFAULT_REALTIME_PRIORITY = 10
 
@@ -153,6 +153,10 @@ def add_protocol_options(p: Parser, *, options: Iterable[str] = PROTOCOL_OPTIONS
             type=int, nargs="?", const=DEFAULT_REALTIME_PRIORITY, metavar="PRIO",
             help="time each benchmark in SCHED_FIFO (Linux, root): steadier figures on a busy "
             f"machine (default priority {DEFAULT_REALTIME_PRIORITY})")),
+        "passes": (("--passes",), dict(
+            type=int, metavar="N",
+            help="measure each model in N short passes spread over the run and report the median "
+            "of the passes (averages the machine's drift; --quick: 1)")),
     }
     unknown = sorted(set(options) - set(spec))
     if unknown:

@@ -167,8 +167,10 @@ def _campaign_progress(say: Callable[[str], None]) -> Callable[[Any], None]:
 
 
 def _settings(cfg: DemoConfig, network: bool, weights_id: str | None = None) -> Any:
-    return CampaignSettings(protocol=QUICK_PROTOCOL if cfg.quick else None,
-                            weights_id=weights_id if network else None)
+    if cfg.quick:  # a smoke run: one short pass, no reference model
+        return CampaignSettings(protocol=QUICK_PROTOCOL, weights_id=weights_id if network else None,
+                                passes=1, reference=False)
+    return CampaignSettings(weights_id=weights_id if network else None)
 
 
 def _lut(cfg: DemoConfig, say: Callable[[str], None]) -> tuple[Path, int]:

@@ -22,6 +22,11 @@ the per-run CV was ~19% (median over subnets), in SCHED_FIFO (``--realtime 50``,
 bench lock (flock) is held for the whole measuring run, so running exports at that priority too
 takes nothing from another timing run.
 
+Its ``--passes`` and ``--realtime`` are the hand-rolled forerunners of what campaigns now do by
+default (interleaved passes in the store, SCHED_FIFO where permitted: ``profiler/passes.py``); its
+lookup table goes through the layer campaign and so gets that default protocol. The new user's
+scenario with defaults only is ``benchmarks/default_protocol.py``.
+
 Every measurement is appended at once to a CSV under ``--out`` (default
 ``out/bench/predictor_fidelity/``) in ``lat measure``'s format; with ``--reuse`` rows already there are
 not measured again, so a killed run resumes. ``--remeasure-space S`` measures one space's two cpu

@@ -316,3 +316,52 @@ def environment_base(device_name: str, **fields: Any) -> dict[str, Any]:
     }
     env.update(fields)
     return env
+
+
+# --- passes ----------------------------------------------------------------------------------------
+
+#: passes per measurement by default: each arch or layer is measured this many times, in short
+#: passes spread over the campaign (or, for ``lat bench``, one after another), and reported as the
+#: median of the passes' medians. One measurement samples the machine's minute-scale drift once;
+#: the median of three spread passes averages it and says how large it was (``pass_spread``).
+DEFAULT_PASSES = 3
+
+
+def combine_passes(passes: Sequence[Measurement]) -> Measurement:
+    """One ``Measurement`` from several passes of the same artifact: the median of their medians.
+
+    p10/p90/mean/std/cv are the medians of the passes' figures, ``runs`` their sum; ``samples_ms``
+    keeps every pass's samples. ``extra`` records ``passes``, ``pass_medians_ms`` (in measuring
+    order), ``pass_spread`` ((max - min) / median of the pass medians) and, where the passes carry
+    a reference-model reading, ``reference_drift`` (their median) and ``level_shift`` (any pass
+    flagged). A single pass is returned as it is, with those fields added.
+    """
+    ms = list(passes)
+    if not ms:
+        raise DeviceError("no passes to combine")
+    meds = [float(m.median_ms) for m in ms]
+    med = statistics.median(meds)
+    drifts = [m.extra["reference"]["drift"] for m in ms
+              if isinstance(m.extra.get("reference"), dict) and "drift" in m.extra["reference"]]
+    extra = dict(ms[-1].extra)
+    extra.pop("pass", None)
+    extra.update(passes=len(ms), pass_medians_ms=meds,
+                 pass_spread=(max(meds) - min(meds)) / med if med > 0 else 0.0)
+    if drifts:
+        extra["reference_drift"] = statistics.median(drifts)
+        extra["level_shift"] = any(bool(m.extra["reference"].get("level_shift")) for m in ms
+                                   if isinstance(m.extra.get("reference"), dict))
+    if len(ms) == 1:
+        return dataclasses.replace(ms[0], extra=extra)
+
+    def mid(name: str) -> float:
+        return statistics.median(float(getattr(m, name)) for m in ms)
+
+    return Measurement(
+        median_ms=med, p10_ms=mid("p10_ms"), p90_ms=mid("p90_ms"), mean_ms=mid("mean_ms"),
+        std_ms=mid("std_ms"), cv=mid("cv"), runs=sum(int(m.runs) for m in ms),
+        warmup_runs=sum(int(m.warmup_runs) for m in ms),
+        samples_ms=[float(v) for m in ms for v in m.samples_ms],
+        remeasured=any(m.remeasured for m in ms),
+        first_round_cv=next((m.first_round_cv for m in ms if m.remeasured), None),
+        env=dict(ms[-1].env), protocol=dict(ms[-1].protocol), extra=extra)

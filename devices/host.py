@@ -13,13 +13,16 @@ from __future__ import annotations
 import contextlib
 import os
 import platform
+import threading
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from latkit.errors import DeviceError
 
-__all__ = ["cpu_mask", "host_snapshot", "parse_affinity", "pinned"]
+__all__ = ["DEFAULT_RT_PRIORITY", "cpu_mask", "default_affinity", "host_snapshot", "parse_affinity",
+           "pinned", "realtime", "rt_rest_s"]
 
 
 # --- affinity ----------------------------------------------------------------------------------
@@ -173,3 +176,104 @@ def _load_avg() -> list[float] | None:
         return [round(v, 2) for v in os.getloadavg()]
     except (AttributeError, OSError):
         return None
+
+
+# --- realtime priority and default pinning ---------------------------------------------------------
+
+#: the SCHED_FIFO priority the default protocol asks for (low: above every normal process, below
+#: the kernel's own realtime threads)
+DEFAULT_RT_PRIORITY = 10
+
+
+def rt_rest_s() -> float:
+    """Seconds to stay out of SCHED_FIFO after a burst so the kernel's RT throttling never bites.
+
+    Linux lets realtime tasks run ``sched_rt_runtime_us`` out of every ``sched_rt_period_us``
+    (0.95 s of 1 s by default) and then stops them until the period ends: a 50 ms stall in the
+    middle of a timed run. Resting a little longer than the difference after each benchmark keeps
+    every period under the limit (a single benchmark must stay shorter than the runtime).
+    """
+    try:
+        runtime = int(Path("/proc/sys/kernel/sched_rt_runtime_us").read_text())
+        period = int(Path("/proc/sys/kernel/sched_rt_period_us").read_text())
+    except (OSError, ValueError):
+        return 0.06
+    if runtime < 0:
+        return 0.0
+    return max(0.0, (period - runtime) / 1e6) * 1.2
+
+
+@contextlib.contextmanager
+def realtime(priority: int | None, *, required: bool = True) -> Iterator[dict[str, Any]]:
+    """Run the block in SCHED_FIFO at ``priority`` (calling thread only); no-op for None/0.
+
+    Yields what was applied, to record with the measurement: ``{"policy": "SCHED_FIFO",
+    "priority": P}`` or ``{"policy": "normal", "reason": ...}``. ``required`` False (the default
+    protocol's "when available") falls back to normal scheduling where it is not permitted;
+    True raises ``DeviceError``. On leaving, the thread sleeps ``rt_rest_s()`` when its realtime
+    time since the last rest nears the kernel's budget, so that back-to-back benchmarks never
+    trip RT throttling in the middle of a timed run.
+    """
+    if not priority:
+        yield {"policy": "normal", "reason": "not asked"}
+        return
+    if not hasattr(os, "sched_setscheduler"):
+        if required:
+            raise DeviceError("realtime scheduling needs Linux; drop --realtime")
+        yield {"policy": "normal", "reason": "no sched_setscheduler on this platform"}
+        return
+    policy, param = os.sched_getscheduler(0), os.sched_getparam(0)
+    try:
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(int(priority)))
+    except (PermissionError, OSError) as exc:
+        if required:
+            raise DeviceError(f"cannot switch to realtime scheduling (SCHED_FIFO {priority}): "
+                              f"{exc.strerror}; run as root or with CAP_SYS_NICE, or drop "
+                              "--realtime") from None
+        yield {"policy": "normal", "reason": f"SCHED_FIFO not permitted ({exc.strerror})"}
+        return
+    t0 = time.monotonic()
+    try:
+        yield {"policy": "SCHED_FIFO", "priority": int(priority)}
+    finally:
+        os.sched_setscheduler(0, policy, param)
+        _rest_if_needed(time.monotonic() - t0)
+
+
+_rt_used = threading.local()
+
+
+def _rest_if_needed(burst_s: float) -> None:
+    """Sleep ``rt_rest_s()`` once the realtime time since the last rest, plus one more burst like
+    this one, could exceed the kernel's RT budget of a period (``sched_rt_runtime_us``, less a
+    margin): short benchmarks rest every few bursts instead of after each."""
+    rest = rt_rest_s()
+    if rest <= 0:
+        return
+    now = time.monotonic()
+    idle = now - burst_s - getattr(_rt_used, "end", -float("inf"))
+    # a whole period idle refilled the budget
+    used = (0.0 if idle >= 1.0 else getattr(_rt_used, "s", 0.0)) + burst_s
+    if used + burst_s > _rt_budget_s():
+        time.sleep(rest)
+        used = 0.0
+    _rt_used.s, _rt_used.end = used, time.monotonic()
+
+
+def _rt_budget_s() -> float:
+    """Seconds of realtime running allowed per period, less a 10% margin (0.855 s by default)."""
+    try:
+        runtime = int(Path("/proc/sys/kernel/sched_rt_runtime_us").read_text())
+    except (OSError, ValueError):
+        runtime = 950_000
+    return 0.9 * max(runtime, 0) / 1e6
+
+
+def default_affinity(threads: int | None) -> tuple[int, ...] | None:
+    """The CPU a one-thread measurement is pinned to when none was asked: the last CPU this
+    process may use (CPU 0 takes most interrupts), or None where pinning is unavailable, more
+    threads were asked, or only one CPU is allowed (nothing to choose)."""
+    allowed = _allowed_cpus()
+    if (threads or 1) != 1 or not allowed or len(allowed) < 2 or not hasattr(os, "sched_setaffinity"):
+        return None
+    return (max(allowed),)

@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -25,7 +26,7 @@ from latkit.errors import ArchError, PredictorError
 from latkit.predictors import defaults
 from latkit.predictors.io import load_predictor
 from latkit.predictors.metrics import regression_metrics
-from latkit.predictors.models import LATENCY, make_predictor, unit_of
+from latkit.predictors.models import LATENCY, LutPredictor, make_predictor, unit_of
 from latkit.predictors.table_model import TablePredictor
 from latkit.predictors.transfer import FewShotPredictor
 from latkit.profiler.lut import LookupTable
@@ -42,6 +43,10 @@ class Measurements:
     spaces: list[str] = field(default_factory=list)
     path: str = ""
     space: str = ""
+    #: per arch, the medians of its passes (the CSV's ``pass_ms``), or None where the file has none
+    passes: list[list[float]] | None = None
+    #: the provenance beside the CSV (``FILE.csv.meta.json``), or {} where there is none
+    meta: dict[str, Any] = field(default_factory=dict)
 
     @property
     def device(self) -> str | None:
@@ -83,6 +88,7 @@ def read_measurements(path: str | Path, space: SearchSpace | str | None = None,
     if len(spaces) > 1:
         rows = [r for r in rows if r.get("space") == sp.name]
     archs, vals = [], []
+    passes: list[list[float]] | None = [] if "pass_ms" in header else None
     for i, row in enumerate(rows, start=2):
         try:
             archs.append(sp.parse(row["arch"]))
@@ -95,10 +101,40 @@ def read_measurements(path: str | Path, space: SearchSpace | str | None = None,
         if not np.isfinite(v) or (target == LATENCY and v <= 0):
             raise PredictorError(f"{path}:{i}: {target} must be a positive finite number, found {v}")
         vals.append(v)
+        if passes is not None:
+            passes.append(_pass_values(row.get("pass_ms") or "", path, i))
     if not archs:
         raise PredictorError(f"{path} holds no measurements" + (f" of {sp.name}" if spaces else ""))
     devices = sorted({r.get("device") or "" for r in rows} - {""})
-    return Measurements(archs, np.asarray(vals), devices, spaces, str(path), sp.name)
+    return Measurements(archs, np.asarray(vals), devices, spaces, str(path), sp.name, passes,
+                        _read_meta(path))
+
+
+def _pass_values(text: str, path: str | Path, line: int) -> list[float]:
+    """The ``;``-separated pass medians of a CSV cell (empty: none)."""
+    out = []
+    for part in text.split(";"):
+        if not part.strip():
+            continue
+        try:
+            v = float(part)
+        except ValueError:
+            raise PredictorError(f"{path}:{line}: pass_ms {text!r} is not a list of numbers") from None
+        if not np.isfinite(v) or v <= 0:
+            raise PredictorError(f"{path}:{line}: pass_ms must hold positive finite numbers, found {v}")
+        out.append(v)
+    return out
+
+
+def _read_meta(path: str | Path) -> dict[str, Any]:
+    """``FILE.csv.meta.json`` beside a measurement CSV ({} if absent or unreadable: it only informs)."""
+    p = Path(path)
+    meta = p.with_name(p.name + ".meta.json")
+    try:
+        data = json.loads(meta.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def cv_metrics(make: Any, archs: Sequence[Any], y: np.ndarray, folds: int, seed: int,
@@ -164,8 +200,45 @@ def fit_latency(space: str | None, measurements: str | Path, model: str, *, lut:
     if held:
         pred.meta_["metrics"]["holdout"] = regression_metrics(
             y[held], pred.predict([meas.archs[i] for i in held]))
+    if table is not None:
+        pred.meta_["calibration"] = lut_calibration(meas, table, train, held, seed)
     _provenance(pred, meas, command, table)
     return pred
+
+
+def lut_calibration(meas: Measurements, table: Any, train: Sequence[int], held: Sequence[int],
+                    seed: int = 0) -> dict[str, Any]:
+    """How the lookup table meets the end-to-end measurements: ``e2e = scale * lut_sum + offset``.
+
+    A table and end-to-end measurements are often taken hours apart, on a machine whose level
+    moved meanwhile, and a table misses per-network costs (fusion, memory traffic, session
+    overhead): the affine calibration absorbs both. It is fitted on the training rows (least
+    relative squares, ``LutPredictor``), checked on the held-out rows (``--train-n``) or else by
+    k-fold cross-validation over the training rows, and recorded with the reference-model levels
+    of both campaigns (``profiler/passes.py``): ``reference_ratio`` is how much slower (> 1) the
+    machine ran the reference model during the end-to-end campaign than during the table's.
+    """
+    archs = [meas.archs[i] for i in train]
+    y = meas.values
+    lut = LutPredictor(meas.space, table).fit(archs, y[list(train)])
+    if held:
+        check = regression_metrics(y[list(held)], lut.predict([meas.archs[i] for i in held]))
+        how = "held-out rows"
+    else:
+        check = cv_metrics(lambda: LutPredictor(meas.space, table), archs, y[list(train)],
+                           defaults.CV_FOLDS, seed)
+        how = f"{defaults.CV_FOLDS}-fold cross-validation"
+    lut_ref = dict((table.meta or {}).get("reference") or {})
+    e2e_refs = meas.meta.get("reference") or {}
+    e2e_ref = dict(e2e_refs.get(meas.device or "", {}) if isinstance(e2e_refs, dict) else {})
+    ratio = None
+    if lut_ref.get("median_ms") and e2e_ref.get("median_ms") and lut_ref.get("key") == e2e_ref.get("key"):
+        ratio = float(e2e_ref["median_ms"]) / float(lut_ref["median_ms"])
+    return {"model": "latency_ms = scale * lut_sum_ms + offset_ms", "scale": lut.scale_,
+            "offset_ms": lut.offset_ms_, "fitted_on": len(archs), "checked_on": how,
+            "check": check, "table_created": (table.meta or {}).get("created"),
+            "measurements_created": meas.meta.get("created"), "table_reference": lut_ref or None,
+            "measurements_reference": e2e_ref or None, "reference_ratio": ratio}
 
 
 def fit_fewshot(space: str | None, measurements: str | Path, bases: Sequence[str | Path], *,

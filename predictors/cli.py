@@ -41,7 +41,8 @@ forms:
   lat fit --table FILE.csv --target COLUMN [--features A,B,...] [--model xgb|rf|ridge] -o PRED.json
       a predictor over your own numeric feature table (any search space)
   lat fit evaluate --predictor PRED.json --measurements FILE.csv [--plot out.png] [--json]
-      RMSE, MAPE, accuracy within +-5%/+-10%, Spearman and Kendall tau; a scatter plot
+      RMSE, MAPE, accuracy within +-5%/+-10%, Spearman and Kendall tau, beside the noise floor
+      of the measurements (their passes, pass against pass); a scatter plot
 """
 
 #: the target of the accuracy form (``lat fit --target top1``)
@@ -193,7 +194,7 @@ def _print_fit(pred: Any, path: Any, as_json: bool, heldout: dict[str, Any] | No
         print(json.dumps({"predictor": str(path), "kind": pred.kind, "space": meta.get("space"),
                           "target": meta.get("target"), "device": meta.get("device"),
                           "n_train": meta.get("n_train"), "chosen": meta.get("chosen"),
-                          "metrics": meta.get("metrics"),
+                          "metrics": meta.get("metrics"), "calibration": meta.get("calibration"),
                           **({"heldout": heldout} if heldout is not None else {})}))
         return
     what = f"{pred.kind}" + (f" ({meta['chosen']})" if meta.get("chosen") else "")
@@ -204,12 +205,26 @@ def _print_fit(pred: Any, path: Any, as_json: bool, heldout: dict[str, Any] | No
     for name, m in (meta.get("metrics") or {}).items():
         if isinstance(m, dict) and "mape" in m:
             print(format_report(m, f"{labels.get(name, name)}:"))
+    cal = meta.get("calibration")
+    if cal:
+        check = cal.get("check") or {}
+        ratio = cal.get("reference_ratio")
+        print(f"lookup table -> end to end: latency = {cal['scale']:.4f} x table sum "
+              f"{'-' if cal['offset_ms'] < 0 else '+'} {abs(cal['offset_ms']):.3f} ms"
+              + (f"; on {cal['checked_on']} MAPE {check['mape']:.2f}%, within +-10% "
+                 f"{check['acc10']:.1f}%" if check else "")
+              + (f"; reference model {ratio:.3f}x the table's level" if ratio else ""))
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from latkit.predictors import api  # noqa: PLC0415 -- sklearn/xgboost: keeps lat --help fast
     from latkit.predictors.io import load_predictor  # noqa: PLC0415 -- sklearn/xgboost: lat --help
-    from latkit.predictors.metrics import format_report, plot_scatter  # noqa: PLC0415 -- scipy
+    from latkit.predictors.metrics import (  # noqa: PLC0415 -- scipy: keeps lat --help fast
+        format_noise,
+        format_report,
+        noise_floor,
+        plot_scatter,
+    )
 
     _reject(args, "lut", "model", "train_n", "base", "table", "features", "output", "test_fraction",
             form="lat fit evaluate")
@@ -221,7 +236,10 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     target = pred.meta_.get("target", "latency_ms")
     meas = api.read_measurements(args.measurements, args.space or pred.meta_["space"], target=target)
     m, p = api.evaluate(pred, meas.archs, meas.values)
-    out = {"predictor": args.predictor, "measurements": args.measurements, **m}
+    noise = noise_floor(meas.passes) if meas.passes is not None and target == "latency_ms" else None
+    out = {"predictor": args.predictor, "measurements": args.measurements, **m,
+           "noise_floor": noise,
+           "mape_over_noise": m["mape"] / noise["mape"] if noise and noise["mape"] > 0 else None}
     if args.plot:
         title = f"{pred.kind} on {meas.device or 'measurements'} ({pred.meta_['space']})"
         out["plot"] = str(plot_scatter(meas.values, p, args.plot, title, unit=m["units"]["rmse_ms"]))
@@ -229,6 +247,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         print(json.dumps(out))
     else:
         print(format_report(m, f"{args.predictor} on {args.measurements}:"))
+        if target == "latency_ms":
+            print(format_noise(noise, m))
         if args.plot:
             print(f"  plot           {out['plot']}")
     return 0

@@ -138,3 +138,50 @@ def plot_scatter(y_true: Sequence[float], y_pred: Sequence[float], path: str | P
     finally:
         plt.close(fig)
     return out
+
+
+def noise_floor(passes: Sequence[Sequence[float]]) -> dict[str, Any] | None:
+    """The measurement noise of a set of figures from their passes: pass against pass.
+
+    ``passes`` holds, per measured arch, the medians of its passes (``lat measure``'s ``pass_ms``).
+    For every pair of passes (i, j) the metrics of pass j "predicting" pass i over the archs that
+    have both are averaged: ``mape``, ``acc10``, ``acc5``, ``spearman`` (what a perfect predictor
+    would score against one pass). ``figure_mape`` estimates the noise of the reported figure, the
+    median of ``n_passes`` passes, against the machine's true level: 0.886 * mape / sqrt(n) (for
+    Gaussian noise a pair's mean absolute difference is 2 sigma / sqrt(pi), and the median of n
+    has a standard deviation of 1.2533 sigma / sqrt(n)). None when fewer than 2 archs have 2 passes.
+    """
+    rows = [[float(v) for v in r] for r in passes if len(r) >= 2]
+    if len(rows) < 2:
+        return None
+    k = min(len(r) for r in rows)
+    pairs = [regression_metrics([r[i] for r in rows], [r[j] for r in rows])
+             for i in range(k) for j in range(i + 1, k)]
+
+    def mean(key: str) -> float | None:
+        vals = [p[key] for p in pairs if p[key] is not None]
+        return float(np.mean(vals)) if vals else None
+
+    n_passes = float(np.median([len(r) for r in rows]))
+    mape = float(np.mean([p["mape"] for p in pairs]))
+    return {"n": len(rows), "n_passes": n_passes, "mape": mape, "acc10": mean("acc10"),
+            "acc5": mean("acc5"), "spearman": mean("spearman"),
+            "figure_mape": 0.886 * mape / math.sqrt(n_passes),
+            "units": {"mape": "percent", "acc10": "percent", "acc5": "percent"}}
+
+
+def format_noise(noise: dict[str, Any] | None, m: dict[str, Any] | None = None) -> str:
+    """Lines for a report: the noise floor and, with the predictor's metrics ``m``, their ratio."""
+    if noise is None:
+        return ("  noise floor    unknown: the measurements carry no passes (measure them with "
+                "lat measure --passes 2 or more)")
+    lines = [
+        f"  noise floor    pass vs pass ({noise['n_passes']:g} passes, {noise['n']} subnets): MAPE "
+        f"{noise['mape']:.2f}%, within +-10% {noise['acc10']:.1f}%, Spearman "
+        f"{_fmt(noise['spearman'])}",
+        f"                 the reported medians: MAPE about {noise['figure_mape']:.2f}% (estimated)",
+    ]
+    if m is not None and noise["mape"] > 0:
+        lines.append(f"  error / noise  predictor MAPE {m['mape']:.2f}% = "
+                     f"{m['mape'] / noise['mape']:.2f} x pass-vs-pass noise")
+    return "\n".join(lines)

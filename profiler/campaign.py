@@ -34,6 +34,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from latkit.devices.base import DEFAULT_PASSES
 from latkit.profiler.artifacts import ArtifactMaker
 from latkit.profiler.e2e import (
     E2E_COLUMNS,
@@ -46,6 +47,7 @@ from latkit.profiler.jobs import (
     LAYER_PROTOCOL,
     NETWORK_PROTOCOL,
     QUICK_PROTOCOL,
+    SINGLE_NETWORK_PROTOCOL,
     CampaignResult,
     CampaignSettings,
     DeviceSpec,
@@ -58,13 +60,15 @@ from latkit.profiler.jobs import (
     resolve_space,
 )
 from latkit.profiler.lut import LookupTable, LutEntry
-from latkit.profiler.pool import _Campaign, _run_pool, realtime
+from latkit.profiler.passes import combine_rows
+from latkit.profiler.pool import _Campaign, _run_pool, pass_plan, realtime
 from latkit.profiler.store import MeasurementStore, process_run_id, settings_fingerprint
 from latkit.provenance import record
 from latkit.supernet.space import LayerSpec
 
 __all__ = [
     "CONNECTION_OPTIONS", "E2E_COLUMNS", "LAYER_PROTOCOL", "NETWORK_PROTOCOL", "QUICK_PROTOCOL",
+    "SINGLE_NETWORK_PROTOCOL",
     "CampaignResult", "CampaignSettings", "DeviceSpec", "ProgressEvent", "build_lut",
     "device_specs", "job_settings", "layer_jobs", "realtime", "run_e2e_campaign",
     "run_layer_campaign", "sample_archs", "write_e2e_csv",
@@ -76,10 +80,12 @@ __all__ = [
 
 
 def build_lut(store: MeasurementStore, space: Any, keys: Sequence[str], device: str,
-              settings: Mapping[str, Any], meta: Mapping[str, Any] | None = None) -> LookupTable:
-    """The table of the latest stored measurement of each of ``keys`` (missing keys are left out)."""
-    rows = store.latest("layer", space.name, device, settings_fingerprint(settings), keys)
-    entries = [LutEntry.from_measurement(k, LayerSpec.parse(k).kind, rows[k].to_measurement())
+              settings: Mapping[str, Any], meta: Mapping[str, Any] | None = None,
+              passes: int = DEFAULT_PASSES) -> LookupTable:
+    """The table of ``keys`` (missing keys are left out), each the median of its newest ``passes``
+    stored passes with these settings (``profiler/passes.py``)."""
+    rows = store.passes("layer", space.name, device, settings_fingerprint(settings), keys, passes)
+    entries = [LutEntry.from_measurement(k, LayerSpec.parse(k).kind, combine_rows(rows[k]))
                for k in keys if k in rows]
     return LookupTable.from_entries(entries, meta)
 
@@ -129,7 +135,8 @@ def run_layer_campaign(
                               batch=settings.batch, dynamic_hw=settings.dynamic_hw)
         c = _Campaign(st, "layer", sp, progress, process_run_id())
         _run_pool(c, specs, jobs, settings_of, lambda j, fmt: maker.layer(j.payload, fmt),
-                  protocol, remeasure, measured_after_id, settings.max_consecutive_failures)
+                  protocol, remeasure, measured_after_id, settings.max_consecutive_failures,
+                  plan=pass_plan(c, settings, st, cache_dir))
         res = c.result
         keys = [j.key for j in jobs]
         out = Path(out_dir)
@@ -140,13 +147,15 @@ def run_layer_campaign(
                 "space": sp.name, "resolutions": rs, "device": d.name,
                 "env": c.env.get(d.name, {}), "versions": c.versions, "command": command,
                 "settings": s, "settings_hash": settings_fingerprint(s), "store": str(st.path),
-                "limit": limit, "statistic": "median", "source": "latkit",
+                "limit": limit, "statistic": "median of passes", "passes": settings.passes,
+                "reference": c.reference.get(d.name), "source": "latkit",
             }
-            table = build_lut(st, sp, keys, d.name, s, meta)
+            table = build_lut(st, sp, keys, d.name, s, meta, settings.passes)
             missing = len(keys) - len(table)
-            table.meta.update(partial=bool(missing), missing=missing,
-                              interrupted=res.interrupted)
-            if missing:
+            short = c.short_keys(d.name, s, keys, settings.passes) - missing
+            table.meta.update(partial=bool(missing or short), missing=missing,
+                              short_of_passes=short, interrupted=res.interrupted)
+            if missing or short:
                 res.complete = False
             target = out if len(specs) == 1 else out / d.name
             table.save(target, seconds=round(time.perf_counter() - t0, 3))

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from latkit.cli_args import protocol_overrides
-from latkit.devices.base import ProtocolSettings
+from latkit.devices.base import DEFAULT_PASSES, ProtocolSettings
 from latkit.devices.registry import LOCAL_DEVICES
 from latkit.errors import ArchError, LatkitError, StoreError
 from latkit.fileio import sha256_file, write_text
@@ -64,14 +64,15 @@ LAYER, NETWORK = "layer", "network"
 #: the arguments a campaign file records, per kind; with --resume an explicit one must agree
 LAYER_KEYS = ("device", "space", "resolutions", "store", "cache", "limit", "threads", "affinity",
               "delegate", "serial", "warmup_runs", "warmup_time", "min_runs", "min_time",
-              "max_time", "quick", "realtime", "dynamic_hw", "seed", "lock_timeout")
+              "max_time", "quick", "realtime", "dynamic_hw", "seed", "lock_timeout", "passes")
 NETWORK_KEYS = ("device", "space", "n", "seed", "archs", "resolutions", "store", "cache",
                 "checkpoint", "threads", "affinity", "delegate", "serial", "warmup_runs",
                 "warmup_time", "min_runs", "min_time", "max_time", "quick", "realtime", "batch",
-                "lock_timeout")
+                "lock_timeout", "passes")
 KEYS = {LAYER: LAYER_KEYS, NETWORK: NETWORK_KEYS}
 #: arguments that say where a device is, not what is measured: a resumed campaign may change them
-RESUME_MAY_CHANGE = frozenset({"serial", "lock_timeout"})
+#: (``passes`` too: a campaign resumed with more passes measures the missing ones)
+RESUME_MAY_CHANGE = frozenset({"serial", "lock_timeout", "passes"})
 #: what an argument left out means, so that giving that value explicitly agrees with leaving it out
 _IMPLIED = {"seed": 0, "batch": 1, "quick": False, "dynamic_hw": True}
 _PATHS = ("store", "cache", "archs", "checkpoint")
@@ -208,12 +209,17 @@ class CampaignSpec:
         return dataclasses.replace(base, **fields)
 
     def settings(self, weights_id: str | None = None) -> CampaignSettings:
+        """The campaign's settings: the default protocol (``DEFAULT_PASSES`` interleaved passes, the
+        reference model, realtime priority and pinning where available) unless ``--quick`` (one
+        pass, no reference) or ``--passes`` says otherwise."""
         a = self.args
+        quick = bool(a.get("quick"))
+        passes = a.get("passes") or (1 if quick else DEFAULT_PASSES)
+        common = dict(protocol=self.protocol(), realtime_priority=a["realtime"], passes=passes,
+                      reference=not quick)
         if self.kind == LAYER:
-            return CampaignSettings(protocol=self.protocol(), dynamic_hw=bool(a["dynamic_hw"]),
-                                    seed=a["seed"] or 0, realtime_priority=a["realtime"])
-        return CampaignSettings(protocol=self.protocol(), batch=a["batch"] or 1,
-                                weights_id=weights_id, realtime_priority=a["realtime"])
+            return CampaignSettings(dynamic_hw=bool(a["dynamic_hw"]), seed=a["seed"] or 0, **common)
+        return CampaignSettings(batch=a["batch"] or 1, weights_id=weights_id, **common)
 
     def device_specs(self, settings: CampaignSettings) -> list[DeviceSpec]:
         """DeviceSpecs from ``device`` and the device options; an unknown device fails here, early."""

@@ -28,6 +28,7 @@ import threading
 from typing import Any
 
 from latkit import cli_args
+from latkit.devices.base import DEFAULT_PASSES
 from latkit.profiler.campaign_file import KEYS, LAYER, NETWORK, CampaignSpec, resume_campaign, run_campaign
 from latkit.profiler.jobs import CampaignResult
 from latkit.profiler.lut import LookupTable
@@ -42,7 +43,7 @@ from latkit.supernet.space import get_space
 
 
 def _add_device_args(p: argparse.ArgumentParser) -> None:
-    g = cli_args.add_device_and_protocol(p)
+    g = cli_args.add_device_and_protocol(p, defaults={"passes": DEFAULT_PASSES})
     g.add_argument("--cache", metavar="DIR", help="export cache (default: STORE_DIR/exports)")
 
 
@@ -101,8 +102,8 @@ def _finish(res: Any, args: argparse.Namespace, what: str, resume_cmd: str) -> i
         print(json.dumps(out, sort_keys=True))
     else:
         where = ", ".join(f"{d}: {p}" for d, p in res.outputs.items())
-        print(f"{what}: {res.entries} entries ({res.measured} measured, {res.skipped} already in "
-              f"the store, {res.failed} failed) in {res.seconds:.1f} s -> {where}")
+        print(f"{what}: {res.entries} entries ({res.measured} passes measured, {res.skipped} "
+              f"already in the store, {res.failed} failed) in {res.seconds:.1f} s -> {where}")
     if res.interrupted:
         print(f"interrupted: everything measured so far is stored and the partial result is "
               f"written; resume with: {resume_cmd}", file=sys.stderr)
@@ -166,8 +167,9 @@ def register_measure(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "measure", help="measure whole subnets end to end (ground truth for predictors)",
         description="Export whole subnets and measure them on a device; write FILE.csv with "
-        "arch,latency_ms,space,device,p10_ms,p90_ms,mean_ms,std_ms,cv,runs (input order). Uses "
-        "the same resumable store as lat profile.")
+        "arch,latency_ms,space,device,p10_ms,p90_ms,mean_ms,std_ms,cv,runs,passes,pass_ms,ref_drift "
+        "(input order; latency_ms is the median of the passes, pass_ms their medians). Uses the "
+        "same resumable store and default protocol as lat profile.")
     cli_args.add_device(p, several=True)
     cli_args.add_space(p)
     p.add_argument("-n", type=int, help="number of random subnets (with --seed)")

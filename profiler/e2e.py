@@ -32,13 +32,17 @@ from latkit.profiler.jobs import (
     job_settings,
     resolve_space,
 )
-from latkit.profiler.pool import _Campaign, _run_pool
+from latkit.profiler.passes import combine_rows
+from latkit.profiler.pool import _Campaign, _run_pool, pass_plan
 from latkit.profiler.store import MeasurementStore, process_run_id, settings_fingerprint
 from latkit.provenance import record
 from latkit.supernet.space import get_space
 
+#: ``passes``: how many passes the figure is the median of; ``pass_ms``: their medians in measuring
+#: order, ``;``-separated (what ``lat fit evaluate`` reads the noise floor from); ``ref_drift``: the
+#: reference model's median drift during those passes (relative; empty without a reference)
 E2E_COLUMNS = ("arch", "latency_ms", "space", "device", "p10_ms", "p90_ms", "mean_ms", "std_ms",
-               "cv", "runs")
+               "cv", "runs", "passes", "pass_ms", "ref_drift")
 
 # ---------------------------------------------------------------------------------------------
 # End-to-end campaigns
@@ -64,7 +68,9 @@ def sample_archs(space: Any, n: int, seed: int, resolutions: Sequence[int] | Non
 def _e2e_row(arch_key: str, space: str, device: str, m: Any) -> dict[str, Any]:
     return {"arch": arch_key, "latency_ms": m.median_ms, "space": space, "device": device,
             "p10_ms": m.p10_ms, "p90_ms": m.p90_ms, "mean_ms": m.mean_ms, "std_ms": m.std_ms,
-            "cv": m.cv, "runs": m.runs}
+            "cv": m.cv, "runs": m.runs, "passes": m.extra.get("passes", 1),
+            "pass_ms": ";".join(repr(float(v)) for v in m.extra.get("pass_medians_ms", [m.median_ms])),
+            "ref_drift": m.extra.get("reference_drift", "")}
 
 
 def write_e2e_csv(path: str | Path, rows: Iterable[Mapping[str, Any]]) -> Path:
@@ -116,6 +122,7 @@ def run_e2e_campaign(
                               batch=settings.batch, supernet=supernet,
                               weights_id=settings.weights_id)
         c = _Campaign(st, "network", sp, progress, process_run_id())
+        c.passes = settings.passes
         out = check_writable(out_csv)  # appended row by row: refuse a FIFO, device or symlink first
         out.parent.mkdir(parents=True, exist_ok=True)
         live_lock = threading.Lock()
@@ -131,15 +138,16 @@ def run_e2e_campaign(
 
             _run_pool(c, specs, jobs, settings_of, lambda j, fmt: maker.network(sp, j.payload, fmt),
                       protocol, remeasure, measured_after_id, settings.max_consecutive_failures,
-                      on_row)
+                      on_row, plan=pass_plan(c, settings, st, cache_dir))
         res = c.result
         by_device = {}
         for d in specs:
-            latest = st.latest("network", sp.name, d.name, settings_fingerprint(settings_of[d.name]),
-                               order)
-            if len(latest) < len(order):
+            latest = st.passes("network", sp.name, d.name, settings_fingerprint(settings_of[d.name]),
+                               order, settings.passes)
+            if len(latest) < len(order) or c.short_keys(d.name, settings_of[d.name], order,
+                                                          settings.passes):
                 res.complete = False
-            by_device[d.name] = {k: _e2e_row(k, sp.name, d.name, r.to_measurement())
+            by_device[d.name] = {k: _e2e_row(k, sp.name, d.name, combine_rows(r))
                                  for k, r in latest.items()}
         final = [by_device[d.name][k] for k in order for d in specs if k in by_device[d.name]]
         write_e2e_csv(out, final)
@@ -161,7 +169,7 @@ def _write_e2e_meta(out: Path, sp: Any, specs: list[DeviceSpec], settings_of: di
         "format": "latkit-e2e", "version": 1, "space": sp.name, "archs": n_archs,
         "devices": [d.name for d in specs], "env": c.env, "settings": settings_of,
         "versions": c.versions, "command": command, "store": str(c.store.path),
-        "partial": not res.complete,
+        "passes": c.passes, "reference": c.reference, "partial": not res.complete,
         "interrupted": res.interrupted,
     }
     write_text(out.with_name(out.name + ".meta.json"),

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from latkit.devices.base import ProtocolSettings
+from latkit.devices.base import DEFAULT_PASSES, ProtocolSettings
 from latkit.devices.registry import (
     LOCAL_DEVICES,
     android_profiles,
@@ -26,13 +26,21 @@ from latkit.profiler.export import ExportCache
 from latkit.profiler.store import MeasurementStore
 from latkit.supernet.space import get_space
 
-#: protocol for single layers (0.05-3 ms on a CPU): a longer warm-up and ~0.3 s of timed runs,
-#: each sample the mean of as many back-to-back runs as fill 2 ms (single-run jitter averages out)
-LAYER_PROTOCOL = ProtocolSettings(warmup_runs=10, warmup_s=0.1, min_runs=20, min_time_s=0.3,
-                                  max_time_s=10.0, min_sample_ms=2.0)
-#: protocol for whole subnets (5-50 ms on a CPU)
-NETWORK_PROTOCOL = ProtocolSettings(warmup_runs=5, warmup_s=0.2, min_runs=20, min_time_s=1.0,
-                                    max_time_s=30.0)
+#: protocol for one pass of a single layer (0.05-3 ms on a CPU): a short warm-up and ~0.1 s of
+#: timed runs (0.3 s over the three passes, as much as one measurement had before passes), each
+#: sample the mean of as many back-to-back runs as fill 2 ms (single-run jitter averages out); a
+#: layer is measured in ``DEFAULT_PASSES`` such passes spread over the campaign. No CV-triggered
+#: second round: the median of the passes already discards a disturbed pass, and a bounded pass
+#: keeps each realtime burst short.
+LAYER_PROTOCOL = ProtocolSettings(warmup_runs=10, warmup_s=0.05, min_runs=10, min_time_s=0.1,
+                                  max_time_s=10.0, min_sample_ms=2.0, remeasure_on_high_cv=False)
+#: protocol for one pass of a whole subnet (5-50 ms on a CPU), measured in ``DEFAULT_PASSES`` passes
+NETWORK_PROTOCOL = ProtocolSettings(warmup_runs=5, warmup_s=0.1, min_runs=10, min_time_s=0.4,
+                                    max_time_s=30.0, remeasure_on_high_cv=False)
+#: protocol for one whole-subnet measurement outside a campaign's passes (``lat search --verify``
+#: and live ``DEV=measure`` latency): 1 s of timed runs, measured again when the CV is high
+SINGLE_NETWORK_PROTOCOL = ProtocolSettings(warmup_runs=5, warmup_s=0.2, min_runs=20, min_time_s=1.0,
+                                           max_time_s=30.0)
 #: a tiny protocol for tests and smoke runs (``--quick``): figures are noisy
 QUICK_PROTOCOL = ProtocolSettings(warmup_runs=2, warmup_s=0.0, min_runs=5, min_time_s=0.01,
                                   max_time_s=2.0, remeasure_on_high_cv=False)
@@ -75,7 +83,17 @@ class CampaignSettings:
     processes on a shared machine do not preempt a local measurement (it removes the multi-ms
     stalls that otherwise dominate a sub-millisecond layer's spread); the worker thread returns to
     normal scheduling between benchmarks and rests briefly so that the kernel's RT throttling
-    (0.95 s per second by default) never stops it in the middle of a timed run.
+    (0.95 s per second by default) never stops it in the middle of a timed run. Without it,
+    ``auto_realtime`` tries SCHED_FIFO at ``devices.host.DEFAULT_RT_PRIORITY`` and falls back to
+    normal scheduling where that is not permitted (recorded in each measurement's
+    ``env["scheduling"]``, not part of the settings hash); ``pin`` pins a one-thread local device
+    to one CPU (``devices.host.default_affinity``) unless an affinity was given (recorded in
+    ``env["affinity_*"]``).
+
+    ``passes``: each job is measured in that many passes spread over the campaign, the figure the
+    median of the passes (``profiler/passes.py``); not part of the settings hash, so a campaign
+    run again with more passes adds the missing ones. ``reference``: measure the reference model
+    at intervals and record the machine's drift with every measurement.
     """
 
     protocol: ProtocolSettings | None = None
@@ -86,6 +104,14 @@ class CampaignSettings:
     weights_id: str | None = None
     max_consecutive_failures: int = 3
     realtime_priority: int | None = None
+    passes: int = DEFAULT_PASSES
+    reference: bool = True
+    auto_realtime: bool = True
+    pin: bool = True
+
+    def __post_init__(self) -> None:
+        if isinstance(self.passes, bool) or not isinstance(self.passes, int) or self.passes < 1:
+            raise DeviceError(f"passes must be a whole number >= 1, got {self.passes!r}")
 
 
 @dataclass(frozen=True)

@@ -7,24 +7,32 @@ transaction. Ctrl-C in the calling thread sets a stop flag that workers check be
 
 from __future__ import annotations
 
-import contextlib
-import os
+import dataclasses
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from latkit.devices.base import DeviceUnreachableError, ProtocolSettings
-from latkit.errors import DeviceError, LatkitError, StoreError
+from latkit.devices.host import DEFAULT_RT_PRIORITY, default_affinity, realtime
+from latkit.devices.registry import LOCAL_DEVICES
+from latkit.errors import LatkitError, StoreError
+from latkit.profiler.artifacts import ArtifactMaker
 from latkit.profiler.jobs import (
+    NETWORK_PROTOCOL,
     CampaignResult,
+    CampaignSettings,
     DeviceSpec,
     ProgressEvent,
     ProgressFn,
     _Job,
+    export_cache,
+    job_settings,
 )
+from latkit.profiler.passes import Reference, combine_rows, pass_schedule, reference_arch
 from latkit.profiler.store import MeasurementStore, settings_fingerprint
 from latkit.provenance import versions
 
@@ -44,49 +52,6 @@ def _block_stop_signals() -> None:
         signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
 
 
-def _rt_rest_s() -> float:
-    """Seconds to stay out of SCHED_FIFO after a burst so the kernel's RT throttling never bites.
-
-    Linux lets realtime tasks run ``sched_rt_runtime_us`` out of every ``sched_rt_period_us``
-    (0.95 s of 1 s by default) and then stops them until the period ends: a 50 ms stall in the
-    middle of a timed run. Resting a little longer than the difference after each benchmark keeps
-    every period under the limit (a single benchmark must stay shorter than the runtime).
-    """
-    try:
-        runtime = int(open("/proc/sys/kernel/sched_rt_runtime_us").read())
-        period = int(open("/proc/sys/kernel/sched_rt_period_us").read())
-    except (OSError, ValueError):
-        return 0.06
-    if runtime < 0:
-        return 0.0
-    return max(0.0, (period - runtime) / 1e6) * 1.2
-
-
-@contextlib.contextmanager
-def realtime(priority: int | None) -> Iterator[None]:
-    """Run the block in SCHED_FIFO at ``priority`` (calling thread only); no-op for None/0.
-
-    On leaving, the thread sleeps ``_rt_rest_s()`` so that back-to-back benchmarks never trip RT
-    throttling.
-    """
-    if not priority:
-        yield
-        return
-    if not hasattr(os, "sched_setscheduler"):
-        raise DeviceError("realtime scheduling needs Linux; drop --realtime")
-    policy, param = os.sched_getscheduler(0), os.sched_getparam(0)
-    try:
-        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(int(priority)))
-    except (PermissionError, OSError) as exc:
-        raise DeviceError(f"cannot switch to realtime scheduling (SCHED_FIFO {priority}): "
-                          f"{exc.strerror}; run as root or with CAP_SYS_NICE, or drop --realtime") from None
-    try:
-        yield
-    finally:
-        os.sched_setscheduler(0, policy, param)
-        time.sleep(_rt_rest_s())
-
-
 class _Campaign:
     """Shared state of one run: the store, the stop flag, counters, the progress callback."""
 
@@ -102,6 +67,15 @@ class _Campaign:
         self.env: dict[str, dict[str, Any]] = {}
         self.versions = versions()
         self.crash: BaseException | None = None  # an unexpected error in a worker
+        self.reference: dict[str, dict[str, Any]] = {}  # device -> Reference.summary()
+        self.passes = 1
+        self.after_id: int | None = None  # rows that count as done have a larger id
+
+    def short_keys(self, device: str, settings: dict[str, Any], keys: Any, passes: int) -> int:
+        """How many of ``keys`` have fewer than ``passes`` passes stored (failed or interrupted)."""
+        counts = self.store.pass_counts(self.kind, self.space.name, device,
+                                        settings_fingerprint(settings), self.after_id)
+        return sum(1 for k in keys if counts.get(k, 0) < passes)
 
     def emit(self, **kw: Any) -> None:
         with self.lock:
@@ -146,35 +120,76 @@ def _wait_for_device(c: _Campaign, spec: DeviceSpec, exc: Exception, since: floa
     return not c.stop.wait(wait)
 
 
+def _open_device(spec: DeviceSpec, pin: bool) -> Any:
+    """The device of ``spec``; a one-thread local device with no affinity is pinned to one CPU."""
+    if pin and spec.device is None and spec.name in LOCAL_DEVICES and "affinity" not in spec.options:
+        cpus = default_affinity(spec.options.get("threads"))
+        if cpus is not None:
+            return DeviceSpec(spec.name, {**spec.options, "affinity": list(cpus)}).open()
+    return spec.open()
+
+
+@dataclass
+class PassPlan:
+    """How a campaign measures: passes per job, the reference model, the scheduling asked for."""
+
+    passes: int = 1
+    reference: Callable[[DeviceSpec], Reference | None] | None = None
+    rt_priority: int | None = None
+    rt_required: bool = False
+    pin: bool = False
+    seed: int = 0
+
+
 def _worker(c: _Campaign, spec: DeviceSpec, jobs: list[_Job], settings: dict[str, Any],
             make_artifact: Callable[[_Job, str], Path], protocol: ProtocolSettings,
-            max_failures: int, on_row: Callable[[str, _Job, Any], None] | None) -> None:
+            max_failures: int, on_row: Callable[[str, _Job, Any], None] | None,
+            plan: PassPlan, have: dict[str, int]) -> None:
     fmt = settings["format"]
-    rt_priority = settings.get("realtime_priority")
     device = None
+    ref: Reference | None = None
     _block_stop_signals()
     try:
         try:
-            with realtime(rt_priority):  # fail fast when not permitted
-                pass
-            device = spec.open()
+            if plan.rt_required:
+                with realtime(plan.rt_priority):  # fail fast when not permitted
+                    pass
+            device = _open_device(spec, plan.pin)
             c.env[spec.name] = device.environment()
+            ref = plan.reference(spec) if plan.reference is not None else None
         except LatkitError as exc:
             c.result.errors.append(f"{spec.name}: {exc}")
             c.emit(kind="device_error", device=spec.name, message=str(exc))
             return
+        level = ref.level() if ref is not None else None
+        # asked for (--realtime): every device; by default: the devices that time on this host
+        local = spec.device is None and spec.name in LOCAL_DEVICES
+        priority = plan.rt_priority if plan.rt_required or local else None
+
+        def bench(path: Path) -> Any:
+            with realtime(priority, required=plan.rt_required) as sched:
+                m = device.benchmark(path, protocol)
+            m.env["scheduling"] = sched
+            return m
+
         failures = 0
         down_since: float | None = None  # when the device's link first failed, in a row
         down_attempts = 0
-        queue = list(jobs)
+        queue = pass_schedule(jobs, plan.passes, have, plan.seed)
+        failed: set[str] = set()
         while queue:
-            job = queue[0]
+            job, p = queue[0]
             if c.stop.is_set():
                 return
+            if job.key in failed:  # a failed job is not measured again in a later pass
+                queue.pop(0)
+                continue
             try:
+                if ref is not None and ref.due():
+                    ref.measure(bench)
+                    level = ref.level()
                 path = make_artifact(job, fmt)
-                with realtime(rt_priority):
-                    m = device.benchmark(path, protocol)
+                m = bench(path)
             except DeviceUnreachableError as exc:  # the phone went away: wait for it, then this job again
                 down_since = down_since if down_since is not None else time.monotonic()
                 if not _wait_for_device(c, spec, exc, down_since, down_attempts):
@@ -183,6 +198,7 @@ def _worker(c: _Campaign, spec: DeviceSpec, jobs: list[_Job], settings: dict[str
                 continue
             except LatkitError as exc:
                 queue.pop(0)
+                failed.add(job.key)
                 failures += 1
                 c.count(spec.name, "failed")
                 c.result.errors.append(f"{spec.name} {job.key}: {exc}")
@@ -195,12 +211,21 @@ def _worker(c: _Campaign, spec: DeviceSpec, jobs: list[_Job], settings: dict[str
                 continue
             queue.pop(0)
             failures, down_since, down_attempts = 0, None, 0
+            m.extra["pass"] = p
+            if ref is not None:
+                ref.annotate(m, level)
             c.store.add(c.kind, job.key, c.space.name, spec.name, settings, m,
                         versions=c.versions, run_id=c.run_id)
+            have[job.key] = have.get(job.key, 0) + 1
             c.count(spec.name, "measured")
-            if on_row is not None:
-                on_row(spec.name, job, m)
-            c.emit(kind="measured", device=spec.name, key=job.key, median_ms=m.median_ms, cv=m.cv)
+            if on_row is not None and have[job.key] >= plan.passes:
+                rows = c.store.passes(c.kind, c.space.name, spec.name,
+                                      settings_fingerprint(settings), [job.key], plan.passes)
+                on_row(spec.name, job, combine_rows(rows[job.key]))
+            c.emit(kind="measured", device=spec.name, key=job.key, median_ms=m.median_ms, cv=m.cv,
+                   message=f"pass {p + 1}/{plan.passes}" if plan.passes > 1 else "")
+        if ref is not None:
+            c.reference[spec.name] = ref.summary()
     except StoreError as exc:
         c.result.errors.append(f"{spec.name}: {exc}")
         c.emit(kind="device_error", device=spec.name, message=str(exc))
@@ -209,6 +234,8 @@ def _worker(c: _Campaign, spec: DeviceSpec, jobs: list[_Job], settings: dict[str
         c.crash = c.crash or exc
         c.stop.set()
     finally:
+        if ref is not None and spec.name not in c.reference:
+            c.reference[spec.name] = ref.summary()
         if device is not None and spec.device is None:
             try:
                 device.close()
@@ -220,24 +247,31 @@ def _worker(c: _Campaign, spec: DeviceSpec, jobs: list[_Job], settings: dict[str
 def _run_pool(c: _Campaign, specs: list[DeviceSpec], jobs: list[_Job],
               settings_of: dict[str, dict[str, Any]], make_artifact: Callable[[_Job, str], Path],
               protocol: ProtocolSettings, remeasure: bool, measured_after_id: int | None,
-              max_failures: int, on_row: Callable[[str, _Job, Any], None] | None = None) -> None:
-    """Skip stored jobs, run one worker per device, wait (Ctrl-C sets the stop flag)."""
+              max_failures: int, on_row: Callable[[str, _Job, Any], None] | None = None,
+              plan: PassPlan | None = None) -> None:
+    """Skip stored passes, run one worker per device, wait (Ctrl-C sets the stop flag).
+
+    Counts (``measured``, ``skipped``, ``total``) are of passes: ``len(jobs) * plan.passes`` per
+    device."""
+    plan = plan or PassPlan()
     todo: dict[str, list[_Job]] = {}
+    have_of: dict[str, dict[str, int]] = {}
     if remeasure and measured_after_id is None:
         measured_after_id = c.store.max_id()
+    c.after_id = measured_after_id if remeasure else None
     for spec in specs:
         h = settings_fingerprint(settings_of[spec.name])
-        if remeasure:
-            done = c.store.done_keys(c.kind, c.space.name, spec.name, h,
-                                     after_id=measured_after_id)
-        else:
-            done = c.store.done_keys(c.kind, c.space.name, spec.name, h)
-        todo[spec.name] = [j for j in jobs if j.key not in done]
-        skipped = len(jobs) - len(todo[spec.name])
-        c.total += len(jobs)
+        counts = c.store.pass_counts(c.kind, c.space.name, spec.name, h,
+                                     after_id=measured_after_id if remeasure else None)
+        have = {j.key: min(counts.get(j.key, 0), plan.passes) for j in jobs}
+        have_of[spec.name] = have
+        todo[spec.name] = [j for j in jobs if have[j.key] < plan.passes]
+        skipped = sum(have.values())
+        c.total += len(jobs) * plan.passes
         if skipped:
             c.count(spec.name, "skipped", skipped)
-    c.emit(kind="start", message=f"{len(jobs)} jobs x {len(specs)} device(s)")
+    c.emit(kind="start", message=f"{len(jobs)} jobs x {len(specs)} device(s)"
+           + (f" x {plan.passes} passes" if plan.passes > 1 else ""))
     for spec in specs:
         skipped = c.result.per_device.get(spec.name, {}).get("skipped", 0)
         if skipped:
@@ -248,7 +282,7 @@ def _run_pool(c: _Campaign, specs: list[DeviceSpec], jobs: list[_Job],
     def body(spec: DeviceSpec) -> None:
         try:
             _worker(c, spec, todo[spec.name], settings_of[spec.name], make_artifact, protocol,
-                    max_failures, on_row)
+                    max_failures, on_row, plan, have_of[spec.name])
         finally:
             finished[spec.name].set()
 
@@ -275,3 +309,25 @@ def _run_pool(c: _Campaign, specs: list[DeviceSpec], jobs: list[_Job],
         t.join()
     if c.crash is not None:
         raise c.crash
+
+
+def pass_plan(c: _Campaign, settings: CampaignSettings, store: MeasurementStore,
+              cache_dir: str | Path | None) -> PassPlan:
+    """The ``PassPlan`` of a campaign's settings: passes, scheduling, pinning, reference model."""
+    rt = settings.realtime_priority or (DEFAULT_RT_PRIORITY if settings.auto_realtime else None)
+    reference = None
+    if settings.reference:
+        ref_settings = dataclasses.replace(settings, protocol=NETWORK_PROTOCOL, fmt=None)
+        maker = ArtifactMaker(export_cache(cache_dir, store), seed=settings.seed, batch=settings.batch)
+        arch = reference_arch(c.space)
+
+        def reference(spec: DeviceSpec) -> Reference:
+            s = job_settings(spec, ref_settings, "network")
+            s["format"] = settings.fmt or s["format"]
+            return Reference(store, c.space.name, spec.name, s, str(arch),
+                             lambda: maker.network(c.space, arch, s["format"]),
+                             run_id=c.run_id, versions=c.versions)
+
+    return PassPlan(passes=settings.passes, reference=reference, rt_priority=rt,
+                    rt_required=bool(settings.realtime_priority), pin=settings.pin,
+                    seed=settings.seed)

@@ -47,7 +47,8 @@ from latkit.errors import StoreError
 
 SCHEMA_VERSION = 1
 STORE_FORMAT = "latkit-store"
-KINDS = ("layer", "network")
+#: ``reference``: the reference model a campaign measures at intervals to track the machine's drift
+KINDS = ("layer", "network", "reference")
 BUSY_TIMEOUT_MS = 60_000
 
 _SCHEMA = """
@@ -318,6 +319,33 @@ class MeasurementStore:
             if wanted is None or r[2] in wanted:
                 out[r[2]] = self._record(r)
         return out
+
+    def passes(self, kind: str, space: str, device: str, settings_hash: str,
+               keys: Iterable[str] | None = None, limit: int | None = None,
+               after_id: int | None = None) -> dict[str, list[StoredMeasurement]]:
+        """Per key, its newest ``limit`` rows (all if None) with id > ``after_id``, oldest first:
+        the passes a figure is the median of (a remeasure campaign's newer passes replace older)."""
+        rows = self._query(
+            f"SELECT {', '.join(_COLUMNS)} FROM measurements WHERE kind = ? AND space = ? AND "
+            "device = ? AND settings_hash = ? AND id > ? ORDER BY id",
+            (kind, space, device, settings_hash, int(after_id or 0)))
+        wanted = set(keys) if keys is not None else None
+        out: dict[str, list[StoredMeasurement]] = {}
+        for r in rows:
+            if wanted is None or r[2] in wanted:
+                out.setdefault(r[2], []).append(self._record(r))
+        if limit is not None:
+            out = {k: v[-int(limit):] for k, v in out.items()}
+        return out
+
+    def pass_counts(self, kind: str, space: str, device: str, settings_hash: str,
+                    after_id: int | None = None) -> dict[str, int]:
+        """Rows (passes) stored per key with these settings (only rows with id > ``after_id``)."""
+        rows = self._query(
+            "SELECT key, COUNT(*) FROM measurements WHERE kind = ? AND space = ? AND device = ? "
+            "AND settings_hash = ? AND id > ? GROUP BY key",
+            (kind, space, device, settings_hash, int(after_id or 0)))
+        return {r[0]: int(r[1]) for r in rows}
 
     def records(self, kind: str | None = None, **where: Any) -> Iterator[StoredMeasurement]:
         """Every row (oldest first), optionally filtered by kind and column equality."""

@@ -32,7 +32,7 @@ from typing import Any
 from latkit.devices.registry import get_device, list_devices
 from latkit.errors import DeviceError, LatkitError
 from latkit.fileio import sha256_file, write_text
-from latkit.profiler.campaign import NETWORK_PROTOCOL
+from latkit.profiler.campaign import SINGLE_NETWORK_PROTOCOL
 from latkit.provenance import record
 from latkit.search.evolution import FAST, EvolutionSettings, evolution_search
 from latkit.search.pareto import SearchResult, pareto_search
@@ -159,7 +159,8 @@ def run_search(req: SearchRequest, log: Callable[[str], None] | None = None, *,
     try:
         if req.verify or any(spec == "measure" for _, spec in req.latency):
             for d, _ in req.latency:
-                opts = {"protocol": req.protocol or NETWORK_PROTOCOL, **req.device_options.get(d, {})}
+                opts = {"protocol": req.protocol or SINGLE_NETWORK_PROTOCOL,
+                        **req.device_options.get(d, {})}
                 devices[d] = get_device(d, **opts)
         lat = [latency_source(d, spec, sp, cache_dir=out / "cache", device_obj=devices.get(d),
                               supernet=supernet, weights_id=weights_id) for d, spec in req.latency]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -43,6 +44,21 @@ def test_bench_json(onnx_model):
     assert data["runs"] >= 5 and data["p10_ms"] <= data["median_ms"] <= data["p90_ms"]
     assert data["env"]["device"] == "cpu" and data["env"]["threads"] == 1
     assert data["protocol"]["min_runs"] == 5 and data["protocol"]["warmup_runs"] == 1
+
+
+def test_bench_passes_report_their_median_pinned_and_scheduled(onnx_model):
+    proc = lat("bench", str(onnx_model), "--json", "--passes", "3", *FAST)
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    meds = data["extra"]["pass_medians_ms"]
+    assert data["extra"]["passes"] == 3 and len(meds) == 3
+    assert data["median_ms"] == sorted(meds)[1] and data["runs"] >= 15
+    assert data["env"]["scheduling"]["policy"] in ("SCHED_FIFO", "normal")
+    if len(os.sched_getaffinity(0)) > 1:  # pinned to one CPU by default where there is a choice
+        assert data["env"]["affinity_pinned"] and len(data["env"]["affinity_cpus"]) == 1
+    table = lat("bench", str(onnx_model), "--passes", "2", *FAST)
+    assert table.returncode == 0 and "passes" in table.stdout and "scheduling" in table.stdout
+    assert_one_line_error(lat("bench", str(onnx_model), "--passes", "0"), "--passes")
 
 
 def test_bench_affinity(onnx_model):

@@ -32,7 +32,7 @@ from latkit.profiler.store import MeasurementStore, settings_fingerprint
 from latkit.supernet.space import get_space
 
 SPACE = get_space("compofa-w1.0")
-QUICK = CampaignSettings(protocol=QUICK_PROTOCOL)
+QUICK = CampaignSettings(protocol=QUICK_PROTOCOL, passes=1, reference=False)
 
 
 class ScriptedDevice:
@@ -127,7 +127,7 @@ def test_rerun_skips_and_remeasure_adds_newer_rows(tmp_path, cache):
 def test_other_settings_are_not_skipped(tmp_path, cache):
     dev = ScriptedDevice("d")
     run(tmp_path, [DeviceSpec("d", device=dev)], cache, limit=3)
-    other = CampaignSettings(protocol=QUICK_PROTOCOL.__class__(min_runs=7))
+    other = CampaignSettings(protocol=QUICK_PROTOCOL.__class__(min_runs=7), passes=1, reference=False)
     res = run(tmp_path, [DeviceSpec("d", device=dev)], cache, limit=3, settings=other)
     assert res.measured == 3 and res.skipped == 0
     s1 = job_settings(DeviceSpec("d", {"serial": "1.2.3.4:5", "threads": 2}, device=dev), QUICK,
@@ -248,7 +248,7 @@ def test_lat_measure_csv(tmp_path, capsys):
     assert res["entries"] == 3 and res["measured"] == 3
     rows = list(csv.DictReader(open(out)))
     assert list(rows[0]) == ["arch", "latency_ms", "space", "device", "p10_ms", "p90_ms",
-                             "mean_ms", "std_ms", "cv", "runs"]
+                             "mean_ms", "std_ms", "cv", "runs", "passes", "pass_ms", "ref_drift"]
     want = [str(a) for a in sample_archs(SPACE, 3, 1, [128])]
     assert [r["arch"] for r in rows] == want
     assert all(r["space"] == "compofa-w1.0" and r["device"] == "cpu" for r in rows)

@@ -51,7 +51,7 @@ def test_two_phones_one_dropped_mid_way(tmp_path, monkeypatch):
         state["back"] = time.monotonic()
 
     specs = [DeviceSpec("pixel4", {"serial": a.serial}), DeviceSpec("pixel7", {"serial": b.serial})]
-    settings = CampaignSettings(protocol=QUICK_PROTOCOL)
+    settings = CampaignSettings(protocol=QUICK_PROTOCOL, passes=1, reference=False)
     cache = tmp_path / "exports"  # exported once (warm-up), so both timings are measuring only
     try:
         run_layer_campaign(SPACE, [128], specs[:1], tmp_path / "warm.sqlite", tmp_path / "warm",

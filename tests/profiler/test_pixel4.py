@@ -58,13 +58,20 @@ def test_pixel4_table_through_adb_cli(emulator, tmp_path, capsys):
                  "--quiet"]) == 0
     res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert (res["measured"], res["skipped"]) == (0, 3)
+    # a second pass over the phone: each layer measured once more, the table their median
+    assert main(["profile", "--resume", "--serial", emulator.serial, "--out", str(out), "--passes",
+                 "2", "--json", "--quiet"]) == 0
+    res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert (res["measured"], res["skipped"], res["entries"]) == (3, 3, 3)
+    assert LookupTable.load(out).meta["passes"] == 2
 
 
 @pytest.mark.slow
 def test_pixel4_full_table_two_resolutions(emulator, tmp_path):
     res = run_layer_campaign(SPACE, [128, 224], [DeviceSpec("pixel4", {"serial": emulator.serial})],
                              tmp_path / "store.sqlite", tmp_path / "lut",
-                             settings=CampaignSettings(protocol=QUICK_PROTOCOL))
+                             settings=CampaignSettings(protocol=QUICK_PROTOCOL, passes=1,
+                                                       reference=False))
     assert res.complete and res.entries == len(SPACE.unique_layers([128, 224]))
     t = LookupTable.load(tmp_path / "lut")
     for r in (128, 224):

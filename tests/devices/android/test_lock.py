@@ -41,7 +41,8 @@ def emulator(phone: str = "pixel4"):
 
 def bench_cmd(serial: str, model, *extra: str) -> list[str]:
     return [sys.executable, "-m", "latkit", "bench", "--device", "pixel4", "--serial", serial, str(model),
-            "--warmup-runs", "5", "--min-runs", "30", "--min-time", "1.0", "--json", *extra]
+            "--warmup-runs", "5", "--min-runs", "30", "--min-time", "1.0", "--passes", "1", "--json",
+            *extra]  # one pass: one lock hold per process (passes take the lock one by one)
 
 
 HOLDER = textwrap.dedent("""
