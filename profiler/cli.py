@@ -28,7 +28,7 @@ import threading
 from typing import Any
 
 from latkit import cli_args
-from latkit.profiler.campaign_file import KEYS, LAYER, NETWORK, CampaignSpec, resume_campaign, run_campaign
+from latkit.profiler.campaign_file import KEYS, LAYER, NETWORK, measure, profile
 from latkit.profiler.jobs import CampaignResult
 from latkit.profiler.lut import LookupTable
 from latkit.profiler.ofa_tables import export_ofa, import_ofa
@@ -81,11 +81,9 @@ def _run(args: argparse.Namespace, kind: str, label: str) -> CampaignResult:
     progress = make_progress(label, quiet=args.quiet)
 
     def run() -> CampaignResult:
-        if args.resume:
-            return resume_campaign(args.out, kind, progress=progress, remeasure=args.remeasure,
-                                   command=args.command_line, **given)
-        spec = CampaignSpec(kind, given, command=args.command_line, remeasure=args.remeasure)
-        return run_campaign(spec, args.out, progress=progress)
+        call = profile if kind == LAYER else measure
+        return call(args.out, resume=args.resume, remeasure=args.remeasure, progress=progress,
+                    command=args.command_line, **given)
 
     try:
         return _run_interruptible(run)

@@ -8,7 +8,6 @@ arch), so a resumed campaign's CSV also holds what earlier runs measured.
 
 from __future__ import annotations
 
-import csv
 import json
 import random
 import threading
@@ -18,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from latkit.errors import ArchError
-from latkit.fileio import atomic_path, check_writable, write_text
+from latkit.fileio import check_writable, write_text
 from latkit.profiler.artifacts import ArtifactMaker
 from latkit.profiler.jobs import (
     NETWORK_PROTOCOL,
@@ -36,6 +35,7 @@ from latkit.profiler.pool import _Campaign, _run_pool
 from latkit.profiler.store import MeasurementStore, process_run_id, settings_fingerprint
 from latkit.provenance import record
 from latkit.supernet.space import get_space
+from latkit.tables import append_rows, header_line, write_table
 
 E2E_COLUMNS = ("arch", "latency_ms", "space", "device", "p10_ms", "p90_ms", "mean_ms", "std_ms",
                "cv", "runs")
@@ -69,13 +69,8 @@ def _e2e_row(arch_key: str, space: str, device: str, m: Any) -> dict[str, Any]:
 
 def write_e2e_csv(path: str | Path, rows: Iterable[Mapping[str, Any]]) -> Path:
     """Write the end-to-end CSV atomically (header ``E2E_COLUMNS``)."""
-    path = Path(path)
-    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=E2E_COLUMNS, lineterminator="\n", extrasaction="ignore")
-        w.writeheader()
-        for r in rows:
-            w.writerow({k: (repr(float(v)) if isinstance(v, float) else v) for k, v in r.items()})
-    return path
+    return write_table([{k: r.get(k, "") for k in E2E_COLUMNS} for r in rows], path,
+                       columns=E2E_COLUMNS)
 
 
 def run_e2e_campaign(
@@ -119,15 +114,13 @@ def run_e2e_campaign(
         out = check_writable(out_csv)  # appended row by row: refuse a FIFO, device or symlink first
         out.parent.mkdir(parents=True, exist_ok=True)
         live_lock = threading.Lock()
-        with open(out, "w", newline="") as live:
-            writer = csv.DictWriter(live, fieldnames=E2E_COLUMNS, lineterminator="\n")
-            writer.writeheader()
+        with open(out, "w", newline="", encoding="utf-8") as live:
+            live.write(header_line(E2E_COLUMNS))
             live.flush()
 
             def on_row(device: str, job: _Job, m: Any) -> None:
                 with live_lock:
-                    writer.writerow(_e2e_row(job.key, sp.name, device, m))
-                    live.flush()
+                    append_rows(live, [_e2e_row(job.key, sp.name, device, m)], E2E_COLUMNS)
 
             _run_pool(c, specs, jobs, settings_of, lambda j, fmt: maker.network(sp, j.payload, fmt),
                       protocol, remeasure, measured_after_id, settings.max_consecutive_failures,

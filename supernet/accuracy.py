@@ -18,12 +18,12 @@ back with ``latkit.supernet.accuracy_csv.read_accuracy_csv``, the one reader of 
 
 from __future__ import annotations
 
-import csv
 import json
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -45,6 +45,7 @@ from latkit.supernet.data import (
 )
 from latkit.supernet.model import supernet_from_checkpoint
 from latkit.supernet.space import SearchSpace
+from latkit.tables import append_rows, header_line
 
 ACC_HEADER = ["arch", "top1", "space", "resolution", "checkpoint"]
 
@@ -257,16 +258,18 @@ def accuracy_table(checkpoint: str | Path, space: SearchSpace, archs: Sequence[A
     todo = [a for a in dict.fromkeys(archs) if a not in done]
     out.parent.mkdir(parents=True, exist_ok=True)
     fresh = overwrite or not out.is_file() or not done
-    f = out.open("w" if fresh else "a", newline="")
-    writer = csv.writer(f)
+    f = out.open("w" if fresh else "a", newline="", encoding="utf-8")
+
+    def row(a: ArchConfig, top1: float) -> dict[str, Any]:
+        return dict(zip(ACC_HEADER, (str(a), f"{top1:.3f}", space.name, a.r, str(checkpoint)),
+                        strict=True))
+
     if fresh:
-        writer.writerow(ACC_HEADER)
-        for a, top1 in done.items():
-            writer.writerow([str(a), f"{top1:.3f}", space.name, a.r, str(checkpoint)])
+        f.write(header_line(ACC_HEADER))
+        append_rows(f, [row(a, top1) for a, top1 in done.items()], ACC_HEADER)
 
     def record(a: ArchConfig, top1: float) -> None:
-        writer.writerow([str(a), f"{top1:.3f}", space.name, a.r, str(checkpoint)])
-        f.flush()
+        append_rows(f, [row(a, top1)], ACC_HEADER)
         if on_result is not None:
             on_result(a, top1)
 
