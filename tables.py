@@ -67,8 +67,9 @@ def _read_csv_text(p: Path, what: str) -> tuple[Any, list[int]]:
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise TableError(f"{what} {p} is not UTF-8 text (byte {exc.start}: "
-                         f"{raw[exc.start:exc.start + 1]!r}); save it as UTF-8 CSV") from None
+        line = raw[:exc.start].count(b"\n") + 1
+        raise TableError(f"{what} {p} is not UTF-8 text (line {line}: byte "
+                         f"0x{raw[exc.start]:02x}); save it as UTF-8 CSV") from None
     if "\x00" in text:
         raise TableError(f"{what} {p} is a binary file, not a CSV table")
     kept, lines = [], []

@@ -137,7 +137,7 @@ def measurements_frame(source: Any, space: SearchSpace | str | None = None,
     if "resolution" not in frame.columns:
         frame["resolution"] = [a.r for a in meas.archs]
     for col in frame.columns:
-        if col not in ("arch", "space", "device") and frame[col].dtype == object:
+        if col not in ("arch", "space", "device") and not pd.api.types.is_numeric_dtype(frame[col]):
             conv = pd.to_numeric(frame[col], errors="coerce")
             if conv.notna().all():
                 frame[col] = conv

@@ -9,6 +9,7 @@ arch), so a resumed campaign's CSV also holds what earlier runs measured.
 from __future__ import annotations
 
 import json
+import os
 import random
 import threading
 import time
@@ -35,7 +36,7 @@ from latkit.profiler.pool import _Campaign, _run_pool
 from latkit.profiler.store import MeasurementStore, process_run_id, settings_fingerprint
 from latkit.provenance import record
 from latkit.supernet.space import get_space
-from latkit.tables import append_rows, header_line, write_table
+from latkit.tables import append_rows, header_line, is_parquet, write_table
 
 E2E_COLUMNS = ("arch", "latency_ms", "space", "device", "p10_ms", "p90_ms", "mean_ms", "std_ms",
                "cv", "runs")
@@ -114,7 +115,10 @@ def run_e2e_campaign(
         out = check_writable(out_csv)  # appended row by row: refuse a FIFO, device or symlink first
         out.parent.mkdir(parents=True, exist_ok=True)
         live_lock = threading.Lock()
-        with open(out, "w", newline="", encoding="utf-8") as live:
+        # a CSV grows row by row as subnets are measured; a Parquet file is written at the end
+        # (the store holds every measurement meanwhile)
+        live_path = os.devnull if is_parquet(out) else out
+        with open(live_path, "w", newline="", encoding="utf-8") as live:
             live.write(header_line(E2E_COLUMNS))
             live.flush()
 
