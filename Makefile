@@ -26,7 +26,7 @@ $(BIN)/python:
 venv: $(BIN)/python
 
 $(VENV)/.deps-test: pyproject.toml .ci/constraints.txt | $(BIN)/python
-	$(PIP) install -q -e '.[tflite,android,dev,ref]'
+	$(PIP) install -q -e '.[tflite,android,dev,ref,parquet]'
 	@touch $@
 
 $(VENV)/.deps-demo: pyproject.toml .ci/constraints.txt | $(BIN)/python

@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import random
 from collections.abc import Sequence
@@ -25,12 +24,13 @@ import numpy as np
 from latkit.errors import ArchError, PredictorError
 from latkit.predictors import defaults
 from latkit.predictors.io import load_predictor
-from latkit.predictors.metrics import regression_metrics
+from latkit.predictors.metrics import noise_floor, predictions_figure, regression_metrics
 from latkit.predictors.models import LATENCY, LutPredictor, make_predictor, unit_of
 from latkit.predictors.table_model import TablePredictor
 from latkit.predictors.transfer import FewShotPredictor
 from latkit.profiler.lut import LookupTable
 from latkit.supernet.space import ArchConfig, SearchSpace, get_space
+from latkit.tables import LINE, read_table
 
 
 @dataclass
@@ -53,28 +53,42 @@ class Measurements:
         return self.devices[0] if len(self.devices) == 1 else None
 
 
-def _open_csv(path: str | Path) -> tuple[list[str], list[dict[str, str]]]:
-    p = Path(path)
-    if not p.is_file():
-        raise PredictorError(f"measurement file {p} does not exist (write one with lat measure)")
-    try:
-        with open(p, newline="", encoding="utf-8") as f:
-            reader = csv.DictReader(line for line in f if not line.startswith("#"))
-            rows = list(reader)
-            return list(reader.fieldnames or []), rows
-    except (UnicodeDecodeError, csv.Error) as exc:
-        raise PredictorError(f"{p} is not a readable CSV file ({exc})") from None
+def _is_frame(obj: Any) -> bool:
+    return hasattr(obj, "columns") and hasattr(obj, "to_dict") and not isinstance(obj, (str, Path))
 
 
-def read_measurements(path: str | Path, space: SearchSpace | str | None = None,
+def _open_csv(source: Any, what: str = "measurement file",
+              hint: str = "write one with lat measure") -> tuple[list[str], list[dict[str, Any]]]:
+    """(header, rows) of a table file (``latkit.tables.read_table``) or of a pandas DataFrame.
+
+    Each row carries its line number in ``LINE`` (a DataFrame's: its position, from 0).
+    """
+    if _is_frame(source):
+        frame = source.reset_index(drop=True)
+        rows = frame.to_dict("records")
+        for i, r in enumerate(rows):
+            r[LINE] = i
+        return [str(c) for c in frame.columns], rows
+    frame = read_table(source, what=what, hint=hint, error=PredictorError)
+    return [c for c in frame.columns if c != LINE], frame.to_dict("records")
+
+
+def _where(source: Any) -> str:
+    return "DataFrame row" if _is_frame(source) else str(source)
+
+
+def read_measurements(path: str | Path | Any, space: SearchSpace | str | None = None,
                       target: str = LATENCY) -> Measurements:
     """Rows of ``arch,<target>[,space,device,...]``; the arch is a key or a once-for-all JSON dict.
+
+    ``path`` is a CSV or Parquet file, or a pandas DataFrame with the same columns.
 
     ``space`` None takes it from the file's ``space`` column (which must then name one space); a
     file whose ``space`` column names several spaces contributes only the rows of ``space``.
     Extra columns are ignored. A bad row raises an error naming the file and line.
     """
     header, rows = _open_csv(path)
+    where = _where(path)
     for col in ("arch", target):
         if col not in header:
             raise PredictorError(f"{path} has no {col!r} column (header: {','.join(header)}); "
@@ -89,25 +103,28 @@ def read_measurements(path: str | Path, space: SearchSpace | str | None = None,
         rows = [r for r in rows if r.get("space") == sp.name]
     archs, vals = [], []
     passes: list[list[float]] | None = [] if "pass_ms" in header else None
-    for i, row in enumerate(rows, start=2):
+    for row in rows:
+        i = row[LINE]
         try:
             archs.append(sp.parse(row["arch"]))
         except ArchError as exc:
-            raise PredictorError(f"{path}:{i}: {exc}") from None
+            raise PredictorError(f"{where}:{i}: {exc}") from None
         try:
             v = float(row[target])
         except (TypeError, ValueError):
-            raise PredictorError(f"{path}:{i}: {target} {row[target]!r} is not a number") from None
+            raise PredictorError(f"{where}:{i}: {target} {row[target]!r} is not a number") from None
         if not np.isfinite(v) or (target == LATENCY and v <= 0):
-            raise PredictorError(f"{path}:{i}: {target} must be a positive finite number, found {v}")
+            raise PredictorError(f"{where}:{i}: {target} must be a positive finite number, found {v}")
         vals.append(v)
         if passes is not None:
-            passes.append(_pass_values(row.get("pass_ms") or "", path, i))
+            cell = row.get("pass_ms")
+            passes.append(_pass_values("" if cell is None or cell != cell else str(cell), where, i))
     if not archs:
         raise PredictorError(f"{path} holds no measurements" + (f" of {sp.name}" if spaces else ""))
     devices = sorted({r.get("device") or "" for r in rows} - {""})
-    return Measurements(archs, np.asarray(vals), devices, spaces, str(path), sp.name, passes,
-                        _read_meta(path))
+    return Measurements(archs, np.asarray(vals), devices, spaces,
+                        "DataFrame" if _is_frame(path) else str(path), sp.name, passes,
+                        {} if _is_frame(path) else _read_meta(path))
 
 
 def _pass_values(text: str, path: str | Path, line: int) -> list[float]:
@@ -135,6 +152,33 @@ def _read_meta(path: str | Path) -> dict[str, Any]:
     except (OSError, ValueError):
         return {}
     return data if isinstance(data, dict) else {}
+
+
+def measurements_frame(source: Any, space: SearchSpace | str | None = None,
+                       target: str = LATENCY) -> Any:
+    """``lat measure``'s CSV (or Parquet) as a pandas DataFrame, checked as ``lat fit`` checks it.
+
+    The columns are the file's, with ``arch`` in canonical key form, the numeric columns as numbers,
+    and ``resolution`` added where the file lacks it. Rows of other spaces are dropped as
+    ``read_measurements`` drops them; a bad row is one ``PredictorError`` naming the file and line.
+    """
+    import pandas as pd  # noqa: PLC0415 -- only DataFrame readers pay for pandas
+
+    meas = read_measurements(source, space, target)
+    header, rows = _open_csv(source)
+    if len(meas.spaces) > 1:
+        rows = [r for r in rows if r.get("space") == meas.space]
+    frame = pd.DataFrame(rows, columns=header)
+    frame["arch"] = [str(a) for a in meas.archs]
+    frame[target] = meas.values
+    if "resolution" not in frame.columns:
+        frame["resolution"] = [a.r for a in meas.archs]
+    for col in frame.columns:
+        if col not in ("arch", "space", "device") and not pd.api.types.is_numeric_dtype(frame[col]):
+            conv = pd.to_numeric(frame[col], errors="coerce")
+            if conv.notna().all():
+                frame[col] = conv
+    return frame
 
 
 def cv_metrics(make: Any, archs: Sequence[Any], y: np.ndarray, folds: int, seed: int,
@@ -188,10 +232,15 @@ def split_train(n: int, train_n: int | None, seed: int) -> tuple[list[int], list
     return sorted(order[:train_n]), sorted(order[train_n:])
 
 
-def fit_latency(space: str | None, measurements: str | Path, model: str, *, lut: str | Path | None = None,
+def fit_latency(space: str | None, measurements: str | Path | Any, model: str, *,
+                lut: str | Path | LookupTable | None = None,
                 train_n: int | None = None, seed: int = 0, command: str = "") -> Any:
-    """``lat fit --space``: fit on (a seeded subset of) the measurements; the rest is held out."""
-    table = load_table(lut) if lut else None
+    """``lat fit --space``: fit on (a seeded subset of) the measurements; the rest is held out.
+
+    ``measurements``: a CSV/Parquet path or a DataFrame (``arch``, ``latency_ms``); ``lut``: a table
+    directory or a ``LookupTable``.
+    """
+    table = lut if isinstance(lut, LookupTable) else load_table(lut) if lut else None
     meas = read_measurements(measurements, space)
     train, held = split_train(len(meas.archs), train_n, seed)
     y = meas.values
@@ -241,7 +290,7 @@ def lut_calibration(meas: Measurements, table: Any, train: Sequence[int], held: 
             "measurements_reference": e2e_ref or None, "reference_ratio": ratio}
 
 
-def fit_fewshot(space: str | None, measurements: str | Path, bases: Sequence[str | Path], *,
+def fit_fewshot(space: str | None, measurements: str | Path | Any, bases: Sequence[str | Path], *,
                 method: str = "auto", seed: int = 0, command: str = "") -> Any:
     """``lat fit --base A.json,B.json``: transfer other devices' predictors with k measurements."""
     sources = [load_predictor(b) for b in bases]
@@ -273,7 +322,7 @@ def load_table(path: str | Path) -> Any:
 def read_feature_table(path: str | Path, target: str, features: Sequence[str] | None
                        ) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Numeric feature columns and the target column of a user's CSV."""
-    header, rows = _open_csv(path)
+    header, rows = _open_csv(path, what="feature table", hint="")
     if target not in header:
         raise PredictorError(f"{path} has no target column {target!r} (columns: {','.join(header)})")
     if features:
@@ -293,7 +342,8 @@ def read_feature_table(path: str | Path, target: str, features: Sequence[str] | 
             X[i] = [float(row[c]) for c in cols]
             y[i] = float(row[target])
         except (TypeError, ValueError):
-            raise PredictorError(f"{path}:{i + 2}: a feature or the target is not a number") from None
+            raise PredictorError(f"{_where(path)}:{row[LINE]}: a feature or the target is not a "
+                                 "number") from None
     if not len(rows):
         raise PredictorError(f"{path} holds no rows")
     return X, y, cols
@@ -301,7 +351,7 @@ def read_feature_table(path: str | Path, target: str, features: Sequence[str] | 
 
 def read_feature_rows(path: str | Path, columns: Sequence[str]) -> np.ndarray:
     """The (rows, len(columns)) matrix of a feature table's ``columns`` (``lat predict --table``)."""
-    header, rows = _open_csv(path)
+    header, rows = _open_csv(path, what="feature table", hint="")
     cols = list(columns)
     missing = [c for c in cols if c not in header]
     if missing:
@@ -338,3 +388,48 @@ def evaluate(pred: Any, archs: Sequence[Any], y: np.ndarray) -> tuple[dict[str, 
     """(metrics, predictions) of ``pred`` on measured archs."""
     p = pred.predict(list(archs))
     return regression_metrics(y, p, unit_of(getattr(pred, "target", LATENCY))), p
+
+
+@dataclass
+class Evaluation:
+    """A predictor scored on measurements: ``metrics`` (``regression_metrics``), ``frame`` (one row
+    per arch: ``arch``, ``resolution``, ``measured``, ``predicted``, ``error_pct``), a title, and
+    ``noise``: the measurements' own noise, pass against pass (``metrics.noise_floor``; None where
+    the measurements hold no passes or the target is not a latency)."""
+
+    metrics: dict[str, Any]
+    frame: Any
+    title: str = ""
+    unit: str = "ms"
+    noise: dict[str, Any] | None = None
+    target: str = LATENCY
+
+    def figure(self, title: str | None = None) -> Any:
+        """Predicted against measured as a matplotlib Figure (what ``--plot`` writes)."""
+        return predictions_figure(self.frame["measured"], self.frame["predicted"],
+                                  self.title if title is None else title, unit=self.unit)
+
+
+def evaluate_frame(pred: Any, measurements: str | Path | Any,
+                   space: SearchSpace | str | None = None) -> Evaluation:
+    """``lat fit evaluate``: score ``pred`` (a predictor or its JSON file) on measurements (a CSV or
+    Parquet file, or a DataFrame with ``arch`` and the predictor's target column)."""
+    import pandas as pd  # noqa: PLC0415 -- only DataFrame readers pay for pandas
+
+    if isinstance(pred, (str, Path)):
+        pred = load_predictor(pred)
+    if getattr(pred, "kind", "") == "table":
+        raise PredictorError("lat fit evaluate scores arch predictors; for a feature-table "
+                             "predictor use lat predict --table")
+    target = pred.meta_.get("target", LATENCY)
+    meas = read_measurements(measurements, space or pred.meta_["space"], target=target)
+    m, p = evaluate(pred, meas.archs, meas.values)
+    frame = pd.DataFrame({"arch": [str(a) for a in meas.archs],
+                          "resolution": [a.r for a in meas.archs],
+                          "measured": meas.values, "predicted": np.asarray(p, dtype=float)})
+    frame["error_pct"] = 100.0 * (frame["predicted"] - frame["measured"]) / frame["measured"]
+    title = f"{pred.kind} on {meas.device or 'measurements'} ({pred.meta_['space']})"
+    noise = noise_floor(meas.passes) if meas.passes is not None and target == LATENCY else None
+    return Evaluation(m, frame, title, m.get("units", {}).get("rmse_ms", unit_of(target)), noise,
+                      target)
+

@@ -218,31 +218,23 @@ def _print_fit(pred: Any, path: Any, as_json: bool, heldout: dict[str, Any] | No
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from latkit.predictors import api  # noqa: PLC0415 -- sklearn/xgboost: keeps lat --help fast
-    from latkit.predictors.io import load_predictor  # noqa: PLC0415 -- sklearn/xgboost: lat --help
     from latkit.predictors.metrics import (  # noqa: PLC0415 -- scipy: keeps lat --help fast
         format_noise,
         format_report,
-        noise_floor,
         plot_scatter,
     )
 
     _reject(args, "lut", "model", "train_n", "base", "table", "features", "output", "test_fraction",
             form="lat fit evaluate")
     _need(args, "predictor", "measurements", form="lat fit evaluate")
-    pred = load_predictor(args.predictor)
-    if pred.kind == "table":
-        raise PredictorError("lat fit evaluate scores arch predictors; for a feature-table predictor "
-                             "use lat predict --table")
-    target = pred.meta_.get("target", "latency_ms")
-    meas = api.read_measurements(args.measurements, args.space or pred.meta_["space"], target=target)
-    m, p = api.evaluate(pred, meas.archs, meas.values)
-    noise = noise_floor(meas.passes) if meas.passes is not None and target == "latency_ms" else None
+    ev = api.evaluate_frame(args.predictor, args.measurements, args.space)
+    m, noise, target = ev.metrics, ev.noise, ev.target
     out = {"predictor": args.predictor, "measurements": args.measurements, **m,
            "noise_floor": noise,
            "mape_over_noise": m["mape"] / noise["mape"] if noise and noise["mape"] > 0 else None}
     if args.plot:
-        title = f"{pred.kind} on {meas.device or 'measurements'} ({pred.meta_['space']})"
-        out["plot"] = str(plot_scatter(meas.values, p, args.plot, title, unit=m["units"]["rmse_ms"]))
+        out["plot"] = str(plot_scatter(ev.frame["measured"], ev.frame["predicted"], args.plot,
+                                       ev.title, unit=ev.unit))
     if args.json:
         print(json.dumps(out))
     else:

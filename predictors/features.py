@@ -31,7 +31,17 @@ GROUPS = ("struct", "scaled", "cost", "lut")
 
 
 def as_archs(space: SearchSpace, X: Iterable[Any]) -> list[ArchConfig]:
-    """Validated ``ArchConfig``s from configs, canonical keys or once-for-all dicts."""
+    """Validated ``ArchConfig``s from configs, canonical keys or once-for-all dicts.
+
+    ``X`` may also be a pandas Series of those, or a DataFrame with an ``arch`` column.
+    """
+    if hasattr(X, "columns") and hasattr(X, "iloc"):  # a DataFrame: its arch column
+        if "arch" not in X.columns:
+            raise PredictorError(f"a DataFrame of archs needs an 'arch' column; it has "
+                                 f"{', '.join(map(str, X.columns)) or 'no columns'}")
+        X = X["arch"]
+    if hasattr(X, "tolist") and not isinstance(X, (str, bytes)):
+        X = X.tolist()
     out = []
     for x in X:
         out.append(space.validate(x) if isinstance(x, ArchConfig) else space.parse(x))

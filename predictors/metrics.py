@@ -92,19 +92,21 @@ def metrics_header(name: str = "predictor") -> str:
             f"{'spearman':>8} {'kendall':>8}")
 
 
-def plot_scatter(y_true: Sequence[float], y_pred: Sequence[float], path: str | Path,
-                 title: str = "", unit: str = "ms", log: bool = True) -> Path:
-    """Predicted vs measured (log-log), the y = x line and the +-10% band; metrics in the title."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+def predictions_figure(y_true: Sequence[float], y_pred: Sequence[float], title: str = "",
+                       unit: str = "ms", log: bool = True) -> Any:
+    """Predicted against measured as a matplotlib ``Figure`` (log-log where all values are positive):
+    the y = x line, the ±10% band, and the metrics in the title. Shown inline in a notebook;
+    ``plot_scatter`` writes it to a file. Built without pyplot, so it leaves the notebook's
+    backend and open figures alone."""
+    from matplotlib.figure import Figure  # noqa: PLC0415 -- matplotlib only for plots
+    from matplotlib.ticker import FormatStrFormatter, LogLocator  # noqa: PLC0415 -- as above
 
     t = np.asarray(y_true, dtype=float)
     p = np.asarray(y_pred, dtype=float)
     m = regression_metrics(t, p, unit)
     log = log and t.min() > 0 and p.min() > 0
-    fig, ax = plt.subplots(figsize=(5.2, 5.0), dpi=120)
+    fig = Figure(figsize=(5.2, 5.0), dpi=120)
+    ax = fig.subplots()
     lo, hi = float(min(t.min(), p.min())), float(max(t.max(), p.max()))
     pad = (hi / lo) ** 0.05 if log else (hi - lo) * 0.05
     lo, hi = (lo / pad, hi * pad) if log else (lo - pad, hi + pad)
@@ -113,8 +115,6 @@ def plot_scatter(y_true: Sequence[float], y_pred: Sequence[float], path: str | P
     ax.plot(xs, xs, color="black", lw=1, label="y = x")
     ax.scatter(t, p, s=10, alpha=0.7, color="tab:blue", edgecolors="none", label="subnets")
     if log:
-        from matplotlib.ticker import FormatStrFormatter, LogLocator
-
         ax.set_xscale("log")
         ax.set_yscale("log")
         for axis in (ax.xaxis, ax.yaxis):  # plain numbers (3, 4, 6, 10), not 3x10^0
@@ -131,12 +131,16 @@ def plot_scatter(y_true: Sequence[float], y_pred: Sequence[float], path: str | P
     ax.legend(loc="upper left", fontsize=8)
     ax.grid(True, which="both", alpha=0.25)
     fig.tight_layout()
+    return fig
+
+
+def plot_scatter(y_true: Sequence[float], y_pred: Sequence[float], path: str | Path,
+                 title: str = "", unit: str = "ms", log: bool = True) -> Path:
+    """Write ``predictions_figure`` to ``path`` (the format from its suffix) and return the path."""
+    fig = predictions_figure(y_true, y_pred, title, unit, log)
     out = Path(path)
-    try:
-        with atomic_path(out) as tmp:  # the format from the name, as savefig(out) would
-            fig.savefig(tmp, format=out.suffix[1:].lower() or "png")
-    finally:
-        plt.close(fig)
+    with atomic_path(out) as tmp:  # the format from the name, as savefig(out) would
+        fig.savefig(tmp, format=out.suffix[1:].lower() or "png")
     return out
 
 

@@ -78,6 +78,11 @@ class TablePredictor(RegressorMixin, BaseEstimator):
     def predict(self, X: Any) -> np.ndarray:
         if not hasattr(self, "n_train_"):
             raise PredictorNotFitted(f"this {type(self).__name__} is not fitted yet; call fit(X, y)")
+        if self.feature_names and hasattr(X, "columns") and hasattr(X, "iloc"):  # a DataFrame
+            missing = [c for c in self.feature_names if c not in X.columns]
+            if missing:
+                raise PredictorError(f"the DataFrame lacks the predictor's feature columns {missing}")
+            X = X[list(self.feature_names)].to_numpy(dtype=np.float64)
         X = validate_data(self, X, reset=False, dtype=np.float64)
         if self.model == "ridge":
             out = predict_ridge(self.ridge_, X)

@@ -381,3 +381,57 @@ def resume_layer_campaign(out_dir: str | Path, **kw: Any) -> CampaignResult:
 def resume_e2e_campaign(out_csv: str | Path, **kw: Any) -> CampaignResult:
     """``resume_campaign(out_csv, "network", ...)``: continue an end-to-end campaign."""
     return resume_campaign(out_csv, NETWORK, **kw)
+
+
+# ---------------------------------------------------------------------------------------------
+# The commands as calls (what ``lat profile`` and ``lat measure`` run; ``latkit.profile``)
+# ---------------------------------------------------------------------------------------------
+
+
+def _campaign(kind: str, out: str | Path, args: dict[str, Any], *, resume: bool, remeasure: bool,
+              progress: ProgressFn | None, command: str) -> CampaignResult:
+    keys = _check_kind(kind)
+    unknown = sorted(set(args) - set(keys))
+    if unknown:
+        raise LatkitError(f"{'profile' if kind == LAYER else 'measure'}() takes no argument(s) "
+                          f"{', '.join(unknown)}; it takes out and {', '.join(keys)}")
+    if isinstance(args.get("resolutions"), (list, tuple, range)):
+        args["resolutions"] = format_resolutions(list(args["resolutions"]))
+    if isinstance(args.get("device"), (list, tuple)):
+        args["device"] = ",".join(args["device"])
+    for k in _PATHS:
+        if args.get(k) is not None:
+            args[k] = str(args[k])
+    if resume:
+        return resume_campaign(out, kind, progress=progress, remeasure=remeasure, command=command,
+                               **args)
+    spec = CampaignSpec(kind, args, command=command, remeasure=remeasure)
+    return run_campaign(spec, out, progress=progress)
+
+
+def profile(out: str | Path, *, resume: bool = False, remeasure: bool = False,
+            progress: ProgressFn | None = None, command: str = "", **args: Any) -> CampaignResult:
+    """A lookup-table campaign (``lat profile``): every unique layer of ``space`` measured on
+    ``device`` into the table directory ``out``, resumable.
+
+    ``args`` are ``LAYER_KEYS`` named as the command's options (``device="cpu"``,
+    ``space="compofa-w1.0"``, ``resolutions=[160, 224]`` or ``"160,224"``, ``store``, ``threads``,
+    ``quick``...). ``resume`` continues the campaign recorded in ``out``. The result's ``table()``
+    is the lookup table it wrote.
+    """
+    return _campaign(LAYER, out, dict(args), resume=resume, remeasure=remeasure,
+                     progress=progress, command=command)
+
+
+def measure(out: str | Path, *, resume: bool = False, remeasure: bool = False,
+            progress: ProgressFn | None = None, command: str = "", **args: Any) -> CampaignResult:
+    """An end-to-end campaign (``lat measure``): whole subnets measured on ``device`` into the CSV
+    (or Parquet) file ``out``, resumable.
+
+    ``args`` are ``NETWORK_KEYS`` named as the command's options (``device``, ``space``, ``n`` and
+    ``seed`` or ``archs`` (a file), ``resolutions``, ``store``, ``checkpoint``...). The result's
+    ``frame()`` is what it wrote, as a DataFrame.
+    """
+    return _campaign(NETWORK, out, dict(args), resume=resume, remeasure=remeasure,
+                     progress=progress, command=command)
+

@@ -29,7 +29,7 @@ from typing import Any
 
 from latkit import cli_args
 from latkit.devices.base import DEFAULT_PASSES
-from latkit.profiler.campaign_file import KEYS, LAYER, NETWORK, CampaignSpec, resume_campaign, run_campaign
+from latkit.profiler.campaign_file import KEYS, LAYER, NETWORK, measure, profile
 from latkit.profiler.jobs import CampaignResult
 from latkit.profiler.lut import LookupTable
 from latkit.profiler.ofa_tables import export_ofa, import_ofa
@@ -82,11 +82,9 @@ def _run(args: argparse.Namespace, kind: str, label: str) -> CampaignResult:
     progress = make_progress(label, quiet=args.quiet)
 
     def run() -> CampaignResult:
-        if args.resume:
-            return resume_campaign(args.out, kind, progress=progress, remeasure=args.remeasure,
-                                   command=args.command_line, **given)
-        spec = CampaignSpec(kind, given, command=args.command_line, remeasure=args.remeasure)
-        return run_campaign(spec, args.out, progress=progress)
+        call = profile if kind == LAYER else measure
+        return call(args.out, resume=args.resume, remeasure=args.remeasure, progress=progress,
+                    command=args.command_line, **given)
 
     try:
         return _run_interruptible(run)
@@ -299,8 +297,23 @@ def _cmd_store_merge(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_store_export(args: argparse.Namespace) -> int:
+    from latkit.profiler.store import MeasurementStore  # noqa: PLC0415 -- sqlite: only this command
+    from latkit.tables import write_table  # noqa: PLC0415 -- pandas: only this command
+
+    with MeasurementStore(args.store, create=False) as st:
+        where = {k: v for k in ("device", "space") if (v := getattr(args, k)) is not None}
+        frame = st.frame(args.kind, latest=args.latest, **where)
+    write_table(frame, args.out)
+    if args.json:
+        print(json.dumps({"out": str(args.out), "rows": len(frame), "columns": len(frame.columns)}))
+    else:
+        print(f"wrote {args.out}: {len(frame)} measurements, {len(frame.columns)} columns")
+    return 0
+
+
 def register_store(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("store", help="measurement stores: merge stores made on several hosts",
+    p = sub.add_parser("store", help="measurement stores: merge stores made on several hosts, export",
                        description="The SQLite measurement stores lat profile/measure write.")
     ssub = p.add_subparsers(dest="store_command", metavar="ACTION", required=True,
                             parser_class=type(p))
@@ -312,3 +325,17 @@ def register_store(sub: argparse._SubParsersAction) -> None:
     m.add_argument("-o", "--out", required=True, metavar="OUT", help="merged store (created if missing)")
     cli_args.add_json(m)
     m.set_defaults(func=_cmd_store_merge)
+    e = ssub.add_parser("export", help="the store as one table (CSV or Parquet), a row per measurement",
+                        description="Write every measurement of STORE as a table: kind, key, arch, "
+                        "space, device, precision, the statistics, time, and every environment "
+                        "field (env_*) and setting (setting_*) as columns; the same table as "
+                        "latkit.Store(STORE).frame() in Python.")
+    e.add_argument("store", metavar="STORE")
+    e.add_argument("-o", "--out", required=True, metavar="FILE.csv|FILE.parquet")
+    e.add_argument("--kind", choices=("layer", "network"), help="only layer or network rows")
+    e.add_argument("--device", help="only this device's rows")
+    e.add_argument("--space", help="only this space's rows")
+    e.add_argument("--latest", action="store_true",
+                   help="only the newest row per measurement identity (what tables read)")
+    cli_args.add_json(e)
+    e.set_defaults(func=_cmd_store_export)

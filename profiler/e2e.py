@@ -8,8 +8,8 @@ arch), so a resumed campaign's CSV also holds what earlier runs measured.
 
 from __future__ import annotations
 
-import csv
 import json
+import os
 import random
 import threading
 import time
@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from latkit.errors import ArchError
-from latkit.fileio import atomic_path, check_writable, write_text
+from latkit.fileio import check_writable, write_text
 from latkit.profiler.artifacts import ArtifactMaker
 from latkit.profiler.jobs import (
     NETWORK_PROTOCOL,
@@ -37,6 +37,7 @@ from latkit.profiler.pool import _Campaign, _run_pool, pass_plan
 from latkit.profiler.store import MeasurementStore, process_run_id, settings_fingerprint
 from latkit.provenance import record
 from latkit.supernet.space import get_space
+from latkit.tables import append_rows, header_line, is_parquet, write_table
 
 #: ``passes``: how many passes the figure is the median of; ``pass_ms``: their medians in measuring
 #: order, ``;``-separated (what ``lat fit evaluate`` reads the noise floor from); ``ref_drift``: the
@@ -75,13 +76,8 @@ def _e2e_row(arch_key: str, space: str, device: str, m: Any) -> dict[str, Any]:
 
 def write_e2e_csv(path: str | Path, rows: Iterable[Mapping[str, Any]]) -> Path:
     """Write the end-to-end CSV atomically (header ``E2E_COLUMNS``)."""
-    path = Path(path)
-    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=E2E_COLUMNS, lineterminator="\n", extrasaction="ignore")
-        w.writeheader()
-        for r in rows:
-            w.writerow({k: (repr(float(v)) if isinstance(v, float) else v) for k, v in r.items()})
-    return path
+    return write_table([{k: r.get(k, "") for k in E2E_COLUMNS} for r in rows], path,
+                       columns=E2E_COLUMNS)
 
 
 def run_e2e_campaign(
@@ -126,15 +122,16 @@ def run_e2e_campaign(
         out = check_writable(out_csv)  # appended row by row: refuse a FIFO, device or symlink first
         out.parent.mkdir(parents=True, exist_ok=True)
         live_lock = threading.Lock()
-        with open(out, "w", newline="") as live:
-            writer = csv.DictWriter(live, fieldnames=E2E_COLUMNS, lineterminator="\n")
-            writer.writeheader()
+        # a CSV grows row by row as subnets are measured; a Parquet file is written at the end
+        # (the store holds every measurement meanwhile)
+        live_path = os.devnull if is_parquet(out) else out
+        with open(live_path, "w", newline="", encoding="utf-8") as live:
+            live.write(header_line(E2E_COLUMNS))
             live.flush()
 
             def on_row(device: str, job: _Job, m: Any) -> None:
                 with live_lock:
-                    writer.writerow(_e2e_row(job.key, sp.name, device, m))
-                    live.flush()
+                    append_rows(live, [_e2e_row(job.key, sp.name, device, m)], E2E_COLUMNS)
 
             _run_pool(c, specs, jobs, settings_of, lambda j, fmt: maker.network(sp, j.payload, fmt),
                       protocol, remeasure, measured_after_id, settings.max_consecutive_failures,

@@ -21,10 +21,12 @@ from latkit.devices.registry import (
     device_names,
     get_device,
 )
-from latkit.errors import ArchError, DeviceError
+from latkit.errors import ArchError, DeviceError, LatkitError
 from latkit.profiler.export import ExportCache
+from latkit.profiler.lut import LookupTable
 from latkit.profiler.store import MeasurementStore
 from latkit.supernet.space import get_space
+from latkit.tables import LINE, read_table
 
 #: protocol for one pass of a single layer (0.05-3 ms on a CPU): a short warm-up and ~0.1 s of
 #: timed runs (0.3 s over the three passes, as much as one measurement had before passes), each
@@ -151,6 +153,46 @@ class CampaignResult:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    def _output(self, device: str | None) -> str:
+        if device is None:
+            if len(self.outputs) != 1:
+                raise LatkitError(f"this campaign wrote {len(self.outputs)} outputs "
+                                  f"({', '.join(self.outputs) or 'none'}); name the device")
+            return next(iter(self.outputs.values()))
+        if device not in self.outputs:
+            raise LatkitError(f"this campaign wrote nothing for {device!r}; it wrote "
+                              f"{', '.join(self.outputs) or 'nothing'}")
+        return self.outputs[device]
+
+    def table(self, device: str | None = None) -> LookupTable:
+        """The lookup table a layer campaign wrote (of ``device`` when it measured several)."""
+        return LookupTable.load(self._output(device))
+
+    def frame(self, device: str | None = None) -> Any:
+        """What an end-to-end campaign wrote (one file for all its devices) as a DataFrame; the
+        rows of ``device`` only if given."""
+        paths = sorted(set(self.outputs.values()))
+        if len(paths) != 1:
+            raise LatkitError(f"this campaign wrote {len(paths)} files; frame() reads the one "
+                              "CSV of an end-to-end campaign (a layer campaign has table())")
+        frame = read_table(paths[0], what="measurements").drop(columns=[LINE])
+        for col in frame.columns:
+            if col not in ("arch", "space", "device"):
+                conv = _numeric(frame[col])
+                if conv is not None:
+                    frame[col] = conv
+        if device is not None:
+            self._output(device)
+            frame = frame[frame["device"] == device].reset_index(drop=True)
+        return frame
+
+
+def _numeric(col: Any) -> Any:
+    import pandas as pd  # noqa: PLC0415 -- pandas only when a frame is asked for
+
+    conv = pd.to_numeric(col, errors="coerce")
+    return conv if conv.notna().all() else None
 
 
 @dataclass(frozen=True)

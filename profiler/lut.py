@@ -16,7 +16,6 @@ command that fills it: gaps are loud (STYLE 8). Tables are built from the measur
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 from collections.abc import Iterable, Iterator, Mapping
@@ -25,10 +24,11 @@ from pathlib import Path
 from typing import Any
 
 from latkit.errors import LatkitError, LookupMiss, StoreError
-from latkit.fileio import atomic_path, write_text
+from latkit.fileio import write_text
 from latkit.provenance import now_iso, versions
 from latkit.supernet.arch import ArchConfig
 from latkit.supernet.space import get_space
+from latkit.tables import LINE, read_table, write_table
 
 LUT_FORMAT = "latkit-lut"
 LUT_VERSION = 1
@@ -279,22 +279,16 @@ class LookupTable:
                 raise StoreError(f"{meta_path} has table version {meta.get('version')}, newer than "
                                  f"this latkit reads ({LUT_VERSION}); upgrade latkit")
         entries: dict[str, LutEntry] = {}
-        try:
-            with open(csv_path, newline="") as f:
-                reader = csv.DictReader(f)
-                header = reader.fieldnames or []
-                lacking = [c for c in COLUMNS if c not in header and c not in ("kind", "runs")]
-                if lacking:
-                    raise StoreError(f"{csv_path} lacks columns {lacking}; expected header "
-                                     f"{','.join(COLUMNS)}")
-                for i, row in enumerate(reader, start=2):
-                    e = _parse_row(row, i, csv_path)
-                    if e.key in entries:
-                        raise StoreError(f"{csv_path} line {i}: duplicate key {e.key!r}; the "
-                                         "table is corrupt")
-                    entries[e.key] = e
-        except (UnicodeDecodeError, csv.Error) as exc:
-            raise StoreError(f"{csv_path} is not a readable CSV ({exc}); the table is corrupt") from None
+        frame = read_table(csv_path, what="lookup table", error=StoreError,
+                           required=[c for c in COLUMNS if c not in ("kind", "runs")],
+                           hint="the table is corrupt; rebuild it with lat-profile")
+        for row in frame.to_dict("records"):
+            i = row[LINE]
+            e = _parse_row(row, i, csv_path)
+            if e.key in entries:
+                raise StoreError(f"{csv_path} line {i}: duplicate key {e.key!r}; the "
+                                 "table is corrupt")
+            entries[e.key] = e
         meta.setdefault("dir", str(d))
         return cls(entries, meta)
 
@@ -313,14 +307,23 @@ class LookupTable:
         meta.setdefault("command", "")
         meta.setdefault("created", now_iso())
         meta.update({"format": LUT_FORMAT, "version": LUT_VERSION, "entries": len(self.entries)})
-        with atomic_path(d / CSV_NAME) as tmp, open(tmp, "w", newline="") as f:
-            w = csv.writer(f, lineterminator="\n")
-            w.writerow(COLUMNS)
-            for key in sorted(self.entries):
-                w.writerow(self.entries[key].row())
+        write_table([dict(zip(COLUMNS, self.entries[k].row(), strict=True))
+                     for k in sorted(self.entries)], d / CSV_NAME, columns=COLUMNS)
         write_text(d / META_NAME, json.dumps(meta, indent=2, sort_keys=True) + "\n")
         self.meta = {**meta, "dir": str(d)}
         return d
+
+    def frame(self) -> Any:
+        """The table as a pandas DataFrame: one row per layer (``COLUMNS``, sorted by key), with the
+        table's ``device`` and ``space`` as columns too."""
+        import pandas as pd  # noqa: PLC0415 -- only DataFrame readers pay for pandas
+
+        rows = [{"key": e.key, "kind": e.kind, **{c: getattr(e, c) for c in _FLOAT_COLUMNS},
+                 "runs": e.runs} for _, e in sorted(self.entries.items())]
+        frame = pd.DataFrame(rows, columns=list(COLUMNS))
+        frame["device"] = self.device or ""
+        frame["space"] = self.space or ""
+        return frame
 
     # ---- summary ----
     def summary(self, top: int = 10) -> dict[str, Any]:

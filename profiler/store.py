@@ -380,6 +380,48 @@ class MeasurementStore:
     def meta(self) -> dict[str, str]:
         return dict(self._query("SELECT name, value FROM meta"))
 
+    def frame(self, kind: str | None = None, *, latest: bool = False, **where: Any) -> Any:
+        """The store as a pandas DataFrame: one row per measurement (oldest first).
+
+        Columns: ``id``, ``kind``, ``key`` (the layer key or the canonical arch key), ``arch`` (the
+        arch key for network rows, empty for layers), ``space``, ``device``, ``precision`` (where the
+        settings name one, else ``fp32``), the statistics (``median_ms``, ``p10_ms``, ``p90_ms``,
+        ``mean_ms``, ``std_ms``, ``cv``, ``runs``, ``warmup_runs``), ``created``, ``run_id``,
+        ``settings_hash``, then every environment field as ``env_<name>`` and every setting as
+        ``setting_<name>``. ``latest`` keeps only the newest row per identity (what readers use);
+        ``kind`` and ``where`` (column equality, e.g. ``device="cpu"``) filter as ``records`` does.
+        """
+        pd = _pandas()
+        rows = []
+        for r in self.records(kind, **where):
+            m = r.measurement
+            row: dict[str, Any] = {
+                "id": r.id, "kind": r.kind, "key": r.key,
+                "arch": r.key if r.kind == "network" else "", "space": r.space, "device": r.device,
+                "precision": str(r.settings.get("precision") or m.get("env", {}).get("precision")
+                                 or "fp32"),
+            }
+            for f in ("median_ms", "p10_ms", "p90_ms", "mean_ms", "std_ms", "cv"):
+                row[f] = float(m[f])
+            row["runs"] = int(m["runs"])
+            row["warmup_runs"] = int(m.get("warmup_runs") or 0)
+            row.update(created=r.created, run_id=r.run_id or "", settings_hash=r.settings_hash)
+            for k, v in sorted((m.get("env") or {}).items()):
+                row[f"env_{k}"] = v if isinstance(v, (str, int, float, bool)) or v is None \
+                    else json.dumps(v, sort_keys=True)
+            for k, v in sorted(r.settings.items()):
+                row[f"setting_{k}"] = v if isinstance(v, (str, int, float, bool)) or v is None \
+                    else json.dumps(v, sort_keys=True)
+            rows.append(row)
+        base = ["id", "kind", "key", "arch", "space", "device", "precision", "median_ms", "p10_ms",
+                "p90_ms", "mean_ms", "std_ms", "cv", "runs", "warmup_runs", "created", "run_id",
+                "settings_hash"]
+        frame = pd.DataFrame(rows, columns=None if rows else base)
+        if latest and not frame.empty:
+            ident = ["kind", "key", "space", "device", "settings_hash"]
+            frame = frame.sort_values("id").groupby(ident, sort=False).tail(1).sort_values("id")
+        return frame.reset_index(drop=True)
+
     def _record(self, r: tuple) -> StoredMeasurement:
         d = dict(zip(_COLUMNS, r, strict=True))
         try:
@@ -392,6 +434,12 @@ class MeasurementStore:
         except json.JSONDecodeError as exc:
             raise StoreError(f"{self.path}: row {d['id']} holds malformed JSON ({exc.msg}); the "
                              "store is corrupt") from None
+
+
+def _pandas() -> Any:
+    import pandas as pd  # noqa: PLC0415 -- only DataFrame readers pay for pandas
+
+    return pd
 
 
 def _now() -> str:

@@ -85,6 +85,13 @@ class SearchResult:
     search_seconds: float
     info: dict[str, Any] = field(default_factory=dict)
 
+    def frame(self) -> Any:
+        """Every device's frontier as a pandas DataFrame (the rows of ``pareto.csv``)."""
+        import pandas as pd  # noqa: PLC0415 -- only DataFrame readers pay for pandas
+
+        return pd.DataFrame(self.frontier_rows(), columns=["device", "pos", "arch", "resolution",
+                                                           "predicted_latency_ms", "top1"])
+
     def frontier_rows(self) -> list[dict[str, Any]]:
         """pareto.csv rows: device, position, arch, resolution, predicted latency, top-1."""
         rows = []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from latkit.fileio import atomic_path
 from latkit.search.pareto import SearchResult
@@ -12,16 +13,19 @@ from latkit.search.verify import Choice
 _COLORS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown")
 
 
-def plot_frontiers(result: SearchResult, choices: Sequence[Choice], path: str | Path,
-                   title: str | None = None) -> Path:
-    """Write the frontier figure to ``path`` (PNG) and return it."""
-    import matplotlib
+def frontier_figure(result: SearchResult, choices: Sequence[Choice] = (),
+                    title: str | None = None) -> Any:
+    """The frontiers as a matplotlib ``Figure``: one panel per device with the candidates, the
+    frontier, each budget and its chosen subnet (predicted, and measured where verified).
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    Shown inline in a notebook; ``plot_frontiers`` writes it to a PNG. Built without pyplot, so it
+    leaves the notebook's backend and open figures alone.
+    """
+    from matplotlib.figure import Figure  # noqa: PLC0415 -- matplotlib only for plots
 
     n = len(result.devices)
-    fig, axes = plt.subplots(n, 1, figsize=(10, 4.4 * n + 0.4), squeeze=False)
+    fig = Figure(figsize=(10, 4.4 * n + 0.4))
+    axes = fig.subplots(n, 1, squeeze=False)
     for ax, dev in zip(axes[:, 0], result.devices, strict=True):
         cands, front = result.candidates[dev], result.frontiers[dev]
         ax.scatter(cands.latency_ms, cands.top1, s=5, c="0.75", alpha=0.5, linewidths=0,
@@ -58,10 +62,14 @@ def plot_frontiers(result: SearchResult, choices: Sequence[Choice], path: str | 
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
+    return fig
+
+
+def plot_frontiers(result: SearchResult, choices: Sequence[Choice], path: str | Path,
+                   title: str | None = None) -> Path:
+    """Write ``frontier_figure`` to ``path`` (PNG) and return the path."""
+    fig = frontier_figure(result, choices, title)
     out = Path(path)
-    try:
-        with atomic_path(out) as tmp:
-            fig.savefig(tmp, dpi=130, format="png")
-    finally:
-        plt.close(fig)
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, dpi=130, format="png")
     return out

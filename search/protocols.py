@@ -365,9 +365,9 @@ def latency_source(device: str, spec: str, space: str | SearchSpace, *,
 
 
 def accuracy_source(spec: str, space: str | SearchSpace) -> AccuracySource:
-    """An ``arch,top1`` CSV or an accuracy predictor JSON."""
+    """An ``arch,top1`` table (CSV or Parquet) or an accuracy predictor JSON."""
     path = Path(spec)
-    if path.suffix.lower() == ".csv":
+    if path.suffix.lower() in (".csv", ".parquet", ".pq"):
         return AccuracyTable.load(path, space)
     if path.suffix.lower() == ".json":
         return PredictedAccuracy(_load_predictor(path), get_space(space).name,

@@ -18,13 +18,11 @@ files, checkpoints and devices is start-up and is not counted.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -36,14 +34,16 @@ from latkit.profiler.campaign import SINGLE_NETWORK_PROTOCOL
 from latkit.provenance import record
 from latkit.search.evolution import FAST, EvolutionSettings, evolution_search
 from latkit.search.pareto import SearchResult, pareto_search
-from latkit.search.plot import plot_frontiers
-from latkit.search.protocols import accuracy_source, latency_source
+from latkit.search.plot import frontier_figure, plot_frontiers
+from latkit.search.protocols import accuracy_source, latency_source, parse_latency_specs
 from latkit.search.verify import Choice, Exporter, ship, verify_picks
 from latkit.supernet.space import get_space
+from latkit.tables import write_table
 
 #: above this many candidates (subnets per resolution x resolutions), "auto" uses evolution
 ENUMERABLE_MAX = 200_000
 METHODS = ("auto", "pareto", "evolution")
+PARETO_COLUMNS = ("device", "pos", "arch", "resolution", "predicted_latency_ms", "top1")
 
 
 @dataclass(frozen=True)
@@ -73,6 +73,19 @@ class SearchReport:
     result: SearchResult
     choices: list[Choice]
     summary: dict[str, Any]
+
+    def frame(self) -> Any:
+        """The choices as a pandas DataFrame, one row per (device, budget), the columns of
+        ``choices.json`` (lists and measurements left out)."""
+        import pandas as pd  # noqa: PLC0415 -- only DataFrame readers pay for pandas
+
+        rows = [{k: v for k, v in c.to_dict(self.result.space).items()
+                 if not isinstance(v, (list, dict))} for c in self.choices]
+        return pd.DataFrame(rows)
+
+    def figure(self, title: str | None = None) -> Any:
+        """The frontier figure (``pareto.png``) as a matplotlib Figure."""
+        return frontier_figure(self.result, self.choices, title)
 
 
 def parse_budgets(text: str) -> list[float]:
@@ -117,13 +130,35 @@ def _method(req: SearchRequest, acc_has_candidates: bool) -> str:
 
 
 def write_pareto_csv(result: SearchResult, path: Path) -> None:
-    cols = ("device", "pos", "arch", "resolution", "predicted_latency_ms", "top1")
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=cols, lineterminator="\n")
-    w.writeheader()
-    for row in result.frontier_rows():
-        w.writerow(row)
-    write_text(path, buf.getvalue())
+    write_table(result.frontier_rows(), path, columns=PARETO_COLUMNS)
+
+
+def search(space: str, latency: Mapping[str, str] | Sequence[tuple[str, str]] | str,
+           accuracy: str | Path, budgets_ms: Sequence[float] | float | str, out: str | Path, *,
+           log: Callable[[str], None] | None = None, **options: Any) -> SearchReport:
+    """``lat search`` as one call: ``run_search(SearchRequest(...))`` with plain arguments.
+
+    ``latency``: ``{"cpu": "cpu.json", "pixel4": "lut:luts/pixel4"}``, a list of such pairs, or the
+    CLI's ``"cpu=cpu.json,pixel4=lut:DIR"``; ``budgets_ms``: numbers or ``"5,10"``; ``options``: the
+    other ``SearchRequest`` fields (``verify``, ``checkpoint``, ``method``, ``resolutions``, ...).
+    """
+    if isinstance(latency, str):
+        pairs = parse_latency_specs(latency)
+    elif isinstance(latency, Mapping):
+        pairs = [(str(k), str(v)) for k, v in latency.items()]
+    else:
+        pairs = [(str(k), str(v)) for k, v in latency]
+    if isinstance(budgets_ms, str):
+        budgets = parse_budgets(budgets_ms)
+    elif isinstance(budgets_ms, (int, float)):
+        budgets = parse_budgets(str(budgets_ms))
+    else:
+        budgets = parse_budgets(",".join(str(float(b)) for b in budgets_ms))
+    if options.get("checkpoint") is not None:
+        options["checkpoint"] = Path(options["checkpoint"])
+    req = SearchRequest(space=space, latency=pairs, accuracy=str(accuracy), budgets_ms=budgets,
+                        out=Path(out), **options)
+    return run_search(req, log)
 
 
 def run_search(req: SearchRequest, log: Callable[[str], None] | None = None, *,

@@ -18,12 +18,12 @@ back with ``latkit.supernet.accuracy_csv.read_accuracy_csv``, the one reader of 
 
 from __future__ import annotations
 
-import csv
 import json
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -31,7 +31,7 @@ import torch
 from latkit.errors import TrainError
 from latkit.fileio import check_writable, write_text
 from latkit.provenance import now_iso
-from latkit.supernet.accuracy_csv import read_accuracy_csv
+from latkit.supernet.accuracy_csv import accuracy_frame, read_accuracy_csv
 from latkit.supernet.arch import ArchConfig
 from latkit.supernet.bn_calib import calibration_mode
 from latkit.supernet.checkpoint import load_checkpoint
@@ -44,7 +44,8 @@ from latkit.supernet.data import (
     open_data,
 )
 from latkit.supernet.model import supernet_from_checkpoint
-from latkit.supernet.space import SearchSpace
+from latkit.supernet.space import SearchSpace, get_space
+from latkit.tables import append_rows, header_line
 
 ACC_HEADER = ["arch", "top1", "space", "resolution", "checkpoint"]
 
@@ -220,8 +221,12 @@ class AccuracyTable:
     elapsed_s: float
     top1: dict[ArchConfig, float]
 
+    def frame(self) -> Any:
+        """The accuracy table at ``path`` as a DataFrame (``accuracy_frame``)."""
+        return accuracy_frame(self.path)
 
-def accuracy_table(checkpoint: str | Path, space: SearchSpace, archs: Sequence[ArchConfig],
+
+def accuracy_table(checkpoint: str | Path, space: SearchSpace | str, archs: Sequence[ArchConfig] | Any,
                    out: str | Path, *, data_spec: str | None = None, n_calib: int = 256,
                    n_eval: int | None = 500, batch_size: int = 128, overwrite: bool = False,
                    device: str = "cpu", precision: str = "fp32", command: str = "",
@@ -230,12 +235,19 @@ def accuracy_table(checkpoint: str | Path, space: SearchSpace, archs: Sequence[A
                    on_decode: Callable[[int, int], None] | None = None) -> AccuracyTable:
     """Evaluate ``archs`` of the supernet in ``checkpoint`` and write the accuracy CSV at ``out``.
 
+    ``space`` is a ``SearchSpace`` or its name; ``archs`` are ``ArchConfig``s, arch keys, or a
+    DataFrame with an ``arch`` column. The result's ``frame()`` is the table as a DataFrame.
+
     The CSV is appended row by row as results come (an interrupted run keeps them, and a rerun
     without ``overwrite`` evaluates only the archs it lacks); ``out.meta.json`` beside it records
     how it was made, with ``command``. Images are decoded once per resolution in ``workers``
     processes; ``on_decode(n, total)`` reports their progress.
     """
     t0 = time.perf_counter()
+    space = get_space(space) if isinstance(space, str) else space
+    if hasattr(archs, "columns"):  # a DataFrame with an arch column
+        archs = archs["arch"]
+    archs = [a if isinstance(a, ArchConfig) else space.parse(a) for a in archs]
     out = check_writable(out)  # before the work: a FIFO, device node or symlink is refused
     ckpt = load_checkpoint(checkpoint, space.name)  # a released file: converted for this space
     model = supernet_from_checkpoint(ckpt, checkpoint)
@@ -257,16 +269,18 @@ def accuracy_table(checkpoint: str | Path, space: SearchSpace, archs: Sequence[A
     todo = [a for a in dict.fromkeys(archs) if a not in done]
     out.parent.mkdir(parents=True, exist_ok=True)
     fresh = overwrite or not out.is_file() or not done
-    f = out.open("w" if fresh else "a", newline="")
-    writer = csv.writer(f)
+    f = out.open("w" if fresh else "a", newline="", encoding="utf-8")
+
+    def row(a: ArchConfig, top1: float) -> dict[str, Any]:
+        return dict(zip(ACC_HEADER, (str(a), f"{top1:.3f}", space.name, a.r, str(checkpoint)),
+                        strict=True))
+
     if fresh:
-        writer.writerow(ACC_HEADER)
-        for a, top1 in done.items():
-            writer.writerow([str(a), f"{top1:.3f}", space.name, a.r, str(checkpoint)])
+        f.write(header_line(ACC_HEADER))
+        append_rows(f, [row(a, top1) for a, top1 in done.items()], ACC_HEADER)
 
     def record(a: ArchConfig, top1: float) -> None:
-        writer.writerow([str(a), f"{top1:.3f}", space.name, a.r, str(checkpoint)])
-        f.flush()
+        append_rows(f, [row(a, top1)], ACC_HEADER)
         if on_result is not None:
             on_result(a, top1)
 

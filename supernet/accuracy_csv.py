@@ -10,13 +10,13 @@ top-1 both times, and there is at least one row. Extra columns are kept in ``Acc
 
 from __future__ import annotations
 
-import csv
 import math
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from latkit.errors import ArchError, LatkitError, PredictorError
 from latkit.supernet.space import ArchConfig, SearchSpace, get_space
+from latkit.tables import LINE, read_table
 
 HINT = "write one with lat train eval (CSV with columns arch,top1)"
 
@@ -30,19 +30,9 @@ class AccuracyRow(NamedTuple):
 
 
 def _rows(p: Path) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
-    if not p.is_file():
-        raise LatkitError(f"accuracy table {p} does not exist; {HINT}")
-    try:
-        with p.open(newline="", encoding="utf-8") as f:
-            lines = [(i, ln) for i, ln in enumerate(f, start=1) if not ln.startswith("#")]
-    except (OSError, UnicodeDecodeError) as exc:
-        raise LatkitError(f"accuracy table {p} is not a readable text file ({exc})") from None
-    try:
-        reader = csv.DictReader(ln for _, ln in lines)
-        rows = [(lines[reader.line_num - 1][0], row) for row in reader]
-    except csv.Error as exc:
-        raise LatkitError(f"accuracy table {p} is not a readable CSV file ({exc})") from None
-    return list(reader.fieldnames or []), rows
+    frame = read_table(p, what="accuracy table", hint=HINT, error=LatkitError)
+    cols = [c for c in frame.columns if c != LINE]
+    return cols, [(r.pop(LINE), r) for r in frame.to_dict("records")]
 
 
 def read_accuracy_csv(path: str | Path, space: SearchSpace | str | None = None, *,
@@ -86,3 +76,15 @@ def read_accuracy_csv(path: str | Path, space: SearchSpace | str | None = None, 
     if not out and not allow_empty:
         raise LatkitError(f"accuracy table {p} has no rows; {HINT}")
     return out
+
+
+def accuracy_frame(path: str | Path, space: SearchSpace | str | None = None) -> Any:
+    """An accuracy table as a pandas DataFrame, read and checked by ``read_accuracy_csv``: its
+    columns as written (``arch`` canonical, ``top1`` a number) plus ``resolution``."""
+    import pandas as pd  # noqa: PLC0415 -- only DataFrame readers pay for pandas
+
+    rows = read_accuracy_csv(path, space)
+    frame = pd.DataFrame([{**r.fields, "arch": str(r.arch), "top1": r.top1} for r in rows])
+    frame["resolution"] = [r.arch.r for r in rows]
+    return frame.drop(columns=[LINE], errors="ignore")
+

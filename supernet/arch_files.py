@@ -1,12 +1,12 @@
-"""Files of archs: one arch per line, or a CSV with an ``arch`` column (``--archs FILE``)."""
+"""Files of archs (``--archs FILE``): one arch per line, or a CSV or Parquet table with an ``arch`` column."""
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 from latkit.errors import ArchError
 from latkit.supernet.space import ArchConfig, SearchSpace
+from latkit.tables import LINE, is_parquet, read_table
 
 
 def read_archs(path: str | Path, space: SearchSpace) -> list[ArchConfig]:
@@ -18,18 +18,17 @@ def read_archs(path: str | Path, space: SearchSpace) -> list[ArchConfig]:
     p = Path(path)
     if not p.is_file():
         raise ArchError(f"arch file {p} does not exist")
-    text = p.read_text()
+    if is_parquet(p):
+        return _from_table(p, space)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ArchError(f"arch file {p} is not UTF-8 text; save it as UTF-8") from None
     lines = text.splitlines()
-    archs: list[ArchConfig] = []
     first = next((ln for ln in lines if ln.strip() and not ln.startswith("#")), "")
     if first.split(",")[0].strip().lower() == "arch" or ",arch," in f",{first},":
-        rows = csv.DictReader(ln for ln in lines if not ln.startswith("#"))
-        for i, row in enumerate(rows, start=2):
-            try:
-                archs.append(space.parse(row["arch"]))
-            except ArchError as exc:
-                raise ArchError(f"{p}:{i}: {exc}") from None
-        return archs
+        return _from_table(p, space)
+    archs: list[ArchConfig] = []
     for i, ln in enumerate(lines, start=1):
         s = ln.strip()
         if not s or s.startswith("#"):
@@ -38,4 +37,15 @@ def read_archs(path: str | Path, space: SearchSpace) -> list[ArchConfig]:
             archs.append(space.parse(s))
         except ArchError as exc:
             raise ArchError(f"{p}:{i}: {exc}") from None
+    return archs
+
+
+def _from_table(p: Path, space: SearchSpace) -> list[ArchConfig]:
+    frame = read_table(p, required=["arch"], what="arch file", error=ArchError)
+    archs: list[ArchConfig] = []
+    for arch, line in zip(frame["arch"], frame[LINE], strict=True):
+        try:
+            archs.append(space.parse(arch))
+        except ArchError as exc:
+            raise ArchError(f"{p}:{line}: {exc}") from None
     return archs
