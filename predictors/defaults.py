@@ -12,7 +12,7 @@ from __future__ import annotations
 DEFAULT_MODEL = "xgb"
 
 #: model names accepted by ``lat fit --model`` (and ``fit_arch_regressor``)
-MODELS = ("lut", "xgb", "rf", "ridge")
+MODELS = ("lut", "xgb", "rf", "ridge", "mlp")
 
 #: gradient-boosted trees (xgboost ``gbtree``), fitted on the log-ratio to a baseline
 XGB_PARAMS = {
@@ -34,6 +34,18 @@ RF_PARAMS = {
     "colsample_bynode": 0.6,
     "min_child_weight": 1.0,
     "reg_lambda": 1e-3,
+}
+
+#: mlp (accuracy only): once-for-all's accuracy predictor and its authors' training recipe (hidden
+#: size, layers, Adam lr and weight decay; batch 256 is its ``build_acc_data_loader`` default). Its
+#: code publishes no epoch count; EPOCHS_NOTE
+MLP_PARAMS = {
+    "hidden_size": 400,
+    "n_layers": 3,
+    "epochs": 100,
+    "batch_size": 256,
+    "learning_rate": 1e-3,
+    "weight_decay": 1e-4,
 }
 
 #: ridge: the regularisation strength is chosen by leave-one-out among these
