@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import base64
 import csv
+import inspect
 import json
 import random
 
 import numpy as np
 import pytest
+from sklearn.base import clone
 
 from latkit.cli import main
-from latkit.errors import PredictorError
+from latkit.errors import NotFittedError, PredictorError
 from latkit.predictors.accuracy import heldout_metrics, heldout_split
 from latkit.predictors.features import ArchFeaturizer
 from latkit.predictors.io import load_predictor, save_predictor
@@ -65,11 +67,22 @@ def test_encoding_is_once_for_alls(name):
 
 def test_fit_is_repeatable_and_round_trips(tmp_path):
     archs, y = table(OFA, 120)
-    a = MLPPredictor(OFA.name, epochs=20, random_state=1).fit(archs, y)
+    est = MLPPredictor(OFA.name, epochs=20, random_state=1)
+    # the estimator contract (STYLE 7): __init__ only stores, clone works, unfitted is an error
+    params = est.get_params(deep=False)
+    assert set(params) == set(inspect.signature(MLPPredictor.__init__).parameters) - {"self"}
+    assert not [k for k in vars(est) if k.endswith("_")]
+    assert clone(est).get_params(deep=False) == params
+    with pytest.raises(NotFittedError):
+        est.predict(archs[:2])
+    a = est.fit(archs, y)
+    assert a is est and a.meta_["target"] == "top1" and a.meta_["n_train"] == len(archs)
     b = MLPPredictor(OFA.name, epochs=20, random_state=1).fit(archs, y)
     c = MLPPredictor(OFA.name, epochs=20, random_state=2).fit(archs, y)
     pa = a.predict(archs)
     assert np.array_equal(pa, b.predict(archs))
+    assert np.array_equal(a.predict([str(x) for x in archs[:5]]), pa[:5])
+    assert np.array_equal(a.predict([x.to_ofa_dict() for x in archs[:5]]), pa[:5])
     assert not np.allclose(pa, c.predict(archs))
     assert a.base_acc_ == pytest.approx(y.mean() / 100, rel=1e-6)
     path = save_predictor(a, tmp_path / "mlp.json")
