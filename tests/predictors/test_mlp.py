@@ -140,6 +140,10 @@ def test_lat_fit_mlp_cli(tmp_path, capsys):
     assert text.startswith("accuracy predictor (mlp) on 80 subnets: held-out Spearman")
     pred = load_predictor(out)
     assert pred.kind == "mlp" and pred.meta_["metrics"]["holdout"]["n"] == 16
+    from latkit.search.protocols import accuracy_source  # search reads it as --accuracy FILE.json
+
+    top1 = accuracy_source(str(out), OFA.name).top1(archs[:3])
+    assert np.array_equal(top1, pred.predict(archs[:3]))
     assert main(["train", "fit-accuracy", "--space", OFA.name, "--accuracy", str(acc), "-o",
                  str(tmp_path / "b.json"), "--model", "mlp"]) == 0
     assert np.array_equal(load_predictor(tmp_path / "b.json").predict(archs), pred.predict(archs))
