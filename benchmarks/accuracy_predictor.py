@@ -11,8 +11,11 @@ once-for-all supernet on ImageNet: ``lat train eval --checkpoint ofa-w1.0.pt --d
 -n 2000 ...``). Without it the script builds one in ``--out`` (resumable; a rerun reuses what is
 there), since no released checkpoint or ImageNet is available offline:
 
-1. a once-for-all supernet (``ofa-mbv3-w1.0``, progressive shrinking) trained on the built-in
-   gratings data (``--epochs-scale``; or ``--checkpoint CKPT``);
+1. a once-for-all supernet (``ofa-mbv3-w1.0``) trained on the built-in gratings data as
+   ``benchmarks/train_cost.py`` trains its teacher: once-for-all's full-network phase at
+   ``--teacher-epochs-scale`` (default 0.1: 18 epochs; a few epochs stay near chance, and so
+   would every subnet), then its progressive-shrinking phases from it at ``--epochs-scale``
+   (default 0.01); or ``--checkpoint CKPT``;
 2. 2,000 subnets at ``--resolutions`` (default 128), each BatchNorm-recalibrated on the same
    ``--calib-images`` training images (default 64) and evaluated on all 360 held-out images
    (``latkit.supernet.accuracy.accuracy_table``, as ``lat train eval``). Random subnets of this
@@ -66,29 +69,56 @@ def tree_archs(space, resolutions, branching, seed):
     return out
 
 
+def _progress(name):
+    last = [0.0]
+
+    def on_step(info) -> None:
+        if time.perf_counter() - last[0] > 30 or info.step == info.total_steps:
+            last[0] = time.perf_counter()
+            print(f"  {name} step {info.step}/{info.total_steps} {info.phase}: loss "
+                  f"{info.loss:.3f}, {info.images_per_s:.0f} img/s", flush=True)
+    return on_step
+
+
+def train_supernet(args, out: Path) -> Path:
+    """once-for-all's full network (``--teacher-epochs-scale`` of its full phase), then its elastic
+    phases from it (``--epochs-scale``), as ``benchmarks/train_cost.py`` trains its teacher: a full
+    phase of a few epochs stays near chance on the built-in data, so every subnet would be too."""
+    from latkit.supernet.data import BatchPlan, open_data
+    from latkit.supernet.schedules import get_schedule
+    from latkit.supernet.space import get_space
+    from latkit.supernet.train import TrainConfig, plan_phases, train
+
+    sp = get_space("ofa-mbv3-w1.0")
+    data = open_data("builtin:gratings")
+    res = tuple(args.resolutions)
+    sched = get_schedule("ofa", sp).scaled(args.teacher_epochs_scale)
+    per_epoch = BatchPlan(len(data.train), 16, res, args.seed, 0, 1).steps_per_epoch
+    full = next(ph for ph in plan_phases(sched, per_epoch) if ph.phase.name == "full")
+    runs = [("teacher", TrainConfig(space=sp.name, schedule="ofa", data="builtin:gratings", resolutions=res,
+                                    epochs_scale=args.teacher_epochs_scale, seed=args.seed,
+                                    max_steps=full.end, checkpoint_every_s=60.0)),
+            ("supernet", TrainConfig(space=sp.name, schedule="ofa", data="builtin:gratings", resolutions=res,
+                                     epochs_scale=args.epochs_scale, seed=args.seed,
+                                     from_full=str(out / "teacher" / "last.pt"),
+                                     checkpoint_every_s=60.0))]
+    for name, cfg in runs:
+        run = out / name
+        if (run / "done").is_file():
+            continue
+        train(cfg, run, resume=(run / "last.pt").is_file(), on_step=_progress(name), data=data,
+              command="benchmarks/accuracy_predictor.py")
+        (run / "done").write_text("trained\n")
+    return out / "supernet" / "last.pt"
+
+
 def build_table(args, out: Path) -> Path:
     from latkit.supernet.accuracy import accuracy_table
     from latkit.supernet.space import get_space
-    from latkit.supernet.train import TrainConfig, train
 
     space = get_space("ofa-mbv3-w1.0")
-    ckpt = Path(args.checkpoint) if args.checkpoint else out / "supernet" / "last.pt"
     t0 = time.perf_counter()
-    if not args.checkpoint and not (out / "supernet" / "done").is_file():
-        cfg = TrainConfig(space=space.name, schedule="ofa", data="builtin:gratings",
-                          resolutions=tuple(args.resolutions), epochs_scale=args.epochs_scale,
-                          seed=args.seed, checkpoint_every_s=60.0)
-        last = [0.0]
-
-        def on_step(info) -> None:
-            if time.perf_counter() - last[0] > 30 or info.step == info.total_steps:
-                last[0] = time.perf_counter()
-                print(f"  train step {info.step}/{info.total_steps} {info.phase}: loss "
-                      f"{info.loss:.3f}", flush=True)
-
-        train(cfg, out / "supernet", resume=ckpt.is_file(), on_step=on_step,
-              command="benchmarks/accuracy_predictor.py")
-        (out / "supernet" / "done").write_text("trained\n")
+    ckpt = Path(args.checkpoint) if args.checkpoint else train_supernet(args, out)
     train_s = time.perf_counter() - t0
     archs = tree_archs(space, args.resolutions, args.branching, args.seed)
     n = [0]
@@ -166,8 +196,11 @@ def main(argv=None) -> int:
     p.add_argument("--space", help="space of --table (default: its space column)")
     p.add_argument("--out", default="out/bench_accuracy_predictor")
     p.add_argument("--checkpoint", help="build the table from this supernet instead of training one")
+    p.add_argument("--teacher-epochs-scale", type=float, default=0.1,
+                   help="length of the full network's phase (default 0.1: 18 epochs, about 49%% "
+                   "top-1 per benchmarks/train_cost.py)")
     p.add_argument("--epochs-scale", type=float, default=0.01,
-                   help="training length of the supernet (default 0.01)")
+                   help="length of the elastic phases from it (default 0.01)")
     p.add_argument("--resolutions", default="128")
     p.add_argument("--branching", default="1,1,5,20,20",
                    help="per-stage branching of the subnet tree (default 1,1,5,20,20: 2,000 "
