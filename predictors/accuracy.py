@@ -1,13 +1,15 @@
 """Accuracy predictors: arch -> top-1 (percent), fitted on the accuracy table of ``lat train eval``.
 
 - ``fit_accuracy_predictor(space, archs, top1, ...)``: fit on (arch, top-1) pairs and measure the
-  fit on a seeded held-out share of them;
+  fit on a seeded held-out share of them (``heldout_split`` and ``heldout_metrics``, which
+  ``benchmarks/accuracy_predictor.py`` calls to compare the models on the same splits);
 - ``fit_accuracy(path, space, ...)``: the same on an ``arch,top1`` CSV (``lat fit --target top1
   --measurements acc.csv``, alias ``lat train fit-accuracy``), with the file and the command in the
   predictor's metadata.
 
-The predictor is one of the arch regressors of ``models.py`` with ``target="top1"``; search reads it
-as an accuracy source (``--accuracy ACC_PRED.json``).
+The predictor is one of the arch regressors of ``models.py`` with ``target="top1"`` (xgb, rf, ridge)
+or once-for-all's own accuracy predictor (``mlp``, ``mlp.py``: an MLP over its one-hot arch
+encoding); search reads it as an accuracy source (``--accuracy ACC_PRED.json``).
 """
 
 from __future__ import annotations
@@ -27,21 +29,12 @@ from latkit.supernet.space import ArchConfig, SearchSpace, get_space
 
 TOP1 = "top1"
 #: the models an accuracy predictor can be (``lut`` predicts latency only)
-MODELS = ("xgb", "rf", "ridge")
+MODELS = ("xgb", "rf", "ridge", "mlp")
 MIN_SUBNETS = 10
 
 
-def fit_accuracy_predictor(space: SearchSpace, archs: Sequence[ArchConfig], top1: Sequence[float],
-                           *, model: str = "xgb", seed: int = 0, test_fraction: float = 0.2):
-    """Fit ``latkit.predictors``' regressor (arch -> top-1) and measure it on held-out subnets.
-
-    A seeded ``test_fraction`` of the rows is held out of a first fit and predicted; the returned
-    predictor is then refitted on all rows, with the held-out figures in
-    ``meta_["metrics"]["holdout"]``. Returns (predictor, held-out metrics: ``spearman_heldout``,
-    ``kendall_heldout``, ``mae_heldout`` in points, ``n_train``, ``n_test``).
-    """
-    y = np.asarray(top1, dtype=float)
-    n = len(archs)
+def heldout_split(n: int, seed: int = 0, test_fraction: float = 0.2) -> tuple[np.ndarray, np.ndarray]:
+    """(train, test) row indices: a seeded ``test_fraction`` of ``n`` rows held out (at least 2)."""
     if n < MIN_SUBNETS:
         raise TrainError(f"need at least {MIN_SUBNETS} evaluated subnets to fit an accuracy "
                          f"predictor; got {n}")
@@ -49,24 +42,51 @@ def fit_accuracy_predictor(space: SearchSpace, archs: Sequence[ArchConfig], top1
         raise TrainError(f"--test-fraction must be between 0 and 1, got {test_fraction}")
     perm = np.random.default_rng(seed).permutation(n)
     n_test = max(2, int(round(test_fraction * n)))
-    test, train = perm[:n_test], perm[n_test:]
+    return perm[n_test:], perm[:n_test]
+
+
+def heldout_metrics(space: SearchSpace, archs: Sequence[ArchConfig], top1: Sequence[float],
+                    train: Sequence[int], test: Sequence[int], *, model: str = "xgb",
+                    seed: int = 0) -> dict[str, Any]:
+    """Fit ``model`` on the ``train`` rows and score it on the ``test`` rows: ``spearman_heldout``,
+    ``kendall_heldout``, ``mae_heldout`` (points), ``n_train``, ``n_test``."""
+    y = np.asarray(top1, dtype=float)
+    train, test = np.asarray(train, dtype=int), np.asarray(test, dtype=int)
     first = fit_arch_regressor(space, [archs[i] for i in train], y[train], model=model,
                                target=TOP1, seed=seed, cv=False)
     pred = np.asarray(first.predict([archs[i] for i in test]), dtype=float)
     varied = np.ptp(y[test]) > 0 and np.ptp(pred) > 0
-    metrics = {
+    return {
         "spearman_heldout": float(spearmanr(pred, y[test]).statistic) if varied else float("nan"),
         "kendall_heldout": float(kendalltau(pred, y[test]).statistic) if varied else float("nan"),
         "mae_heldout": float(np.mean(np.abs(pred - y[test]))),
-        "n_train": int(len(train)), "n_test": int(n_test),
+        "n_train": int(len(train)), "n_test": int(len(test)),
     }
-    final = fit_arch_regressor(space, list(archs), y, model=model, target=TOP1, seed=seed)
+
+
+def fit_accuracy_predictor(space: SearchSpace, archs: Sequence[ArchConfig], top1: Sequence[float],
+                           *, model: str = "xgb", seed: int = 0, test_fraction: float = 0.2):
+    """Fit ``latkit.predictors``' regressor (arch -> top-1) and measure it on held-out subnets.
+
+    A seeded ``test_fraction`` of the rows is held out of a first fit and predicted
+    (``heldout_split``, ``heldout_metrics``); the returned predictor is then refitted on all rows,
+    with the held-out figures in ``meta_["metrics"]["holdout"]``. The refit of the tree and ridge
+    models also records a 5-fold CV in ``meta_["metrics"]["cv"]``; the mlp's does not (five more
+    trainings of a network; its held-out figures are its report). Returns (predictor, held-out
+    metrics: ``spearman_heldout``, ``kendall_heldout``, ``mae_heldout`` in points, ``n_train``,
+    ``n_test``).
+    """
+    y = np.asarray(top1, dtype=float)
+    train, test = heldout_split(len(archs), seed, test_fraction)
+    metrics = heldout_metrics(space, archs, y, train, test, model=model, seed=seed)
+    final = fit_arch_regressor(space, list(archs), y, model=model, target=TOP1, seed=seed,
+                               cv=model != "mlp")
     meta = getattr(final, "meta_", None)
     if isinstance(meta, dict) and isinstance(meta.get("metrics"), dict):
         meta["metrics"]["holdout"] = {"spearman": metrics["spearman_heldout"],
                                       "kendall": metrics["kendall_heldout"],
-                                      "mae_points": metrics["mae_heldout"], "n": int(n_test),
-                                      "n_train": int(len(train)), "seed": seed}
+                                      "mae_points": metrics["mae_heldout"], "n": metrics["n_test"],
+                                      "n_train": metrics["n_train"], "seed": seed}
     return final, metrics
 
 

@@ -3,7 +3,7 @@
     lat fit --space S --measurements FILE.csv [--lut DIR] --model lut|xgb|rf|ridge
             [--train-n N] [--seed K] -o PRED.json
     lat fit --space S --measurements FEW.csv --base A.json[,B.json...] -o PRED.json
-    lat fit --target top1 --measurements acc.csv [--space S] [--model xgb|rf|ridge] -o ACC_PRED.json
+    lat fit --target top1 --measurements acc.csv [--space S] [--model xgb|rf|ridge|mlp] -o ACC_PRED.json
     lat fit --table FILE.csv --target COLUMN [--features A,B,...] [--model xgb|rf|ridge] -o PRED.json
     lat fit evaluate --predictor PRED.json --measurements FILE.csv [--plot out.png] [--json]
     lat predict --predictor PRED.json (--arch ARCH | --archs FILE | --table FILE.csv) [--json]
@@ -35,9 +35,10 @@ forms:
       with --train-n N it fits on N seeded random rows and reports metrics on the others
   lat fit --space S --measurements FEW.csv --base A.json[,B.json...] -o PRED.json
       few-shot transfer: adapt predictors of other devices to this one with k measurements
-  lat fit --target top1 --measurements acc.csv [--space S] [--model xgb|rf|ridge] -o ACC_PRED.json
+  lat fit --target top1 --measurements acc.csv [--space S] [--model xgb|rf|ridge|mlp] -o ACC_PRED.json
       an accuracy predictor (arch -> top-1) on lat train eval's table; reports its Spearman on a
-      seeded held-out share (--test-fraction, default 0.2). Also: lat train fit-accuracy
+      seeded held-out share (--test-fraction, default 0.2); --model mlp is once-for-all's own
+      accuracy predictor (an MLP over its one-hot arch encoding). Also: lat train fit-accuracy
   lat fit --table FILE.csv --target COLUMN [--features A,B,...] [--model xgb|rf|ridge] -o PRED.json
       a predictor over your own numeric feature table (any search space)
   lat fit evaluate --predictor PRED.json --measurements FILE.csv [--plot out.png] [--json]
@@ -63,7 +64,8 @@ def register_fit(sub: Any) -> None:
                    "table (lat train eval)")
     p.add_argument("--lut", metavar="DIR", help="lookup table directory (lat-profile) for table features")
     p.add_argument("--model", choices=defaults.MODELS, default=None,
-                   help=f"predictor model (default {defaults.DEFAULT_MODEL}; lut needs --lut)")
+                   help=f"predictor model (default {defaults.DEFAULT_MODEL}; lut needs --lut; mlp: "
+                   "accuracy only, with --target top1)")
     p.add_argument("--train-n", type=int, help="fit on N seeded random rows, hold out the rest")
     cli_args.add_seed(p, default=0, what="seed of the split and the models")
     p.add_argument("--base", metavar="A.json[,B.json]", help="few-shot: source devices' predictors")
@@ -92,7 +94,9 @@ def register_fit_accuracy(forms: Any) -> None:
     cli_args.add_space(q, required=True, dest="fit_space")
     q.add_argument("--accuracy", required=True, help="CSV with columns arch,top1")
     q.add_argument("-o", "--output", required=True, help="predictor JSON")
-    q.add_argument("--model", default="xgb", choices=("xgb", "rf", "ridge"))
+    q.add_argument("--model", default="xgb", choices=("xgb", "rf", "ridge", "mlp"),
+                   help="mlp: once-for-all's accuracy predictor (an MLP over its one-hot arch "
+                   "encoding); default xgb")
     cli_args.add_seed(q, default=0, what="seed of the split and the model")
     q.add_argument("--test-fraction", type=float, default=TEST_FRACTION)
     q.set_defaults(func=_cmd_fit_accuracy)

@@ -30,6 +30,7 @@ from typing import Any
 from latkit.errors import PredictorError
 from latkit.fileio import write_text
 from latkit.predictors.checks import expect_keys, expect_number
+from latkit.predictors.mlp import MLPPredictor
 from latkit.predictors.models import LutPredictor, RidgePredictor, XGBPredictor
 from latkit.predictors.table_model import TablePredictor
 from latkit.predictors.transfer import FewShotPredictor
@@ -42,7 +43,8 @@ TOP_FIELDS = {"format", "version", "kind", "params", "table", "state", "meta"}
 META_REQUIRED = ("space", "target", "n_train", "versions", "created")
 MAX_BYTES = 256 * 1024 * 1024
 #: the predictor classes a file may name (its "kind"); this module is their one loader
-KINDS: tuple[type, ...] = (LutPredictor, RidgePredictor, XGBPredictor, FewShotPredictor, TablePredictor)
+KINDS: tuple[type, ...] = (LutPredictor, RidgePredictor, XGBPredictor, MLPPredictor, FewShotPredictor,
+                           TablePredictor)
 
 
 def _kinds() -> dict[str, type]:

@@ -394,4 +394,10 @@ def make_predictor(model: str, space: Any, table: Any = None, target: str = LATE
     if model in ("xgb", "rf"):
         return XGBPredictor(space, table, target=target, mode="gbt" if model == "xgb" else "rf",
                             random_state=seed)
+    if model == "mlp":
+        from latkit.predictors.mlp import MLPPredictor  # noqa: PLC0415 -- mlp.py subclasses this module's ArchPredictor
+
+        if table is not None:
+            raise PredictorError("the mlp predictor reads the arch encoding only; it takes no --lut")
+        return MLPPredictor(space, target=target, random_state=seed)
     raise PredictorError(f"unknown model {model!r}; choose one of {', '.join(defaults.MODELS)}")
