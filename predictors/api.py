@@ -26,6 +26,7 @@ from latkit.predictors import defaults
 from latkit.predictors.io import load_predictor
 from latkit.predictors.metrics import regression_metrics
 from latkit.predictors.models import LATENCY, make_predictor, unit_of
+from latkit.predictors.ranges import merge_ranges
 from latkit.predictors.table_model import TablePredictor
 from latkit.predictors.transfer import FewShotPredictor
 from latkit.profiler.lut import LookupTable
@@ -180,6 +181,8 @@ def fit_fewshot(space: str | None, measurements: str | Path, bases: Sequence[str
     pred.meta_["sources"] = [{"path": str(b), "device": s.meta_.get("device"), "kind": s.kind}
                              for b, s in zip(bases, sources, strict=True)]
     pred.meta_["chosen"] = pred.candidate_
+    pred.meta_["fit_range"] = merge_ranges(pred.meta_.get("fit_range"),
+                                           *(s.meta_.get("fit_range") for s in sources))
     _provenance(pred, meas, command, None)
     return pred
 

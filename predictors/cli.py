@@ -20,11 +20,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from typing import Any
 
 from latkit import cli_args
 from latkit.errors import PredictorError
 from latkit.predictors import defaults
+from latkit.predictors.ranges import outside_fit
 from latkit.supernet.arch_files import read_archs
 from latkit.supernet.space import get_space
 
@@ -271,12 +273,22 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         archs = [space.parse(args.arch)] if args.arch else read_archs(args.archs, space)
         values = pred.predict(archs)
         keys = [str(a) for a in archs]
+        outside = [outside_fit(pred.meta_, space, a) for a in archs]
     label = "row" if pred.kind == "table" else "arch"
+    outside = outside if pred.kind != "table" else [None] * len(keys)
+    flagged = [(k, why) for k, why in zip(keys, outside, strict=True) if why]
+    if flagged and not args.json:
+        k, why = flagged[0]
+        print(f"note: {len(flagged)} of {len(keys)} arch(s) lie outside what {args.predictor} was "
+              f"fitted on (e.g. {k}: {why}); their predictions are extrapolated", file=sys.stderr)
     if args.json:
+        def row(k: str, v: float, why: str | None) -> dict[str, Any]:
+            return {label: k, target: float(v), **({"outside_fit": why} if why else {})}
+
         if args.arch:
-            print(json.dumps({"arch": keys[0], target: float(values[0]), "predictor": args.predictor}))
+            print(json.dumps({**row(keys[0], values[0], outside[0]), "predictor": args.predictor}))
         else:
-            print(json.dumps([{label: k, target: float(v)} for k, v in zip(keys, values, strict=True)]))
+            print(json.dumps([row(k, v, w) for k, v, w in zip(keys, values, outside, strict=True)]))
     elif args.arch:
         print(f"{values[0]:.4f} {'ms' if target == 'latency_ms' else target}")
     else:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -29,7 +30,7 @@ import numpy as np
 import torch
 
 from latkit.errors import TrainError
-from latkit.fileio import check_writable, write_text
+from latkit.fileio import check_writable, sha256_file, write_text
 from latkit.provenance import now_iso
 from latkit.supernet.accuracy_csv import read_accuracy_csv
 from latkit.supernet.arch import ArchConfig
@@ -221,6 +222,34 @@ class AccuracyTable:
     top1: dict[ArchConfig, float]
 
 
+def _same_checkpoint(recorded: str, checkpoint: str | Path, sha: dict[str, str | None]) -> bool:
+    """Whether a row's ``checkpoint`` names ``checkpoint``: the same resolved path or the same bytes."""
+    if os.path.abspath(recorded) == os.path.abspath(checkpoint):
+        return True
+    for p in (recorded, str(checkpoint)):
+        if p not in sha:
+            sha[p] = sha256_file(p) if os.path.isfile(p) else None
+    return sha[recorded] is not None and sha[recorded] == sha[str(checkpoint)]
+
+
+def _rows_of_checkpoint(out: Path, checkpoint: str | Path) -> dict[ArchConfig, float]:
+    """The rows of the table at ``out`` (all of them from ``checkpoint``), or a ``TrainError``.
+
+    A table that holds rows of another checkpoint is never rewritten or mixed: the user gives
+    another ``--out`` or ``--overwrite``.
+    """
+    done: dict[ArchConfig, float] = {}
+    sha: dict[str, str | None] = {}
+    for a, top1, row in read_accuracy_csv(out, allow_empty=True):
+        recorded = row.get("checkpoint") or ""
+        if not _same_checkpoint(recorded, checkpoint, sha):
+            raise TrainError(f"{out} holds rows evaluated from checkpoint {recorded or '(none)'}, "
+                             f"not {checkpoint} (another file); give another --out, or "
+                             "--overwrite to replace the table")
+        done[a] = top1
+    return done
+
+
 def accuracy_table(checkpoint: str | Path, space: SearchSpace, archs: Sequence[ArchConfig],
                    out: str | Path, *, data_spec: str | None = None, n_calib: int = 256,
                    n_eval: int | None = 500, batch_size: int = 128, overwrite: bool = False,
@@ -250,10 +279,9 @@ def accuracy_table(checkpoint: str | Path, space: SearchSpace, archs: Sequence[A
                          f"{model.n_classes}; pass the --data it was trained on")
     model.to(torch.device(device))
     done: dict[ArchConfig, float] = {}
+    ckpt_id = os.path.abspath(checkpoint)  # rows record it; a resume from elsewhere still matches
     if out.is_file() and not overwrite:
-        for a, top1, row in read_accuracy_csv(out, allow_empty=True):
-            if row.get("checkpoint") == str(checkpoint):
-                done[a] = top1
+        done = _rows_of_checkpoint(out, checkpoint)
     todo = [a for a in dict.fromkeys(archs) if a not in done]
     out.parent.mkdir(parents=True, exist_ok=True)
     fresh = overwrite or not out.is_file() or not done
@@ -262,10 +290,10 @@ def accuracy_table(checkpoint: str | Path, space: SearchSpace, archs: Sequence[A
     if fresh:
         writer.writerow(ACC_HEADER)
         for a, top1 in done.items():
-            writer.writerow([str(a), f"{top1:.3f}", space.name, a.r, str(checkpoint)])
+            writer.writerow([str(a), f"{top1:.3f}", space.name, a.r, ckpt_id])
 
     def record(a: ArchConfig, top1: float) -> None:
-        writer.writerow([str(a), f"{top1:.3f}", space.name, a.r, str(checkpoint)])
+        writer.writerow([str(a), f"{top1:.3f}", space.name, a.r, ckpt_id])
         f.flush()
         if on_result is not None:
             on_result(a, top1)
@@ -286,7 +314,7 @@ def accuracy_table(checkpoint: str | Path, space: SearchSpace, archs: Sequence[A
         f.close()
     elapsed = time.perf_counter() - t0
     meta = {
-        "format": "latkit-accuracy", "space": space.name, "checkpoint": str(checkpoint),
+        "format": "latkit-accuracy", "space": space.name, "checkpoint": ckpt_id,
         "checkpoint_space": model.space.name, "data": data.name, "data_origin": data.origin,
         "calibration_images": n_calib,
         "precision": resolve_precision(precision, torch.device(device)),
