@@ -49,17 +49,47 @@ class Measurements:
         return self.devices[0] if len(self.devices) == 1 else None
 
 
+#: the largest latency a measurement may report (an hour per inference): above it is a unit or
+#: parse error (1e308 ms once gave predictions of 4.9e58 ms)
+MAX_LATENCY_MS = 3.6e6
+
+
 def _open_csv(path: str | Path) -> tuple[list[str], list[dict[str, str]]]:
+    header, rows = _open_csv_lines(path)
+    return header, [row for _, row in rows]
+
+
+def _open_csv_lines(path: str | Path) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
+    """The header and (line number, row) pairs of a CSV (lines starting with ``#`` skipped)."""
     p = Path(path)
     if not p.is_file():
         raise PredictorError(f"measurement file {p} does not exist (write one with lat measure)")
     try:
         with open(p, newline="", encoding="utf-8") as f:
-            reader = csv.DictReader(line for line in f if not line.startswith("#"))
-            rows = list(reader)
-            return list(reader.fieldnames or []), rows
-    except (UnicodeDecodeError, csv.Error) as exc:
+            lines = [(i, ln) for i, ln in enumerate(f, start=1) if not ln.startswith("#")]
+        reader = csv.DictReader(ln for _, ln in lines)
+        rows = [(lines[reader.line_num - 1][0], row) for row in reader]
+        return list(reader.fieldnames or []), rows
+    except UnicodeDecodeError:
+        raise PredictorError(f"{p} is not UTF-8 text (a binary or differently encoded file?); "
+                             "give the CSV lat measure wrote") from None
+    except (OSError, csv.Error) as exc:
         raise PredictorError(f"{p} is not a readable CSV file ({exc})") from None
+
+
+def _check_value(path: str | Path, i: int, target: str, text: Any) -> float:
+    try:
+        v = float(text)
+    except (TypeError, ValueError):
+        raise PredictorError(f"{path}:{i}: {target} {text!r} is not a number") from None
+    if target == LATENCY and not (np.isfinite(v) and 0 < v <= MAX_LATENCY_MS):
+        raise PredictorError(f"{path}:{i}: {target} must be a positive finite number of ms up to "
+                             f"{MAX_LATENCY_MS:g} (an hour), found {v}; fix or drop that row")
+    if target == "top1" and not (np.isfinite(v) and 0 <= v <= 100):
+        raise PredictorError(f"{path}:{i}: top1 is a percentage (0..100), found {v}")
+    if not np.isfinite(v):
+        raise PredictorError(f"{path}:{i}: {target} must be a finite number, found {v}")
+    return v
 
 
 def read_measurements(path: str | Path, space: SearchSpace | str | None = None,
@@ -67,38 +97,48 @@ def read_measurements(path: str | Path, space: SearchSpace | str | None = None,
     """Rows of ``arch,<target>[,space,device,...]``; the arch is a key or a once-for-all JSON dict.
 
     ``space`` None takes it from the file's ``space`` column (which must then name one space); a
-    file whose ``space`` column names several spaces contributes only the rows of ``space``.
-    Extra columns are ignored. A bad row raises an error naming the file and line.
+    row whose ``space`` names another space is an error (it is never dropped without a word). An
+    arch measured twice on one device must have the same value both times (an exact repeat is
+    read once). Extra columns are ignored. A bad row raises an error naming the file and line.
     """
-    header, rows = _open_csv(path)
+    header, rows = _open_csv_lines(path)
     for col in ("arch", target):
         if col not in header:
             raise PredictorError(f"{path} has no {col!r} column (header: {','.join(header)}); "
                                  f"expected arch,{target},... as written by lat measure")
-    spaces = sorted({r.get("space") or "" for r in rows} - {""})
+    spaces = sorted({r.get("space") or "" for _, r in rows} - {""})
     if space is None:
         if len(spaces) != 1:
             raise PredictorError(f"{path} names spaces {spaces or 'none'}; pass --space")
         space = spaces[0]
     sp = get_space(space) if isinstance(space, str) else space
-    if len(spaces) > 1:
-        rows = [r for r in rows if r.get("space") == sp.name]
     archs, vals = [], []
-    for i, row in enumerate(rows, start=2):
+    seen: dict[tuple[str, str], tuple[float, int]] = {}
+    for i, row in rows:
+        if row.get("space") and row["space"] != sp.name:
+            raise PredictorError(f"{path}:{i}: a measurement of space {row['space']}, not "
+                                 f"{sp.name}; pass --space {row['space']} or keep one space per file")
         try:
-            archs.append(sp.parse(row["arch"]))
+            arch = sp.parse(row["arch"])
         except ArchError as exc:
             raise PredictorError(f"{path}:{i}: {exc}") from None
-        try:
-            v = float(row[target])
-        except (TypeError, ValueError):
-            raise PredictorError(f"{path}:{i}: {target} {row[target]!r} is not a number") from None
-        if not np.isfinite(v) or (target == LATENCY and v <= 0):
-            raise PredictorError(f"{path}:{i}: {target} must be a positive finite number, found {v}")
+        except (TypeError, ValueError) as exc:  # a short row: arch is None
+            raise PredictorError(f"{path}:{i}: arch {row.get('arch')!r} is not an arch ({exc})") from None
+        v = _check_value(path, i, target, row.get(target))
+        key = (str(arch), row.get("device") or "")
+        if key in seen:
+            if seen[key][0] != v:
+                raise PredictorError(
+                    f"{path}:{i}: {key[0]} is measured twice" + (f" on {key[1]}" if key[1] else "")
+                    + f" with different {target} ({seen[key][0]} on line {seen[key][1]}, {v}); keep "
+                    "one row per arch and device")
+            continue
+        seen[key] = (v, i)
+        archs.append(arch)
         vals.append(v)
     if not archs:
         raise PredictorError(f"{path} holds no measurements" + (f" of {sp.name}" if spaces else ""))
-    devices = sorted({r.get("device") or "" for r in rows} - {""})
+    devices = sorted({r.get("device") or "" for _, r in rows} - {""})
     return Measurements(archs, np.asarray(vals), devices, spaces, str(path), sp.name)
 
 

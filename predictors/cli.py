@@ -49,6 +49,8 @@ forms:
 #: the target of the accuracy form (``lat fit --target top1``)
 TOP1 = "top1"
 TEST_FRACTION = 0.2
+#: --test-fraction: a share strictly between 0 and 1
+FRACTION = cli_args.number(0, 1, lo_open=True, what="fraction")
 
 
 def register_fit(sub: Any) -> None:
@@ -65,7 +67,8 @@ def register_fit(sub: Any) -> None:
     p.add_argument("--lut", metavar="DIR", help="lookup table directory (lat-profile) for table features")
     p.add_argument("--model", choices=defaults.MODELS, default=None,
                    help=f"predictor model (default {defaults.DEFAULT_MODEL}; lut needs --lut)")
-    p.add_argument("--train-n", type=int, help="fit on N seeded random rows, hold out the rest")
+    p.add_argument("--train-n", type=cli_args.integer(2),
+                   help="fit on N seeded random rows, hold out the rest")
     cli_args.add_seed(p, default=0, what="seed of the split and the models")
     p.add_argument("--base", metavar="A.json[,B.json]", help="few-shot: source devices' predictors")
     p.add_argument("--method", default="auto", choices=["auto", "scale", "power", "mix", "residual"],
@@ -73,7 +76,7 @@ def register_fit(sub: Any) -> None:
     p.add_argument("--table", metavar="FILE.csv", help="your own feature table instead of archs")
     p.add_argument("--target", help="top1: an accuracy predictor on --measurements acc.csv; "
                    "with --table: the column to predict")
-    p.add_argument("--test-fraction", type=float,
+    p.add_argument("--test-fraction", type=FRACTION,
                    help=f"--target top1: share of subnets held out to measure the fit (default "
                    f"{TEST_FRACTION})")
     p.add_argument("--features", help="--table: comma-separated feature columns (default all numeric)")
@@ -95,7 +98,7 @@ def register_fit_accuracy(forms: Any) -> None:
     q.add_argument("-o", "--output", required=True, help="predictor JSON")
     q.add_argument("--model", default="xgb", choices=("xgb", "rf", "ridge"))
     cli_args.add_seed(q, default=0, what="seed of the split and the model")
-    q.add_argument("--test-fraction", type=float, default=TEST_FRACTION)
+    q.add_argument("--test-fraction", type=FRACTION, default=TEST_FRACTION)
     q.set_defaults(func=_cmd_fit_accuracy)
 
 

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from latkit.devices.registry import get_device, list_devices
-from latkit.errors import DeviceError, LatkitError
+from latkit.errors import DeviceError, LatkitError, OutputError
 from latkit.fileio import sha256_file, write_text
 from latkit.predictors.ranges import outside_fit
 from latkit.profiler.campaign import NETWORK_PROTOCOL
@@ -157,7 +157,11 @@ def run_search(req: SearchRequest, log: Callable[[str], None] | None = None, *,
     formats = check_devices([d for d, _ in req.latency],
                             "--verify" if req.verify else f"{live[0]}=measure" if live else None)
     out = Path(req.out)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"cannot make the output directory {out}: {exc.strerror} (a file of "
+                          "that name?); give another --out") from None
 
     # ---- start-up: checkpoint, sources, devices ----
     if supernet is None and req.checkpoint is not None:

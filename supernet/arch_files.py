@@ -18,7 +18,13 @@ def read_archs(path: str | Path, space: SearchSpace) -> list[ArchConfig]:
     p = Path(path)
     if not p.is_file():
         raise ArchError(f"arch file {p} does not exist")
-    text = p.read_text()
+    try:
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ArchError(f"arch file {p} is not UTF-8 text (byte {exc.start}); give one arch per "
+                        "line or a CSV with an arch column") from None
+    except OSError as exc:
+        raise ArchError(f"arch file {p} cannot be read ({exc.strerror})") from None
     lines = text.splitlines()
     archs: list[ArchConfig] = []
     first = next((ln for ln in lines if ln.strip() and not ln.startswith("#")), "")
@@ -29,6 +35,8 @@ def read_archs(path: str | Path, space: SearchSpace) -> list[ArchConfig]:
                 archs.append(space.parse(row["arch"]))
             except ArchError as exc:
                 raise ArchError(f"{p}:{i}: {exc}") from None
+            except (TypeError, ValueError):  # a short row: arch is None
+                raise ArchError(f"{p}:{i}: the row has no arch") from None
         return archs
     for i, ln in enumerate(lines, start=1):
         s = ln.strip()
