@@ -30,6 +30,7 @@ from latkit.predictors.ranges import merge_ranges
 from latkit.predictors.table_model import TablePredictor
 from latkit.predictors.transfer import FewShotPredictor
 from latkit.profiler.lut import LookupTable
+from latkit.supernet.accuracy_csv import read_accuracy_csv
 from latkit.supernet.space import ArchConfig, SearchSpace, get_space
 
 
@@ -101,6 +102,8 @@ def read_measurements(path: str | Path, space: SearchSpace | str | None = None,
     arch measured twice on one device must have the same value both times (an exact repeat is
     read once). Extra columns are ignored. A bad row raises an error naming the file and line.
     """
+    if target == "top1":  # an accuracy table: its one strict reader
+        return _read_top1(path, space)
     header, rows = _open_csv_lines(path)
     for col in ("arch", target):
         if col not in header:
@@ -140,6 +143,18 @@ def read_measurements(path: str | Path, space: SearchSpace | str | None = None,
         raise PredictorError(f"{path} holds no measurements" + (f" of {sp.name}" if spaces else ""))
     devices = sorted({r.get("device") or "" for _, r in rows} - {""})
     return Measurements(archs, np.asarray(vals), devices, spaces, str(path), sp.name)
+
+
+def _read_top1(path: str | Path, space: SearchSpace | str | None) -> Measurements:
+    if space is None:
+        spaces = sorted({r.fields.get("space") or "" for r in read_accuracy_csv(path)} - {""})
+        if len(spaces) != 1:
+            raise PredictorError(f"{path} names spaces {spaces or 'none'}; pass --space")
+        space = spaces[0]
+    sp = get_space(space) if isinstance(space, str) else space
+    rows = list({str(r.arch): r for r in read_accuracy_csv(path, sp)}.values())  # repeats once
+    return Measurements([r.arch for r in rows], np.asarray([r.top1 for r in rows]), [], [sp.name],
+                        str(path), sp.name)
 
 
 def cv_metrics(make: Any, archs: Sequence[Any], y: np.ndarray, folds: int, seed: int,

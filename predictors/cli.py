@@ -25,6 +25,7 @@ from typing import Any
 
 from latkit import cli_args
 from latkit.errors import PredictorError
+from latkit.fileio import check_writable
 from latkit.predictors import defaults
 from latkit.predictors.ranges import outside_fit
 from latkit.supernet.arch_files import read_archs
@@ -126,6 +127,7 @@ def _cmd_fit(args: argparse.Namespace) -> int:
 
     _reject(args, "predictor", "plot", form="lat fit")
     _need(args, "output", form="lat fit")
+    check_writable(args.output)  # before the fit: a FIFO, device node or symlink is refused now
     command = args.command_line
     if not args.table and args.target is not None:
         return _fit_top1(args)
@@ -178,6 +180,7 @@ def _cmd_fit_accuracy(args: argparse.Namespace) -> int:
     """``lat train fit-accuracy``: the accuracy form of ``lat fit`` under its older name."""
     from latkit.predictors.accuracy import fit_accuracy, format_fit  # noqa: PLC0415 -- sklearn/xgboost
 
+    check_writable(args.output)  # before the fit: a FIFO, device node or symlink is refused now
     fit = fit_accuracy(args.accuracy, args.fit_space, model=args.model, seed=args.seed,
                        test_fraction=args.test_fraction, command=args.command_line)
     print(format_fit(fit, args.model, _save(fit.predictor, args.output)))
@@ -219,6 +222,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     _reject(args, "lut", "model", "train_n", "base", "table", "features", "output", "test_fraction",
             form="lat fit evaluate")
     _need(args, "predictor", "measurements", form="lat fit evaluate")
+    if args.plot:
+        check_writable(args.plot)
     pred = load_predictor(args.predictor)
     if pred.kind == "table":
         raise PredictorError("lat fit evaluate scores arch predictors; for a feature-table predictor "

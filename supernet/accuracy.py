@@ -268,6 +268,10 @@ def accuracy_table(checkpoint: str | Path, space: SearchSpace, archs: Sequence[A
     out = check_writable(out)  # before the work: a FIFO, device node or symlink is refused
     ckpt = load_checkpoint(checkpoint, space.name)  # a released file: converted for this space
     model = supernet_from_checkpoint(ckpt, checkpoint)
+    bad = [k for k, v in model.state_dict().items() if v.is_floating_point() and not bool(v.isfinite().all())]
+    if bad:  # a diverged run's weights: every "top-1" would be the share of one class
+        raise TrainError(f"checkpoint {checkpoint} has non-finite weights ({len(bad)} tensors, e.g. "
+                         f"{bad[0]}): its training diverged; evaluate an earlier checkpoint")
     for a in archs:
         model.space.validate(a)
     spec = data_spec or (ckpt.get("config") or {}).get("data")

@@ -149,6 +149,10 @@ def _build(w: Path) -> None:
     m = ElasticMobileNetV3(SPACE, n_classes=2, kernel_transform=False)
     torch.save(m.checkpoint_dict(kernel_transform=False, config={
         "data": str(w / "ro" / "ds"), "resolutions": [128]}), w / "ro" / "c.pt")
+    ck = torch.load(w / "ro" / "c.pt", weights_only=True)  # a diverged run's weights
+    name = next(k for k, v in ck["model"].items() if v.is_floating_point())
+    ck["model"][name] = torch.full_like(ck["model"][name], float("nan"))
+    torch.save(ck, w / "ro" / "nan.pt")
 
     # outputs that exist already: a table of another checkpoint, a campaign of another space
     _write_csv(w / "acc_other_ckpt.csv", acc_hdr,
@@ -462,6 +466,7 @@ TRAIN = [
     ("eval-out-dev-full", "train eval --checkpoint {W}/ro/c.pt --out /dev/full"),
     ("eval-other-checkpoints-table", "train eval --checkpoint {W}/ro/c.pt --out {W}/acc_other_ckpt.csv "
      "--calib-images 2 --eval-images 2"),
+    ("eval-nan-weights", "train eval --checkpoint {W}/ro/nan.pt --out {W}/o16.csv"),
     ("eval-n-and-archs", "train eval --checkpoint {W}/ro/c.pt -n 2 --archs {W}/archs_bad.txt --out {W}/o16.csv"),
     ("eval-resolutions-96", "train eval --checkpoint {W}/ro/c.pt --resolutions 96 --out {W}/o16.csv"),
     ("eval-archs-bad-line", "train eval --checkpoint {W}/ro/c.pt --archs {W}/archs_bad.txt --out {W}/o16.csv"),
@@ -559,7 +564,8 @@ BUGS = {
         "measure-fresh-over-other-space"],
     "search picked an r224 subnet from r128-only predictors without a word": [
         "test_search_reports_choices_outside_the_fit"],
-    "NaN loss exited 0 with NaN weights": ["test_non_finite_loss_stops_training"],
+    "NaN loss exited 0 with NaN weights": ["test_non_finite_loss_stops_training", "eval-nan-weights",
+                                           "test_diverging_run_stops_with_one_line"],
     "fit-accuracy rejected a 0% subnet and accepted 150/negative/duplicates": [
         "test_fit_accuracy_takes_a_zero_percent_subnet", "fit-accuracy-150", "fit-accuracy-negative",
         "fit-accuracy-duplicate", "fit-top1-150", "fit-top1-negative", "fit-top1-duplicate"],
@@ -797,3 +803,20 @@ def test_protocol_times_checked_in_the_library():
             ProtocolSettings(**bad)
     with pytest.raises(DeviceError, match="threads must be in 1.."):
         OnnxCpuDevice(threads=10_000)
+
+
+@pytest.mark.slow  # a real (tiny) training run: ~10 s of CPU
+def test_diverging_run_stops_with_one_line(tmp_path):
+    """An absurd learning rate: the second step's loss is NaN; the run stops with exit 2 and one
+    line, and its checkpoint holds finite weights."""
+    import torch
+
+    p = subprocess.run([sys.executable, "-m", "latkit", "train", "--lr-scale", "1e30",
+                        "--max-train-images", "8", "--batch-size", "2", "--max-steps", "4",
+                        "--epochs-scale", "0.01", "--resolutions", "128", "--out",
+                        str(tmp_path / "run"), "--no-final-eval", "-q"],
+                       capture_output=True, text=True, env=_env(tmp_path), timeout=600)
+    assert p.returncode == 2 and p.stderr.strip().count("\n") == 0, p.stderr
+    assert "training loss is not finite" in p.stderr
+    ck = torch.load(tmp_path / "run" / "last.pt", weights_only=True)
+    assert all(bool(v.isfinite().all()) for v in ck["model"].values() if v.is_floating_point())
