@@ -40,7 +40,7 @@ from typing import Any
 import latkit
 from latkit import cli_args
 from latkit.errors import LatkitError
-from latkit.fileio import sha256_file, write_text
+from latkit.fileio import make_dir, sha256_file, write_text
 from latkit.profiler.campaign import (
     QUICK_PROTOCOL,
     CampaignSettings,
@@ -272,7 +272,7 @@ def run_demo(cfg: DemoConfig, say: Callable[[str], None] = lambda m: None) -> De
     from latkit.supernet.model import load_supernet  # noqa: PLC0415 -- torch: lat --help fast
 
     t_all = time.perf_counter()
-    cfg.out.mkdir(parents=True, exist_ok=True)
+    make_dir(cfg.out)
     rep = DemoReport()
     st = _Steps(say, rep)
     bad = [r for r in cfg.resolutions if r < 128 or r > 224 or r % 4]

@@ -426,6 +426,9 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = False,
     as typed; a library caller its own, or nothing).
     """
     out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise TrainError(f"--out {out} is a file, not a run directory; give a directory (it is "
+                         "created if missing)")
     last = out / "last.pt"
     command = command or ""
     ctx = init_distributed(cfg.device)

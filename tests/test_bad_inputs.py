@@ -125,6 +125,8 @@ def _build(w: Path) -> None:
 
     keys = [s.key for s in SPACE.unique_layers([224])]
     full = {k: {"count": 10, "mean": 0.5, "std": 0.01} for k in keys}
+    (w / "ofa_full").mkdir()
+    (w / "ofa_full" / "224_lookup_table.yaml").write_text(yaml.safe_dump(full))
     (w / "ofa_trunc").mkdir()
     (w / "ofa_trunc" / "224_lookup_table.yaml").write_text(yaml.safe_dump(dict(list(full.items())[:5])))
     (w / "ofa_nan").mkdir()
@@ -373,6 +375,8 @@ CAMPAIGNS = [
     ("import-ofa-nan", "lut import-ofa {W}/ofa_nan --space compofa-w1.0 --out {W}/o10"),
     ("import-ofa-latin1", "lut import-ofa {W}/ofa_latin1 --space compofa-w1.0 --out {W}/o10"),
     ("import-ofa-resolution", "lut import-ofa {W}/ofa_res --space compofa-w1.0 --out {W}/o10"),
+    ("import-ofa-out-is-file", "lut import-ofa {W}/ofa_full --space compofa-w1.0 --out {W}/afile"),
+    ("import-ofa-out-under-file", "lut import-ofa {W}/ofa_full --space compofa-w1.0 --out {W}/afile/t"),
     ("import-ofa-no-space", "lut import-ofa {W}/ofa_trunc --out {W}/o10"),
     ("export-ofa-missing", "lut export-ofa {W}/nope --out {W}/o11"),
     ("export-ofa-statistic", "lut export-ofa {W}/lut --out {W}/o11 --statistic max"),
@@ -409,6 +413,8 @@ PREDICTORS = [
     ("fit-out-fifo", "fit --space compofa-w1.0 --measurements {W}/m.csv --model ridge -o {W}/fifo.json"),
     ("fit-out-symlink", "fit --space compofa-w1.0 --measurements {W}/m.csv --model ridge -o {W}/link.json"),
     ("fit-out-dir", "fit --space compofa-w1.0 --measurements {W}/m.csv --model ridge -o {W}/adir.json"),
+    ("fit-out-under-file", "fit --space compofa-w1.0 --measurements {W}/m.csv --model ridge "
+     "-o {W}/afile/p.json"),
     ("fit-top1-150", "fit --target top1 --measurements {W}/acc_150.csv -o {W}/o13.json"),
     ("fit-top1-negative", "fit --target top1 --measurements {W}/acc_neg.csv -o {W}/o13.json"),
     ("fit-top1-nan", "fit --target top1 --measurements {W}/acc_nan.csv -o {W}/o13.json"),
@@ -456,7 +462,7 @@ TRAIN = [
     ("train-resolutions-96", "train --resolutions 96 --out {W}/o14"),
     ("train-schedule-mismatch", "train --space compofa-w1.0 --schedule ofa --out {W}/o14"),
     ("train-from-full-missing", "train --from-full {W}/nope.pt --out {W}/o14"),
-    ("train-out-is-file", "train --out {W}/afile --max-train-images 8"),
+    ("train-out-is-file", "train --out {W}/afile --max-train-images 8 --batch-size 2 --max-steps 1"),
     ("eval-ckpt-missing", "train eval --checkpoint {W}/nope.pt --out {W}/o16.csv"),
     ("eval-ckpt-garbage", "train eval --checkpoint {W}/garbage.pt --out {W}/o16.csv"),
     ("eval-ckpt-pickle", "train eval --checkpoint {W}/pickle.pt --out {W}/o16.csv"),
@@ -467,6 +473,8 @@ TRAIN = [
     ("eval-other-checkpoints-table", "train eval --checkpoint {W}/ro/c.pt --out {W}/acc_other_ckpt.csv "
      "--calib-images 2 --eval-images 2"),
     ("eval-nan-weights", "train eval --checkpoint {W}/ro/nan.pt --out {W}/o16.csv"),
+    ("eval-out-under-file", "train eval --checkpoint {W}/ro/c.pt --out {W}/afile/acc.csv"),
+    ("export-under-file", "export --space compofa-w1.0 --arch " + A128 + " -o {W}/afile/m.onnx"),
     ("eval-n-and-archs", "train eval --checkpoint {W}/ro/c.pt -n 2 --archs {W}/archs_bad.txt --out {W}/o16.csv"),
     ("eval-resolutions-96", "train eval --checkpoint {W}/ro/c.pt --resolutions 96 --out {W}/o16.csv"),
     ("eval-archs-bad-line", "train eval --checkpoint {W}/ro/c.pt --archs {W}/archs_bad.txt --out {W}/o16.csv"),
@@ -540,6 +548,7 @@ SEARCH = [
     ("demo-unknown-device", "demo --device quantum --out {W}/d2"),
     ("demo-resolutions-96", "demo --resolutions 96 --out {W}/d2"),
     ("demo-checkpoint-missing", "demo --checkpoint {W}/nope.pt --out {W}/d2"),
+    ("demo-out-is-file", "demo --out {W}/afile"),
     ("demo-budget-text", "demo --budget-ms fast --out {W}/d2"),
     ("no-command-option", "--frobnicate"),
     ("unknown-command", "frobnicate"),
