@@ -73,8 +73,6 @@ class ProtocolSettings:
                                                       and v >= 0)}
         if bad:
             raise DeviceError(f"protocol times are finite and >= 0 seconds; got {bad}")
-        if self.max_time_s < self.min_time_s:
-            raise DeviceError(f"max_time_s ({self.max_time_s}) is below min_time_s ({self.min_time_s})")
         if self.min_sample_ms < 0 or self.max_loops < 1:
             raise DeviceError(f"protocol needs min_sample_ms >= 0 and max_loops >= 1, got "
                               f"{self.min_sample_ms} and {self.max_loops}")

@@ -807,7 +807,7 @@ def test_protocol_times_checked_in_the_library():
     from latkit.errors import DeviceError
 
     for bad in ({"min_time_s": float("nan")}, {"warmup_s": -1.0}, {"max_time_s": float("inf")},
-                {"min_time_s": 5.0, "max_time_s": 1.0}):
+                {"min_sample_ms": -1.0}):
         with pytest.raises(DeviceError):
             ProtocolSettings(**bad)
     with pytest.raises(DeviceError, match="threads must be in 1.."):
