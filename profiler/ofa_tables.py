@@ -128,14 +128,8 @@ def import_ofa(directory: str | Path, space: Any, *, device: str | None = None,
     known = {s.key for s in sp.unique_layers()}
     seen: dict[str, list[tuple[int, float, float]]] = {}
     foreign: list[str] = []
-    for r, path in files.items():
-        table = _read_yaml(path)
-        missing = sorted({s.key for s in sp.unique_layers([r])} - set(table))
-        if missing and not allow_missing:
-            raise StoreError(f"{path} lacks {len(missing)} of the {len(sp.unique_layers([r]))} layers "
-                             f"{sp.name} uses at resolution {r} (e.g. {missing[0]}): a truncated file "
-                             "or another space; fetch it again, or pass --allow-missing to import "
-                             "what it has")
+    tables = {r: _read_yaml(path) for r, path in files.items()}
+    for table in tables.values():
         for key, val in table.items():
             LayerSpec.parse(key)  # raises ArchError naming a malformed key
             if key not in known:
@@ -149,6 +143,14 @@ def import_ofa(directory: str | Path, space: Any, *, device: str | None = None,
             "pass --skip-foreign to drop them"
         raise ArchError(f"{len(foreign)} key(s) in {directory} are not layers of {sp.name}, e.g. "
                         f"{foreign[0]}; {hint}")
+    for r, table in tables.items():
+        need = {s.key for s in sp.unique_layers([r])}
+        missing = sorted(need - set(table))
+        if missing and not allow_missing:
+            raise StoreError(f"{files[r]} lacks {len(missing)} of the {len(need)} layers {sp.name} "
+                             f"uses at resolution {r} (e.g. {missing[0]}): a truncated file or "
+                             "another space; fetch it again, or pass --allow-missing to import what "
+                             "it has")
     entries, pooled = [], 0
     for key in sorted(seen):
         vals = seen[key]
