@@ -326,7 +326,8 @@ def _check_finite(model: torch.nn.Module, losses: list[float], step: int, pp: Ph
     """Raise ``NonFiniteLoss`` before ``optimizer.step`` if a loss or a gradient is NaN or infinite.
 
     Gradients are checked too (after the all-reduce every rank holds the same ones, so every rank
-    stops together); the weights are still those of the last finite step.
+    stops together); the weights are still those of the last finite step (BatchNorm's running
+    statistics are not, which is why the step is never saved).
     """
     bad = [v for v in losses if not math.isfinite(v)]
     grads = [p.grad for p in model.parameters() if p.grad is not None]
@@ -335,8 +336,8 @@ def _check_finite(model: torch.nn.Module, losses: list[float], step: int, pp: Ph
     if bad:
         raise NonFiniteLoss(
             f"training loss is not finite ({bad[0]}) at step {step + 1} (phase {pp.phase.name}, "
-            f"resolution {r}); stopped before the weights took it, the run directory keeps the last "
-            "finite state; lower --lr-scale or check --data, then start again or --resume")
+            f"resolution {r}); stopped before the optimizer step, nothing of it saved (the run "
+            "directory keeps its last checkpoint, if any); lower --lr-scale or check --data")
 
 
 def _open_log(path: Path, step: int):
@@ -551,13 +552,10 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = False,
                     model.reorder_channels()
                 optimizer = make_optimizer(model, cfg)
             t0 = time.perf_counter()
-            try:
-                lr, loss, r, n_sub = train_step(model, optimizer, cfg, space, data, plan, pp, step,
-                                                ctx, autocast, teacher)
-            except NonFiniteLoss:
-                if step > first_step:
-                    save(finished=False)  # the steps before it are kept
-                raise
+            # a NonFiniteLoss propagates unsaved: that forward pass already fed BatchNorm's
+            # running statistics, so only the last checkpoint on disk holds a finite state
+            lr, loss, r, n_sub = train_step(model, optimizer, cfg, space, data, plan, pp, step,
+                                            ctx, autocast, teacher)
             step += 1
             dt = time.perf_counter() - t0
             counters["images"] += plan.global_batch

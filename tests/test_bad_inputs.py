@@ -817,9 +817,7 @@ def test_protocol_times_checked_in_the_library():
 @pytest.mark.slow  # a real (tiny) training run: ~10 s of CPU
 def test_diverging_run_stops_with_one_line(tmp_path):
     """An absurd learning rate: the second step's loss is NaN; the run stops with exit 2 and one
-    line, and its checkpoint holds finite weights."""
-    import torch
-
+    line, and writes no checkpoint of the diverged state."""
     p = subprocess.run([sys.executable, "-m", "latkit", "train", "--lr-scale", "1e30",
                         "--max-train-images", "8", "--batch-size", "2", "--max-steps", "4",
                         "--epochs-scale", "0.01", "--resolutions", "128", "--out",
@@ -827,5 +825,4 @@ def test_diverging_run_stops_with_one_line(tmp_path):
                        capture_output=True, text=True, env=_env(tmp_path), timeout=600)
     assert p.returncode == 2 and p.stderr.strip().count("\n") == 0, p.stderr
     assert "training loss is not finite" in p.stderr
-    ck = torch.load(tmp_path / "run" / "last.pt", weights_only=True)
-    assert all(bool(v.isfinite().all()) for v in ck["model"].values() if v.is_floating_point())
+    assert not (tmp_path / "run" / "last.pt").exists()  # no save was due before the NaN step
