@@ -75,7 +75,7 @@ _API: dict[str, str] = {
     "accuracy_table": "latkit.supernet.accuracy:accuracy_table",
     "read_accuracy": "latkit.supernet.accuracy_csv:accuracy_frame",
     # search
-    "search": "latkit.search.run:search",
+    "search_subnets": "latkit.search.run:search",  # (latkit.search is the subpackage)
     "run_search": "latkit.search.run:run_search",
     "SearchRequest": "latkit.search.run:SearchRequest",
     "SearchReport": "latkit.search.run:SearchReport",
@@ -128,7 +128,7 @@ __all__ = [
     "resume_campaign",
     "run_search",
     "save_predictor",
-    "search",
+    "search_subnets",
     "train",
     "unique_layers",
     "write_table",
@@ -167,7 +167,8 @@ if TYPE_CHECKING:  # for editors and type checkers: the same names, imported eag
     from latkit.profiler.store import MeasurementStore as Store
     from latkit.profiler.store import merge_stores, open_store
     from latkit.search.plot import frontier_figure
-    from latkit.search.run import SearchReport, SearchRequest, run_search, search
+    from latkit.search.run import SearchReport, SearchRequest, run_search
+    from latkit.search.run import search as search_subnets
     from latkit.supernet.accuracy import accuracy_table
     from latkit.supernet.accuracy_csv import accuracy_frame as read_accuracy
     from latkit.supernet.arch_files import read_archs

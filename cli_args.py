@@ -15,7 +15,9 @@ of a device: threads, affinity, delegate, serial) and ``protocol_overrides(args)
 from __future__ import annotations
 
 import argparse
-from collections.abc import Iterable, Mapping
+import math
+import os
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 #: TFLite delegates an android device accepts (``--delegate``)
@@ -32,6 +34,67 @@ DEFAULT_REALTIME_PRIORITY = 10
 
 #: a parser or an argument group: anything ``add_argument`` can be called on
 Parser = argparse._ActionsContainer
+
+#: the most runtime threads a command accepts: twice this host's CPUs, at least 16 (a phone's
+#: eight cores measured from a two-core laptop). More only oversubscribes: 10,000 hung a host.
+MAX_THREADS = max(16, 2 * (os.cpu_count() or 1))
+
+
+# ---------------------------------------------------------------------------------------------
+# Checked numbers: argparse types that refuse what cannot be meant (one line, exit 2)
+# ---------------------------------------------------------------------------------------------
+
+
+def integer(lo: int | None = None, hi: int | None = None, what: str = "an integer") -> Callable[[str], int]:
+    """An argparse ``type``: an integer (``176``, not ``176.5``) in ``lo..hi`` (inclusive)."""
+    def parse(text: str) -> int:
+        try:
+            v = int(str(text).strip())
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if (lo is not None and v < lo) or (hi is not None and v > hi):
+            span = f"in {lo}..{hi}" if hi is not None and lo is not None else (
+                f">= {lo}" if hi is None else f"<= {hi}")
+            raise argparse.ArgumentTypeError(f"expected {what} {span}, got {v}")
+        return v
+
+    parse.__name__ = "integer"
+    return parse
+
+
+def number(lo: float | None = None, hi: float | None = None, *, lo_open: bool = False,
+           what: str = "number") -> Callable[[str], float]:
+    """An argparse ``type``: a finite number (no nan/inf) in ``lo..hi`` (``lo_open``: above lo)."""
+    def parse(text: str) -> float:
+        try:
+            v = float(str(text).strip())
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a {what}, got {text!r}") from None
+        if not math.isfinite(v):
+            raise argparse.ArgumentTypeError(f"expected a finite {what}, got {text!r}")
+        low = lo is not None and (v <= lo if lo_open else v < lo)
+        if low or (hi is not None and v > hi):
+            left = "none" if lo is None else (f"> {lo:g}" if lo_open else f">= {lo:g}")
+            span = left if hi is None else f"{left} and <= {hi:g}"
+            raise argparse.ArgumentTypeError(f"expected a {what} {span}, got {text!r}")
+        return v
+
+    parse.__name__ = "number"
+    return parse
+
+
+#: ``--threads``: 1..MAX_THREADS
+THREADS = integer(1, MAX_THREADS, "a thread count")
+#: a count of at least one (``-n``, ``--batch``, ``--min-runs``, ``--population``...)
+POSITIVE = integer(1)
+#: a count that may be zero (``--warmup-runs``, ``--checkpoint-every``)
+NON_NEGATIVE = integer(0)
+#: seconds that may be zero (``--warmup-time``)
+SECONDS = number(0.0, what="number of seconds")
+#: seconds above zero (``--min-time``, ``--max-time``, ``--lock-timeout``)
+POSITIVE_SECONDS = number(0.0, lo_open=True, what="number of seconds")
+#: a seed: numpy's random generators take 0..2**32-1
+SEED = integer(0, 2**32 - 1, "a seed")
 
 
 def _with_default(text: str, default: Any) -> str:
@@ -60,13 +123,13 @@ def add_resolutions(p: Parser, *, default: str = "all", help: str | None = None)
 
 def add_seed(p: Parser, *, default: int | None = None, what: str = "random seed") -> argparse.Action:
     """``--seed N``; ``what`` says what the seed draws (``"sampling seed for -n"``...)."""
-    return p.add_argument("--seed", type=int, default=default, help=_with_default(what, default))
+    return p.add_argument("--seed", type=SEED, default=default, help=_with_default(what, default))
 
 
 def add_batch(p: Parser, *, default: int | None = None,
               help: str = "input batch size") -> argparse.Action:
     """``--batch N``: the input batch size of an exported or measured model."""
-    return p.add_argument("--batch", type=int, default=default, help=_with_default(help, default))
+    return p.add_argument("--batch", type=POSITIVE, default=default, help=_with_default(help, default))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -113,13 +176,14 @@ def add_device_options(p: Parser, *, options: Iterable[str] = DEVICE_OPTIONS) ->
     ``options`` picks a subset of ``DEVICE_OPTIONS`` (namespace names), added in that order.
     """
     spec = {
-        "threads": (("--threads",), dict(type=int, help="runtime threads (default: the device's)")),
+        "threads": (("--threads",), dict(type=THREADS, help="runtime threads (default: the "
+                                         f"device's; at most {MAX_THREADS}, twice this host's CPUs)")),
         "affinity": (("--affinity",), dict(
             metavar="MASK", help="CPU affinity as a hex mask, e.g. 1 or 0xf0 (taskset style)")),
         "delegate": (("--delegate",), dict(choices=DELEGATES, help="TFLite delegate (android devices)")),
         "serial": (("--serial",), dict(help="adb serial or host:port (android devices only)")),
         "lock_timeout": (("--lock-timeout",), dict(
-            type=float, metavar="S", help="seconds to wait for a phone another latkit process is "
+            type=POSITIVE_SECONDS, metavar="S", help="seconds to wait for a phone another latkit process is "
             "measuring on (android devices; default 3600)")),
     }
     options = tuple(options)
@@ -161,9 +225,14 @@ def add_protocol_options(p: Parser, *, options: Iterable[str] = PROTOCOL_OPTIONS
     unknown = sorted(set(options) - set(spec))
     if unknown:
         raise ValueError(f"unknown protocol option(s) {unknown}; known: {', '.join(spec)}")
+    types = {"warmup_runs": NON_NEGATIVE, "warmup_time": SECONDS, "min_runs": POSITIVE,
+             "min_time": POSITIVE_SECONDS, "max_time": POSITIVE_SECONDS,
+             "realtime": integer(1, 99, "a SCHED_FIFO priority")}
     actions = []
     for name in options:
         flags, kw = spec[name]
+        if name in types:
+            kw = {**kw, "type": types[name]}
         if name in d:
             kw = {**kw, "help": _with_default(kw["help"], d[name])}
         actions.append(p.add_argument(*flags, **kw))

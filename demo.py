@@ -40,7 +40,7 @@ from typing import Any
 import latkit
 from latkit import cli_args
 from latkit.errors import LatkitError
-from latkit.fileio import sha256_file, write_text
+from latkit.fileio import make_dir, sha256_file, write_text
 from latkit.profiler.campaign import (
     QUICK_PROTOCOL,
     CampaignSettings,
@@ -274,12 +274,21 @@ def run_demo(cfg: DemoConfig, say: Callable[[str], None] = lambda m: None) -> De
     from latkit.supernet.model import load_supernet  # noqa: PLC0415 -- torch: lat --help fast
 
     t_all = time.perf_counter()
-    cfg.out.mkdir(parents=True, exist_ok=True)
+    make_dir(cfg.out)
     rep = DemoReport()
     st = _Steps(say, rep)
     bad = [r for r in cfg.resolutions if r < 128 or r > 224 or r % 4]
     if bad:
         raise LatkitError(f"demo resolutions must be in 128..224 step 4, got {bad}")
+    from latkit.devices.registry import list_devices  # noqa: PLC0415 -- with the steps' imports
+
+    known = [row["name"] for row in list_devices()]
+    if cfg.device not in known:  # before any training: an unknown device fails now
+        raise LatkitError(f"unknown device {cfg.device!r}; known devices: {', '.join(known)} "
+                          "(lat device list)")
+    if cfg.checkpoint is not None and not Path(cfg.checkpoint).is_file():
+        raise LatkitError(f"checkpoint {cfg.checkpoint} does not exist; give a lat train "
+                          "checkpoint, or leave --checkpoint out to train one")
 
     st.start("supernet", f"lat train --space compofa-w1.0 --data {DATA}"
              f" --resolutions {format_resolutions(cfg.resolutions)} --epochs-scale {cfg.epochs_scale:g}"
@@ -352,6 +361,7 @@ def run_demo(cfg: DemoConfig, say: Callable[[str], None] = lambda m: None) -> De
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
+    from latkit.search.run import parse_budgets  # noqa: PLC0415 -- numpy: keeps lat --help fast
     from latkit.search.verify import format_choices  # noqa: PLC0415 -- numpy: keeps lat --help fast
 
     quick = args.quick
@@ -368,7 +378,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         checkpoint=Path(args.checkpoint) if args.checkpoint else (
             None if args.train or quick else builtin_checkpoint()),
         n_e2e=args.n_e2e or (12 if quick else 40),
-        budgets_ms=tuple(float(b) for b in args.budget_ms.split(",")) if args.budget_ms else None,
+        budgets_ms=tuple(parse_budgets(args.budget_ms)) if args.budget_ms else None,
         calib_images=64 if quick else 256, eval_images=100 if quick else 360,
         quick=quick, seed=args.seed,
         command=args.command_line,
@@ -411,9 +421,10 @@ def register_demo(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--checkpoint", help="use this supernet checkpoint instead of training one")
     p.add_argument("--train", action="store_true",
                    help="train the supernet even if latkit ships a checkpoint (data/builtin)")
-    p.add_argument("--epochs-scale", type=float, help="training length (default 0.01)")
-    p.add_argument("--max-train-steps", type=int, help="stop training after this many steps")
-    p.add_argument("--n-e2e", type=int, help="end-to-end measurements (default 40)")
+    p.add_argument("--epochs-scale", type=cli_args.number(0, lo_open=True),
+                   help="training length (default 0.01)")
+    p.add_argument("--max-train-steps", type=cli_args.POSITIVE, help="stop training after this many steps")
+    p.add_argument("--n-e2e", type=cli_args.integer(2), help="end-to-end measurements (default 40)")
     p.add_argument("--budget-ms", help="budgets instead of the frontier quantiles")
     cli_args.add_seed(p, default=0)
     p.set_defaults(func=_cmd_demo)

@@ -57,6 +57,18 @@ def check_writable(path: str | Path) -> Path:
     return p
 
 
+def make_dir(path: str | Path) -> Path:
+    """``path`` as a directory (created with its parents if missing); an ``OutputError`` if a file
+    or anything else that is not a directory stands in its way."""
+    p = Path(path)
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"cannot make the output directory {p}: {exc.strerror} (a file of that "
+                          "name?); give another output directory") from None
+    return p
+
+
 def _new_file_mode() -> int:
     umask = os.umask(0)
     os.umask(umask)

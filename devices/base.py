@@ -67,6 +67,12 @@ class ProtocolSettings:
             )
         if self.max_runs < self.min_runs:
             raise DeviceError(f"max_runs ({self.max_runs}) is below min_runs ({self.min_runs})")
+        times = {"warmup_s": self.warmup_s, "min_time_s": self.min_time_s,
+                 "max_time_s": self.max_time_s, "min_sample_ms": self.min_sample_ms}
+        bad = {k: v for k, v in times.items() if not (isinstance(v, (int, float)) and math.isfinite(v)
+                                                      and v >= 0)}
+        if bad:
+            raise DeviceError(f"protocol times are finite and >= 0 seconds; got {bad}")
         if self.min_sample_ms < 0 or self.max_loops < 1:
             raise DeviceError(f"protocol needs min_sample_ms >= 0 and max_loops >= 1, got "
                               f"{self.min_sample_ms} and {self.max_loops}")

@@ -207,7 +207,7 @@ def register_emulate(device_subparsers: argparse._SubParsersAction) -> None:
         "files with LiteRT on this CPU and prints benchmark_model's real output.",
     )
     emu.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    emu.add_argument("--port", type=int, default=0,
+    emu.add_argument("--port", type=cli_args.integer(0, 65535, "a TCP port"), default=0,
                      help="TCP port (default 0: pick a free one and print it; avoid 5555-5585)")
     emu.add_argument("--phone", "--profile", dest="profile", default="pixel4", metavar="NAME",
                      help="the phone to play: pixel4, pixel7, galaxy-s22, budget-a55 (any android "

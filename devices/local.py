@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from latkit.cli_args import MAX_THREADS
 from latkit.devices.base import (
     Measurement,
     ProtocolSettings,
@@ -192,8 +193,9 @@ class LocalDevice:
 
     def __init__(self, *, threads: int, affinity: Any, batch: int | None, seed: int,
                  protocol: ProtocolSettings | None, cache_size: int) -> None:
-        if int(threads) < 1:
-            raise DeviceError(f"{self.name}: threads must be >= 1, got {threads}")
+        if not 1 <= int(threads) <= MAX_THREADS:
+            raise DeviceError(f"{self.name}: threads must be in 1..{MAX_THREADS} (twice this host's "
+                              f"CPUs, at least 16), got {threads}")
         if batch is not None and int(batch) < 1:
             raise DeviceError(f"{self.name}: batch must be >= 1, got {batch}")
         self.threads = int(threads)

@@ -26,9 +26,11 @@ from latkit.predictors import defaults
 from latkit.predictors.io import load_predictor
 from latkit.predictors.metrics import noise_floor, predictions_figure, regression_metrics
 from latkit.predictors.models import LATENCY, LutPredictor, make_predictor, unit_of
+from latkit.predictors.ranges import merge_ranges
 from latkit.predictors.table_model import TablePredictor
 from latkit.predictors.transfer import FewShotPredictor
 from latkit.profiler.lut import LookupTable
+from latkit.supernet.accuracy_csv import read_accuracy_csv
 from latkit.supernet.space import ArchConfig, SearchSpace, get_space
 from latkit.tables import LINE, read_table
 
@@ -47,10 +49,17 @@ class Measurements:
     passes: list[list[float]] | None = None
     #: the provenance beside the CSV (``FILE.csv.meta.json``), or {} where there is none
     meta: dict[str, Any] = field(default_factory=dict)
+    #: the line (a DataFrame's: the position) of each kept row, in ``archs`` order
+    lines: list[int] | None = None
 
     @property
     def device(self) -> str | None:
         return self.devices[0] if len(self.devices) == 1 else None
+
+
+#: the largest latency a measurement may report (an hour per inference): above it is a unit or
+#: parse error (1e308 ms once gave predictions of 4.9e58 ms)
+MAX_LATENCY_MS = 3.6e6
 
 
 def _is_frame(obj: Any) -> bool:
@@ -77,54 +86,93 @@ def _where(source: Any) -> str:
     return "DataFrame row" if _is_frame(source) else str(source)
 
 
+def _check_value(path: str | Path, i: int, target: str, text: Any) -> float:
+    try:
+        v = float(text)
+    except (TypeError, ValueError):
+        raise PredictorError(f"{path}:{i}: {target} {text!r} is not a number") from None
+    if target == LATENCY and not (np.isfinite(v) and 0 < v <= MAX_LATENCY_MS):
+        raise PredictorError(f"{path}:{i}: {target} must be a positive finite number of ms up to "
+                             f"{MAX_LATENCY_MS:g} (an hour), found {v}; fix or drop that row")
+    if target == "top1" and not (np.isfinite(v) and 0 <= v <= 100):
+        raise PredictorError(f"{path}:{i}: top1 is a percentage (0..100), found {v}")
+    if not np.isfinite(v):
+        raise PredictorError(f"{path}:{i}: {target} must be a finite number, found {v}")
+    return v
+
+
 def read_measurements(path: str | Path | Any, space: SearchSpace | str | None = None,
                       target: str = LATENCY) -> Measurements:
     """Rows of ``arch,<target>[,space,device,...]``; the arch is a key or a once-for-all JSON dict.
 
     ``path`` is a CSV or Parquet file, or a pandas DataFrame with the same columns.
-
     ``space`` None takes it from the file's ``space`` column (which must then name one space); a
-    file whose ``space`` column names several spaces contributes only the rows of ``space``.
-    Extra columns are ignored. A bad row raises an error naming the file and line.
+    row whose ``space`` names another space is an error (it is never dropped without a word). An
+    arch measured twice on one device must have the same value both times (an exact repeat is
+    read once). Extra columns are ignored. A bad row raises an error naming the file and line.
     """
+    if target == "top1" and not _is_frame(path):  # an accuracy table: its one strict reader
+        return _read_top1(path, space)
     header, rows = _open_csv(path)
     where = _where(path)
     for col in ("arch", target):
         if col not in header:
-            raise PredictorError(f"{path} has no {col!r} column (header: {','.join(header)}); "
+            raise PredictorError(f"{where} has no {col!r} column (header: {','.join(header)}); "
                                  f"expected arch,{target},... as written by lat measure")
-    spaces = sorted({r.get("space") or "" for r in rows} - {""})
+    spaces = sorted({str(r.get("space") or "") for r in rows} - {""})
     if space is None:
         if len(spaces) != 1:
-            raise PredictorError(f"{path} names spaces {spaces or 'none'}; pass --space")
+            raise PredictorError(f"{where} names spaces {spaces or 'none'}; pass --space")
         space = spaces[0]
     sp = get_space(space) if isinstance(space, str) else space
-    if len(spaces) > 1:
-        rows = [r for r in rows if r.get("space") == sp.name]
-    archs, vals = [], []
+    archs, vals, lines = [], [], []
     passes: list[list[float]] | None = [] if "pass_ms" in header else None
+    seen: dict[tuple[str, str], tuple[float, int]] = {}
     for row in rows:
         i = row[LINE]
+        if row.get("space") and row["space"] != sp.name:
+            raise PredictorError(f"{where}:{i}: a measurement of space {row['space']}, not "
+                                 f"{sp.name}; pass --space {row['space']} or keep one space per file")
         try:
-            archs.append(sp.parse(row["arch"]))
+            arch = sp.parse(row["arch"])
         except ArchError as exc:
             raise PredictorError(f"{where}:{i}: {exc}") from None
-        try:
-            v = float(row[target])
-        except (TypeError, ValueError):
-            raise PredictorError(f"{where}:{i}: {target} {row[target]!r} is not a number") from None
-        if not np.isfinite(v) or (target == LATENCY and v <= 0):
-            raise PredictorError(f"{where}:{i}: {target} must be a positive finite number, found {v}")
+        except (TypeError, ValueError) as exc:  # a short row: arch is None
+            raise PredictorError(f"{where}:{i}: arch {row.get('arch')!r} is not an arch ({exc})") from None
+        v = _check_value(where, i, target, row.get(target))
+        key = (str(arch), str(row.get("device") or ""))
+        if key in seen:
+            if seen[key][0] != v:
+                raise PredictorError(
+                    f"{where}:{i}: {key[0]} is measured twice" + (f" on {key[1]}" if key[1] else "")
+                    + f" with different {target} ({seen[key][0]} on line {seen[key][1]}, {v}); keep "
+                    "one row per arch and device")
+            continue
+        seen[key] = (v, i)
+        archs.append(arch)
         vals.append(v)
+        lines.append(i)
         if passes is not None:
             cell = row.get("pass_ms")
             passes.append(_pass_values("" if cell is None or cell != cell else str(cell), where, i))
     if not archs:
-        raise PredictorError(f"{path} holds no measurements" + (f" of {sp.name}" if spaces else ""))
-    devices = sorted({r.get("device") or "" for r in rows} - {""})
+        raise PredictorError(f"{where} holds no measurements" + (f" of {sp.name}" if spaces else ""))
+    devices = sorted({str(r.get("device") or "") for r in rows} - {""})
     return Measurements(archs, np.asarray(vals), devices, spaces,
                         "DataFrame" if _is_frame(path) else str(path), sp.name, passes,
-                        {} if _is_frame(path) else _read_meta(path))
+                        {} if _is_frame(path) else _read_meta(path), lines)
+
+
+def _read_top1(path: str | Path, space: SearchSpace | str | None) -> Measurements:
+    if space is None:
+        spaces = sorted({r.fields.get("space") or "" for r in read_accuracy_csv(path)} - {""})
+        if len(spaces) != 1:
+            raise PredictorError(f"{path} names spaces {spaces or 'none'}; pass --space")
+        space = spaces[0]
+    sp = get_space(space) if isinstance(space, str) else space
+    rows = list({str(r.arch): r for r in read_accuracy_csv(path, sp)}.values())  # repeats once
+    return Measurements([r.arch for r in rows], np.asarray([r.top1 for r in rows]), [], [sp.name],
+                        str(path), sp.name)
 
 
 def _pass_values(text: str, path: str | Path, line: int) -> list[float]:
@@ -159,15 +207,16 @@ def measurements_frame(source: Any, space: SearchSpace | str | None = None,
     """``lat measure``'s CSV (or Parquet) as a pandas DataFrame, checked as ``lat fit`` checks it.
 
     The columns are the file's, with ``arch`` in canonical key form, the numeric columns as numbers,
-    and ``resolution`` added where the file lacks it. Rows of other spaces are dropped as
-    ``read_measurements`` drops them; a bad row is one ``PredictorError`` naming the file and line.
+    and ``resolution`` added where the file lacks it: one row per measurement ``read_measurements``
+    keeps (an exact repeat once); a bad row is one ``PredictorError`` naming the file and line.
     """
     import pandas as pd  # noqa: PLC0415 -- only DataFrame readers pay for pandas
 
     meas = read_measurements(source, space, target)
     header, rows = _open_csv(source)
-    if len(meas.spaces) > 1:
-        rows = [r for r in rows if r.get("space") == meas.space]
+    if meas.lines is not None:
+        by_line = {r[LINE]: r for r in rows}
+        rows = [by_line[i] for i in meas.lines]
     frame = pd.DataFrame(rows, columns=header)
     frame["arch"] = [str(a) for a in meas.archs]
     frame[target] = meas.values
@@ -302,6 +351,8 @@ def fit_fewshot(space: str | None, measurements: str | Path | Any, bases: Sequen
     pred.meta_["sources"] = [{"path": str(b), "device": s.meta_.get("device"), "kind": s.kind}
                              for b, s in zip(bases, sources, strict=True)]
     pred.meta_["chosen"] = pred.candidate_
+    pred.meta_["fit_range"] = merge_ranges(pred.meta_.get("fit_range"),
+                                           *(s.meta_.get("fit_range") for s in sources))
     _provenance(pred, meas, command, None)
     return pred
 

@@ -20,11 +20,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from typing import Any
 
 from latkit import cli_args
 from latkit.errors import PredictorError
+from latkit.fileio import check_writable
 from latkit.predictors import defaults
+from latkit.predictors.ranges import outside_fit
 from latkit.supernet.arch_files import read_archs
 from latkit.supernet.space import get_space
 
@@ -49,6 +52,8 @@ forms:
 #: the target of the accuracy form (``lat fit --target top1``)
 TOP1 = "top1"
 TEST_FRACTION = 0.2
+#: --test-fraction: a share strictly between 0 and 1
+FRACTION = cli_args.number(0, 1, lo_open=True, what="fraction")
 
 
 def register_fit(sub: Any) -> None:
@@ -66,7 +71,8 @@ def register_fit(sub: Any) -> None:
     p.add_argument("--model", choices=defaults.MODELS, default=None,
                    help=f"predictor model (default {defaults.DEFAULT_MODEL}; lut needs --lut; mlp: "
                    "accuracy only, with --target top1)")
-    p.add_argument("--train-n", type=int, help="fit on N seeded random rows, hold out the rest")
+    p.add_argument("--train-n", type=cli_args.integer(2),
+                   help="fit on N seeded random rows, hold out the rest")
     cli_args.add_seed(p, default=0, what="seed of the split and the models")
     p.add_argument("--base", metavar="A.json[,B.json]", help="few-shot: source devices' predictors")
     p.add_argument("--method", default="auto", choices=["auto", "scale", "power", "mix", "residual"],
@@ -74,7 +80,7 @@ def register_fit(sub: Any) -> None:
     p.add_argument("--table", metavar="FILE.csv", help="your own feature table instead of archs")
     p.add_argument("--target", help="top1: an accuracy predictor on --measurements acc.csv; "
                    "with --table: the column to predict")
-    p.add_argument("--test-fraction", type=float,
+    p.add_argument("--test-fraction", type=FRACTION,
                    help=f"--target top1: share of subnets held out to measure the fit (default "
                    f"{TEST_FRACTION})")
     p.add_argument("--features", help="--table: comma-separated feature columns (default all numeric)")
@@ -98,7 +104,7 @@ def register_fit_accuracy(forms: Any) -> None:
                    help="mlp: once-for-all's accuracy predictor (an MLP over its one-hot arch "
                    "encoding); default xgb")
     cli_args.add_seed(q, default=0, what="seed of the split and the model")
-    q.add_argument("--test-fraction", type=float, default=TEST_FRACTION)
+    q.add_argument("--test-fraction", type=FRACTION, default=TEST_FRACTION)
     q.set_defaults(func=_cmd_fit_accuracy)
 
 
@@ -126,6 +132,7 @@ def _cmd_fit(args: argparse.Namespace) -> int:
 
     _reject(args, "predictor", "plot", form="lat fit")
     _need(args, "output", form="lat fit")
+    check_writable(args.output)  # before the fit: a FIFO, device node or symlink is refused now
     command = args.command_line
     if not args.table and args.target is not None:
         return _fit_top1(args)
@@ -178,6 +185,7 @@ def _cmd_fit_accuracy(args: argparse.Namespace) -> int:
     """``lat train fit-accuracy``: the accuracy form of ``lat fit`` under its older name."""
     from latkit.predictors.accuracy import fit_accuracy, format_fit  # noqa: PLC0415 -- sklearn/xgboost
 
+    check_writable(args.output)  # before the fit: a FIFO, device node or symlink is refused now
     fit = fit_accuracy(args.accuracy, args.fit_space, model=args.model, seed=args.seed,
                        test_fraction=args.test_fraction, command=args.command_line)
     print(format_fit(fit, args.model, _save(fit.predictor, args.output)))
@@ -231,6 +239,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     _reject(args, "lut", "model", "train_n", "base", "table", "features", "output", "test_fraction",
             form="lat fit evaluate")
     _need(args, "predictor", "measurements", form="lat fit evaluate")
+    if args.plot:
+        check_writable(args.plot)
     ev = api.evaluate_frame(args.predictor, args.measurements, args.space)
     m, noise, target = ev.metrics, ev.noise, ev.target
     out = {"predictor": args.predictor, "measurements": args.measurements, **m,
@@ -287,12 +297,22 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         archs = [space.parse(args.arch)] if args.arch else read_archs(args.archs, space)
         values = pred.predict(archs)
         keys = [str(a) for a in archs]
+        outside = [outside_fit(pred.meta_, space, a) for a in archs]
     label = "row" if pred.kind == "table" else "arch"
+    outside = outside if pred.kind != "table" else [None] * len(keys)
+    flagged = [(k, why) for k, why in zip(keys, outside, strict=True) if why]
+    if flagged and not args.json:
+        k, why = flagged[0]
+        print(f"note: {len(flagged)} of {len(keys)} arch(s) lie outside what {args.predictor} was "
+              f"fitted on (e.g. {k}: {why}); their predictions are extrapolated", file=sys.stderr)
     if args.json:
+        def row(k: str, v: float, why: str | None) -> dict[str, Any]:
+            return {label: k, target: float(v), **({"outside_fit": why} if why else {})}
+
         if args.arch:
-            print(json.dumps({"arch": keys[0], target: float(values[0]), "predictor": args.predictor}))
+            print(json.dumps({**row(keys[0], values[0], outside[0]), "predictor": args.predictor}))
         else:
-            print(json.dumps([{label: k, target: float(v)} for k, v in zip(keys, values, strict=True)]))
+            print(json.dumps([row(k, v, w) for k, v, w in zip(keys, values, outside, strict=True)]))
     elif args.arch:
         print(f"{values[0]:.4f} {'ms' if target == 'latency_ms' else target}")
     else:

@@ -36,8 +36,16 @@ def _corr(kind: str, a: np.ndarray, b: np.ndarray) -> float | None:
     return None if value is None or math.isnan(value) else float(value)
 
 
+#: units whose values are percentages (top-1): a relative error of one is meaningless (0% is valid)
+ABSOLUTE_UNITS = frozenset({"percent"})
+
+
 def regression_metrics(y_true: Sequence[float], y_pred: Sequence[float], unit: str = "ms") -> dict[str, Any]:
-    """The metrics above; relative ones need non-zero measurements."""
+    """The metrics above; relative ones need non-zero measurements.
+
+    For a percentage target (``unit`` "percent": top-1) ``mape``, ``acc10`` and ``acc5`` are None:
+    a top-1 of 0% is a valid measurement, and a relative error of a percentage means nothing.
+    """
     t = np.asarray(y_true, dtype=float).reshape(-1)
     p = np.asarray(y_pred, dtype=float).reshape(-1)
     if t.shape != p.shape:
@@ -46,15 +54,16 @@ def regression_metrics(y_true: Sequence[float], y_pred: Sequence[float], unit: s
         raise PredictorError("no samples to evaluate")
     if not (np.all(np.isfinite(t)) and np.all(np.isfinite(p))):
         raise PredictorError("measurements and predictions must be finite")
+    relative = unit not in ABSOLUTE_UNITS
     rel = np.abs(p - t) / np.where(t != 0, np.abs(t), np.nan)
-    if np.isnan(rel).any():
+    if relative and np.isnan(rel).any():
         raise PredictorError("relative metrics need non-zero measurements; found a 0")
     return {
         "n": int(t.size),
         "rmse_ms": float(np.sqrt(np.mean((p - t) ** 2))),
-        "mape": float(100 * rel.mean()),
-        "acc10": float(100 * np.mean(rel <= 0.10)),
-        "acc5": float(100 * np.mean(rel <= 0.05)),
+        "mape": float(100 * rel.mean()) if relative else None,
+        "acc10": float(100 * np.mean(rel <= 0.10)) if relative else None,
+        "acc5": float(100 * np.mean(rel <= 0.05)) if relative else None,
         "spearman": _corr("spearman", t, p),
         "kendall": _corr("kendall", t, p),
         "units": {"rmse_ms": unit, "mape": "percent", "acc10": "percent", "acc5": "percent"},
@@ -72,9 +81,9 @@ def format_report(m: dict[str, Any], title: str = "") -> str:
     lines += [
         f"  samples        {m['n']}",
         f"  RMSE           {m['rmse_ms']:.4g} {unit}",
-        f"  MAPE           {m['mape']:.2f}%",
-        f"  within +-10%   {m['acc10']:.1f}%",
-        f"  within +-5%    {m['acc5']:.1f}%",
+        f"  MAPE           {_fmt(m['mape'], 2)}%",
+        f"  within +-10%   {_fmt(m['acc10'], 1)}%",
+        f"  within +-5%    {_fmt(m['acc5'], 1)}%",
         f"  Spearman       {_fmt(m['spearman'])}",
         f"  Kendall tau    {_fmt(m['kendall'])}",
     ]
@@ -83,8 +92,9 @@ def format_report(m: dict[str, Any], title: str = "") -> str:
 
 def metrics_row(name: str, m: dict[str, Any]) -> str:
     """One line of a metrics table (``metrics_header`` gives the header)."""
-    return (f"{name:<28} {m['n']:>5} {m['rmse_ms']:>9.4f} {m['mape']:>7.2f} {m['acc10']:>7.1f} "
-            f"{m['acc5']:>7.1f} {_fmt(m['spearman']):>8} {_fmt(m['kendall']):>8}")
+    return (f"{name:<28} {m['n']:>5} {m['rmse_ms']:>9.4f} {_fmt(m['mape'], 2):>7} "
+            f"{_fmt(m['acc10'], 1):>7} {_fmt(m['acc5'], 1):>7} {_fmt(m['spearman']):>8} "
+            f"{_fmt(m['kendall']):>8}")
 
 
 def metrics_header(name: str = "predictor") -> str:
@@ -125,7 +135,8 @@ def predictions_figure(y_true: Sequence[float], y_pred: Sequence[float], title: 
     ax.set_ylim(lo, hi)
     ax.set_xlabel(f"measured ({unit})")
     ax.set_ylabel(f"predicted ({unit})")
-    sub = (f"n={m['n']}  MAPE {m['mape']:.2f}%  ±10% {m['acc10']:.1f}%  ±5% {m['acc5']:.1f}%\n"
+    sub = (f"n={m['n']}  MAPE {_fmt(m['mape'], 2)}%  ±10% {_fmt(m['acc10'], 1)}%  "
+           f"±5% {_fmt(m['acc5'], 1)}%\n"
            f"Spearman {_fmt(m['spearman'], 3)}  Kendall {_fmt(m['kendall'], 3)}")
     ax.set_title(f"{title}\n{sub}" if title else sub, fontsize=9)
     ax.legend(loc="upper left", fontsize=8)

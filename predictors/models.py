@@ -51,6 +51,7 @@ from latkit.predictors.core import (
 )
 from latkit.predictors.features import ArchFeaturizer, as_archs, log_safe
 from latkit.predictors.metrics import regression_metrics
+from latkit.predictors.ranges import fit_range
 from latkit.provenance import record
 from latkit.supernet.space import get_space
 
@@ -72,6 +73,19 @@ def check_target(y: Any, n: int, target: str) -> np.ndarray:
         raise PredictorError(f"target {target} has non-finite values; drop those rows")
     if target == LATENCY and arr.min() <= 0:
         raise PredictorError(f"latencies must be positive, found {arr.min()!r} ms (a failed run?)")
+    return arr
+
+
+def check_predictions(values: Any, archs: Sequence[Any], target: str, kind: str) -> np.ndarray:
+    """``values`` if finite (and positive for latency); else a PredictorError naming an arch."""
+    arr = np.asarray(values, dtype=float)
+    bad = ~np.isfinite(arr) | ((arr <= 0) if target == LATENCY else False)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        what = "positive finite latencies" if target == LATENCY else f"finite {target} values"
+        raise PredictorError(f"the {kind} predictor gives {arr[i]!r} for {archs[i]} ({int(bad.sum())} "
+                             f"of {len(arr)} archs); a predictor must give {what}: refit it "
+                             "(lat fit) on measurements that cover these archs")
     return arr
 
 
@@ -122,15 +136,18 @@ class ArchPredictor(RegressorMixin, BaseEstimator):
             self._fit(archs, yv)
         self.n_train_ = len(archs)
         self.meta_ = base_meta(self, yv, self._predict(archs))
+        self.meta_["fit_range"] = fit_range(space, archs)
         return self
 
     def predict(self, X: Sequence[Any]) -> np.ndarray:
         self._check_fitted()
         archs = as_archs(get_space(self.space), X)
         if len(archs) <= defaults.PREDICT_CHUNK:
-            return self._predict(archs)
+            return check_predictions(self._predict(archs), archs, self.target, self.kind)
         step = defaults.PREDICT_CHUNK
-        return np.concatenate([self._predict(archs[i:i + step]) for i in range(0, len(archs), step)])
+        return check_predictions(
+            np.concatenate([self._predict(archs[i:i + step]) for i in range(0, len(archs), step)]),
+            archs, self.target, self.kind)
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "n_train_"):
@@ -227,6 +244,9 @@ class LutPredictor(ArchPredictor):
     def set_state(self, state: dict[str, Any], where: str) -> None:
         expect_keys(state, {"scale", "offset_ms", "n_train"}, where)
         self.scale_ = expect_number(state["scale"], f"{where}.scale")
+        if not self.scale_ > 0:
+            raise PredictorError(f"{where}.scale must be positive (a latency grows with the table's "
+                                 f"sum), found {self.scale_!r}; refit the predictor with lat fit")
         self.offset_ms_ = expect_number(state["offset_ms"], f"{where}.offset_ms")
         self.n_train_ = int(expect_number(state["n_train"], f"{where}.n_train"))
 

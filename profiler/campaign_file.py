@@ -140,7 +140,11 @@ class CampaignSpec:
         keys = _check_kind(kind)
         if not isinstance(rec, dict) or rec.get("format") != CAMPAIGN_FORMAT or rec.get("kind") != kind:
             raise StoreError(f"{path} is not a latkit {kind} campaign file; start the campaign afresh")
-        saved = rec.get("args") or {}
+        saved = dict(rec.get("args") or {})
+        cwd = rec.get("cwd")
+        for k in _PATHS:  # an older file's relative path meant one from where it ran
+            if isinstance(saved.get(k), str) and isinstance(cwd, str) and not os.path.isabs(saved[k]):
+                saved[k] = os.path.join(cwd, saved[k])
         return cls(kind, {k: saved.get(k) for k in keys}, command=rec.get("command") or "",
                    remeasure=bool(rec.get("remeasure")), measured_after_id=rec.get("measured_after_id"))
 
@@ -178,8 +182,12 @@ class CampaignSpec:
 
     # ---- what it measures ----
     def normalised(self) -> CampaignSpec:
-        """Defaults made explicit as the campaign file records them (``dynamic_hw``, resolutions)."""
+        """Defaults made explicit as the campaign file records them (``dynamic_hw``, resolutions),
+        paths (``store``, ``cache``, ``archs``, ``checkpoint``) made absolute."""
         args = dict(self.args)
+        for k in _PATHS:  # recorded absolute: a resume from another directory finds the same files
+            if args.get(k):
+                args[k] = os.path.abspath(args[k])
         if isinstance(args.get("resolutions"), (list, tuple)):  # older files and library callers
             args["resolutions"] = format_resolutions(args["resolutions"])
         if self.kind == LAYER and args.get("dynamic_hw") is None:
@@ -357,8 +365,23 @@ def run_campaign(spec: CampaignSpec, out: str | Path, *,
     ``resume_campaign(out, spec.kind)``.
     """
     spec = spec.normalised()
+    _check_same_space(spec, Path(out))
     run = _run_layer if spec.kind == LAYER else _run_network
     return run(spec, Path(out), progress)
+
+
+def _check_same_space(spec: CampaignSpec, out: Path) -> None:
+    """Refuse to replace the output of a campaign of another space (its table would be lost)."""
+    path = campaign_path(out, spec.kind)
+    if not path.is_file():
+        return
+    try:
+        recorded = load_campaign(out, spec.kind)["space"]
+    except StoreError:
+        return  # a damaged campaign file is replaced: the store keeps what was measured
+    if recorded and spec["space"] and recorded != spec["space"]:
+        raise LatkitError(f"{out} holds a campaign of space {recorded} ({path}), not "
+                          f"{spec['space']}; give another --out, or --resume to continue that one")
 
 
 def resume_campaign(out: str | Path, kind: str = LAYER, *, progress: ProgressFn | None = None,

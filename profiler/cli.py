@@ -141,7 +141,7 @@ def register_profile(sub: argparse._SubParsersAction) -> None:
     cli_args.add_space(p)
     cli_args.add_resolutions(p)
     cli_args.add_out(p, help="output directory of the table")
-    p.add_argument("--limit", type=int, help="only the first N layers (smoke runs, tests)")
+    p.add_argument("--limit", type=cli_args.POSITIVE, help="only the first N layers (smoke runs, tests)")
     p.add_argument("--no-dynamic-hw", dest="dynamic_hw", action="store_false", default=None,
                    help="export ONNX layers once per resolution instead of once per shape family")
     cli_args.add_seed(p, what="weight seed of the exported layers (default 0)")
@@ -170,7 +170,7 @@ def register_measure(sub: argparse._SubParsersAction) -> None:
         "same resumable store and default protocol as lat profile.")
     cli_args.add_device(p, several=True)
     cli_args.add_space(p)
-    p.add_argument("-n", type=int, help="number of random subnets (with --seed)")
+    p.add_argument("-n", type=cli_args.POSITIVE, help="number of random subnets (with --seed)")
     cli_args.add_seed(p, what="sampling seed for -n (default 0)")
     p.add_argument("--archs", metavar="FILE", help="one arch per line (key or JSON dict), or a "
                    "CSV with an arch column")
@@ -215,7 +215,7 @@ def _cmd_lut_show(args: argparse.Namespace) -> int:
 
 def _cmd_import_ofa(args: argparse.Namespace) -> int:
     imp = import_ofa(args.dir, args.space, device=args.device, skip_foreign=args.skip_foreign,
-                     command=args.command_line)
+                     allow_missing=args.allow_missing, command=args.command_line)
     out = imp.table.save(args.out)
     info = {"out": str(out), "entries": len(imp.table), "files": len(imp.files),
             "resolutions": sorted(imp.files), "pooled_keys": imp.pooled_keys,
@@ -250,7 +250,8 @@ def register_lut(sub: argparse._SubParsersAction) -> None:
                             parser_class=type(p))
     s = lsub.add_parser("show", help="entries, resolutions, device and the slowest layers")
     s.add_argument("dir", metavar="DIR")
-    s.add_argument("--top", type=int, default=10, help="how many slowest layers (default 10)")
+    s.add_argument("--top", type=cli_args.NON_NEGATIVE, default=10,
+                   help="how many slowest layers (default 10)")
     cli_args.add_json(s)
     s.set_defaults(func=_cmd_lut_show)
     i = lsub.add_parser("import-ofa", help="import once-for-all {r}_lookup_table.yaml files",
@@ -262,6 +263,8 @@ def register_lut(sub: argparse._SubParsersAction) -> None:
     i.add_argument("--device", help="device name to record (default: the folder name)")
     i.add_argument("--skip-foreign", action="store_true",
                    help="drop keys that are not layers of --space instead of failing")
+    i.add_argument("--allow-missing", action="store_true",
+                   help="import a file that lacks layers of its resolution (a partial table)")
     cli_args.add_json(i)
     i.set_defaults(func=_cmd_import_ofa)
     e = lsub.add_parser("export-ofa", help="write once-for-all {r}_lookup_table.yaml files",

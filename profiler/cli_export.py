@@ -8,6 +8,7 @@ from pathlib import Path
 
 from latkit import cli_args
 from latkit.errors import ExportError
+from latkit.fileio import check_writable
 from latkit.profiler.export import build_subnet, export_module, max_abs_diff
 from latkit.supernet.space import get_space
 
@@ -15,9 +16,14 @@ from latkit.supernet.space import get_space
 def _cmd_export(args: argparse.Namespace) -> int:
     space = get_space(args.space)
     arch = space.parse(args.arch)
-    fmt = args.format or Path(args.output).suffix.lstrip(".")
+    suffix = Path(args.output).suffix.lstrip(".").lower()
+    fmt = args.format or suffix
     if fmt not in ("onnx", "tflite"):
         raise ExportError(f"cannot tell the format from {args.output!r}; pass --format onnx|tflite")
+    if suffix in ("onnx", "tflite") and suffix != fmt:
+        raise ExportError(f"--format {fmt} does not match the output name {args.output!r} (a .{suffix} "
+                          f"file); name it .{fmt}, or leave --format out")
+    check_writable(args.output)  # before the export: a FIFO, device node or symlink is refused
     supernet = None
     if args.checkpoint:
         from latkit.supernet.model import load_supernet  # noqa: PLC0415 -- torch: keeps lat --help fast

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from latkit.errors import LatkitError, LookupMiss, StoreError
-from latkit.fileio import write_text
+from latkit.fileio import make_dir, write_text
 from latkit.provenance import now_iso, versions
 from latkit.supernet.arch import ArchConfig
 from latkit.supernet.space import get_space
@@ -295,7 +295,7 @@ class LookupTable:
     def save(self, directory: str | Path, **meta_updates: Any) -> Path:
         """Write ``DIR/lut.csv`` (sorted by key) and ``DIR/meta.json`` atomically; returns DIR."""
         d = Path(directory)
-        d.mkdir(parents=True, exist_ok=True)
+        make_dir(d)
         meta = {k: v for k, v in self.meta.items() if k != "dir"}
         meta.update(meta_updates)
         meta.setdefault("space", None)

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from latkit.errors import ArchError, LookupMiss, StoreError
+from latkit.errors import ArchError, LookupMiss, OutputError, StoreError
 from latkit.fileio import sha256_file, write_text
 from latkit.profiler.lut import LookupTable, LutEntry
 from latkit.supernet.space import LayerSpec, get_space, list_spaces
@@ -112,8 +112,13 @@ def _owning_space(keys: Iterable[str]) -> str | None:
 
 
 def import_ofa(directory: str | Path, space: Any, *, device: str | None = None,
-               skip_foreign: bool = False, command: str = "") -> OfaImport:
-    """Read once-for-all YAML tables into a ``LookupTable`` for ``space`` (see module docstring)."""
+               skip_foreign: bool = False, allow_missing: bool = False,
+               command: str = "") -> OfaImport:
+    """Read once-for-all YAML tables into a ``LookupTable`` for ``space`` (see module docstring).
+
+    Each file must hold every layer the space's subnets use at its resolution: a truncated file
+    is a ``StoreError`` naming what it lacks, unless ``allow_missing``.
+    """
     sp = get_space(space) if isinstance(space, str) else space
     files = find_ofa_files(directory)
     bad_res = [r for r in files if r not in sp.resolutions]
@@ -123,8 +128,9 @@ def import_ofa(directory: str | Path, space: Any, *, device: str | None = None,
     known = {s.key for s in sp.unique_layers()}
     seen: dict[str, list[tuple[int, float, float]]] = {}
     foreign: list[str] = []
-    for path in files.values():
-        for key, val in _read_yaml(path).items():
+    tables = {r: _read_yaml(path) for r, path in files.items()}
+    for table in tables.values():
+        for key, val in table.items():
             LayerSpec.parse(key)  # raises ArchError naming a malformed key
             if key not in known:
                 if key not in foreign:
@@ -137,6 +143,14 @@ def import_ofa(directory: str | Path, space: Any, *, device: str | None = None,
             "pass --skip-foreign to drop them"
         raise ArchError(f"{len(foreign)} key(s) in {directory} are not layers of {sp.name}, e.g. "
                         f"{foreign[0]}; {hint}")
+    for r, table in tables.items():
+        need = {s.key for s in sp.unique_layers([r])}
+        missing = sorted(need - set(table))
+        if missing and not allow_missing:
+            raise StoreError(f"{files[r]} lacks {len(missing)} of the {len(need)} layers {sp.name} "
+                             f"uses at resolution {r} (e.g. {missing[0]}): a truncated file or "
+                             "another space; fetch it again, or pass --allow-missing to import what "
+                             "it has")
     entries, pooled = [], 0
     for key in sorted(seen):
         vals = seen[key]
@@ -176,7 +190,11 @@ def export_ofa(table: LookupTable, out_dir: str | Path, *, space: Any = None,
     sp = get_space(sp_name) if isinstance(sp_name, str) else sp_name
     rs = list(resolutions) if resolutions is not None else table.resolutions or list(sp.resolutions)
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"cannot make the output directory {out}: {exc.strerror} (a file of "
+                          "that name?); give another --out") from None
     written = {}
     for r in rs:
         keys = [s.key for s in sp.unique_layers([r])]

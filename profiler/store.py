@@ -147,6 +147,9 @@ class MeasurementStore:
         elif self.path.is_dir():
             raise StoreError(f"measurement store {self.path} is a directory; give a file path "
                              "such as DIR/store.sqlite")
+        elif not self.path.is_file():  # a FIFO or device node would hang or be clobbered by SQLite
+            raise StoreError(f"measurement store {self.path} is not a regular file (a FIFO or "
+                             "device?); give a file path such as DIR/store.sqlite")
         self._init()
 
     # ---- connections ----

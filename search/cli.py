@@ -91,11 +91,11 @@ def register_search(sub: argparse._SubParsersAction) -> None:
     cli_args.add_resolutions(p, help="resolutions to search: a list and/or ranges such as 128,160 "
                              "or 128-224:8 (a range steps by 4 by default), or 'all' (default all)")
     cli_args.add_seed(p, default=0, what="evolution seed")
-    p.add_argument("--population", type=int, help="evolution population (default 100)")
-    p.add_argument("--generations", type=int,
+    p.add_argument("--population", type=cli_args.integer(2), help="evolution population (default 100)")
+    p.add_argument("--generations", type=cli_args.POSITIVE,
                    help="evolution generations per population (default 34; 4 populations, one "
                    "per quarter of the resolutions, then 16 generations of their best together)")
-    p.add_argument("--max-tries", type=int, default=10,
+    p.add_argument("--max-tries", type=cli_args.POSITIVE, default=10,
                    help="verification: subnets measured per choice at most (default 10)")
     p.add_argument("--no-export", action="store_true", help="do not write models/")
     p.set_defaults(func=_cmd_search)

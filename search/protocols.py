@@ -139,11 +139,15 @@ class PredictorLatency:
         if not archs:
             return np.zeros(0)
         with _single_threaded():
-            return _checked(self.predictor.predict(list(archs)), len(archs), self.source)
+            ms = _checked(self.predictor.predict(list(archs)), len(archs), self.source)
+        if not np.all(ms > 0):
+            raise PredictorError(f"{self.source} predicts a latency of {ms.min()!r} ms for some "
+                                 "subnets; latencies are positive: refit it (lat fit)")
+        return ms
 
     def describe(self) -> dict[str, Any]:
         meta = getattr(self.predictor, "meta_", None) or {}
-        keep = ("kind", "space", "target", "device", "n_train", "metrics", "created")
+        keep = ("kind", "space", "target", "device", "n_train", "metrics", "created", "fit_range")
         return {"kind": "predictor", "source": self.source,
                 **{k: meta[k] for k in keep if k in meta}}
 
@@ -307,7 +311,8 @@ class PredictedAccuracy:
 
     def describe(self) -> dict[str, Any]:
         meta = getattr(self.predictor, "meta_", None) or {}
-        keep = ("kind", "space", "target", "n_train", "metrics", "created", "checkpoint")
+        keep = ("kind", "space", "target", "n_train", "metrics", "created", "checkpoint",
+                "fit_range")
         return {"kind": "predictor", "source": self.source,
                 **{k: meta[k] for k in keep if k in meta}}
 

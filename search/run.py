@@ -28,8 +28,9 @@ from pathlib import Path
 from typing import Any
 
 from latkit.devices.registry import get_device, list_devices
-from latkit.errors import DeviceError, LatkitError
+from latkit.errors import DeviceError, LatkitError, OutputError
 from latkit.fileio import sha256_file, write_text
+from latkit.predictors.ranges import outside_fit
 from latkit.profiler.campaign import SINGLE_NETWORK_PROTOCOL
 from latkit.provenance import record
 from latkit.search.evolution import FAST, EvolutionSettings, evolution_search
@@ -129,6 +130,18 @@ def _method(req: SearchRequest, acc_has_candidates: bool) -> str:
     return "pareto" if acc_has_candidates or n <= ENUMERABLE_MAX else "evolution"
 
 
+def outside_fit_notes(sp: Any, lat: Sequence[Any], acc: Any, choice: Choice) -> list[str]:
+    """Why ``choice.arch`` lies outside the range its device's latency predictor or the accuracy
+    predictor was fitted on (``predictors.ranges``); empty when it is inside, or for tables."""
+    notes = []
+    sources = [("latency", s) for s in lat if s.device == choice.device] + [("accuracy", acc)]
+    for what, src in sources:
+        why = outside_fit(getattr(getattr(src, "predictor", None), "meta_", None), sp, choice.arch)
+        if why:
+            notes.append(f"{what} {getattr(src, 'source', 'predictor')}: {why}")
+    return notes
+
+
 def write_pareto_csv(result: SearchResult, path: Path) -> None:
     write_table(result.frontier_rows(), path, columns=PARETO_COLUMNS)
 
@@ -179,7 +192,11 @@ def run_search(req: SearchRequest, log: Callable[[str], None] | None = None, *,
     formats = check_devices([d for d, _ in req.latency],
                             "--verify" if req.verify else f"{live[0]}=measure" if live else None)
     out = Path(req.out)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"cannot make the output directory {out}: {exc.strerror} (a file of "
+                          "that name?); give another --out") from None
 
     # ---- start-up: checkpoint, sources, devices ----
     if supernet is None and req.checkpoint is not None:
@@ -235,6 +252,13 @@ def run_search(req: SearchRequest, log: Callable[[str], None] | None = None, *,
 
     # ---- write ----
     rows = [c.to_dict(sp.name) for c in choices]
+    for c, row in zip(choices, rows, strict=True):
+        notes = outside_fit_notes(sp, lat, acc, c)
+        if notes:
+            row["outside_fit"] = notes
+            if log:
+                log(f"{c.device} {c.budget_ms:g} ms: {c.arch} is outside what a predictor was fitted "
+                    f"on ({'; '.join(notes)}): its figures are extrapolated, measure it (--verify)")
     write_pareto_csv(result, out / "pareto.csv")
     write_text(out / "choices.json", json.dumps(rows, indent=1) + "\n")
     plot_frontiers(result, choices, out / "pareto.png",
@@ -265,5 +289,7 @@ def run_search(req: SearchRequest, log: Callable[[str], None] | None = None, *,
                 "search_json": str(out / "search.json"),
                 "models": [c.model_path for c in choices if c.model_path]},
         "failed": [c.note for c in choices if c.within_budget is False],
+        "outside_fit": {f"{r['device']} {r['budget_ms']:g} ms": r["outside_fit"]
+                        for r in rows if r.get("outside_fit")},
     }
     return SearchReport(result, choices, summary)

@@ -19,6 +19,7 @@ back with ``latkit.supernet.accuracy_csv.read_accuracy_csv``, the one reader of 
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -29,7 +30,7 @@ import numpy as np
 import torch
 
 from latkit.errors import TrainError
-from latkit.fileio import check_writable, write_text
+from latkit.fileio import check_writable, sha256_file, write_text
 from latkit.provenance import now_iso
 from latkit.supernet.accuracy_csv import accuracy_frame, read_accuracy_csv
 from latkit.supernet.arch import ArchConfig
@@ -226,6 +227,34 @@ class AccuracyTable:
         return accuracy_frame(self.path)
 
 
+def _same_checkpoint(recorded: str, checkpoint: str | Path, sha: dict[str, str | None]) -> bool:
+    """Whether a row's ``checkpoint`` names ``checkpoint``: the same resolved path or the same bytes."""
+    if os.path.abspath(recorded) == os.path.abspath(checkpoint):
+        return True
+    for p in (recorded, str(checkpoint)):
+        if p not in sha:
+            sha[p] = sha256_file(p) if os.path.isfile(p) else None
+    return sha[recorded] is not None and sha[recorded] == sha[str(checkpoint)]
+
+
+def _rows_of_checkpoint(out: Path, checkpoint: str | Path) -> dict[ArchConfig, float]:
+    """The rows of the table at ``out`` (all of them from ``checkpoint``), or a ``TrainError``.
+
+    A table that holds rows of another checkpoint is never rewritten or mixed: the user gives
+    another ``--out`` or ``--overwrite``.
+    """
+    done: dict[ArchConfig, float] = {}
+    sha: dict[str, str | None] = {}
+    for a, top1, row in read_accuracy_csv(out, allow_empty=True):
+        recorded = row.get("checkpoint") or ""
+        if not _same_checkpoint(recorded, checkpoint, sha):
+            raise TrainError(f"{out} holds rows evaluated from checkpoint {recorded or '(none)'}, "
+                             f"not {checkpoint} (another file); give another --out, or "
+                             "--overwrite to replace the table")
+        done[a] = top1
+    return done
+
+
 def accuracy_table(checkpoint: str | Path, space: SearchSpace | str, archs: Sequence[ArchConfig] | Any,
                    out: str | Path, *, data_spec: str | None = None, n_calib: int = 256,
                    n_eval: int | None = 500, batch_size: int = 128, overwrite: bool = False,
@@ -251,6 +280,10 @@ def accuracy_table(checkpoint: str | Path, space: SearchSpace | str, archs: Sequ
     out = check_writable(out)  # before the work: a FIFO, device node or symlink is refused
     ckpt = load_checkpoint(checkpoint, space.name)  # a released file: converted for this space
     model = supernet_from_checkpoint(ckpt, checkpoint)
+    bad = [k for k, v in model.state_dict().items() if v.is_floating_point() and not bool(v.isfinite().all())]
+    if bad:  # a diverged run's weights: every "top-1" would be the share of one class
+        raise TrainError(f"checkpoint {checkpoint} has non-finite weights ({len(bad)} tensors, e.g. "
+                         f"{bad[0]}): its training diverged; evaluate an earlier checkpoint")
     for a in archs:
         model.space.validate(a)
     spec = data_spec or (ckpt.get("config") or {}).get("data")
@@ -262,18 +295,16 @@ def accuracy_table(checkpoint: str | Path, space: SearchSpace | str, archs: Sequ
                          f"{model.n_classes}; pass the --data it was trained on")
     model.to(torch.device(device))
     done: dict[ArchConfig, float] = {}
+    ckpt_id = os.path.abspath(checkpoint)  # rows record it; a resume from elsewhere still matches
     if out.is_file() and not overwrite:
-        for a, top1, row in read_accuracy_csv(out, allow_empty=True):
-            if row.get("checkpoint") == str(checkpoint):
-                done[a] = top1
+        done = _rows_of_checkpoint(out, checkpoint)
     todo = [a for a in dict.fromkeys(archs) if a not in done]
     out.parent.mkdir(parents=True, exist_ok=True)
     fresh = overwrite or not out.is_file() or not done
     f = out.open("w" if fresh else "a", newline="", encoding="utf-8")
 
     def row(a: ArchConfig, top1: float) -> dict[str, Any]:
-        return dict(zip(ACC_HEADER, (str(a), f"{top1:.3f}", space.name, a.r, str(checkpoint)),
-                        strict=True))
+        return dict(zip(ACC_HEADER, (str(a), f"{top1:.3f}", space.name, a.r, ckpt_id), strict=True))
 
     if fresh:
         f.write(header_line(ACC_HEADER))
@@ -300,7 +331,7 @@ def accuracy_table(checkpoint: str | Path, space: SearchSpace | str, archs: Sequ
         f.close()
     elapsed = time.perf_counter() - t0
     meta = {
-        "format": "latkit-accuracy", "space": space.name, "checkpoint": str(checkpoint),
+        "format": "latkit-accuracy", "space": space.name, "checkpoint": ckpt_id,
         "checkpoint_space": model.space.name, "data": data.name, "data_origin": data.origin,
         "calibration_images": n_calib,
         "precision": resolve_precision(precision, torch.device(device)),

@@ -113,12 +113,12 @@ class ArchConfig:
         if r is None:
             raise ArchError("arch dict is missing r (input resolution)")
         try:
-            r = int(r)
-            ks = [int(v) for v in data["ks"]]
+            r = _as_int(r, "resolution r")
+            ks = [_as_int(v, "kernel size") for v in data["ks"]]
             e = [_as_int_ratio(v) for v in data["e"]]
-            d = [int(v) for v in data["d"]]
+            d = [_as_int(v, "depth") for v in data["d"]]
         except (TypeError, ValueError) as exc:
-            raise ArchError(f"arch dict fields must be numbers: {exc}") from None
+            raise ArchError(f"arch dict fields ks, e, d and r must be integers: {exc}") from None
         if not d:
             raise ArchError("arch dict field d is empty")
         if len(ks) != len(e) or len(ks) % len(d):
@@ -149,7 +149,19 @@ class ArchConfig:
         return {"ks": ks, "e": es, "d": list(self.d), "r": self.r}
 
 
+def _as_int(v: Any, what: str) -> int:
+    """An integral number (176, 176.0 or "176"); 176.5, a boolean or nan is a ValueError."""
+    if isinstance(v, bool):
+        raise ValueError(f"{what} {v} is not an integer")
+    f = float(v)
+    if not f.is_integer():
+        raise ValueError(f"{what} {v} is not an integer")
+    return int(f)
+
+
 def _as_int_ratio(v: Any) -> int:
+    if isinstance(v, bool):
+        raise ValueError(f"expand ratio {v} is not an integer")
     f = float(v)
     if not f.is_integer():
         raise ValueError(f"expand ratio {v} is not an integer")

@@ -22,8 +22,11 @@ def read_archs(path: str | Path, space: SearchSpace) -> list[ArchConfig]:
         return _from_table(p, space)
     try:
         text = p.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise ArchError(f"arch file {p} is not UTF-8 text; save it as UTF-8") from None
+    except UnicodeDecodeError as exc:
+        raise ArchError(f"arch file {p} is not UTF-8 text (byte {exc.start}); give one arch per "
+                        "line or a CSV with an arch column") from None
+    except OSError as exc:
+        raise ArchError(f"arch file {p} cannot be read ({exc.strerror})") from None
     lines = text.splitlines()
     first = next((ln for ln in lines if ln.strip() and not ln.startswith("#")), "")
     if first.split(",")[0].strip().lower() == "arch" or ",arch," in f",{first},":

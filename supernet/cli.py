@@ -115,7 +115,7 @@ def register_space(sub: argparse._SubParsersAction) -> None:
 
     q = ss.add_parser("sample", help="random subnets (seeded)")
     cli_args.add_space(q, required=True)
-    q.add_argument("-n", type=int, default=10)
+    q.add_argument("-n", type=cli_args.POSITIVE, default=10)
     cli_args.add_seed(q, default=0, what="sampling seed")
     cli_args.add_resolutions(q, help="resolutions to draw from: a list and/or ranges such as 128,160 "
                              "or 128-224:8 (a range steps by 4 by default), or 'all' (default all)")
@@ -124,7 +124,7 @@ def register_space(sub: argparse._SubParsersAction) -> None:
 
     q = ss.add_parser("enumerate", help="every subnet of an enumerable space (CompOFA: 243 per resolution)")
     cli_args.add_space(q, required=True)
-    q.add_argument("--resolution", type=int, help="one resolution (default: all)")
+    q.add_argument("--resolution", type=cli_args.POSITIVE, help="one resolution (default: all)")
     cli_args.add_json(q, help=JSON_HELP)
     q.set_defaults(func=_cmd_enumerate)
     p.set_defaults(func=lambda a: (p.print_help(), 2)[1])

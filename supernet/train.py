@@ -312,8 +312,32 @@ def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, cfg: Tr
         kd_ratio=cfg.kd_ratio, temperature=cfg.kd_temperature, autocast=autocast,
         teacher_logits=soft)
     allreduce_gradients(model, ctx.world_size)
+    _check_finite(model, losses, step, pp, r)
     optimizer.step()
     return lr, float(np.mean(losses)), r, len(archs)
+
+
+class NonFiniteLoss(TrainError):
+    """A step's loss or gradients are not finite: training stops before the weights take them."""
+
+
+def _check_finite(model: torch.nn.Module, losses: list[float], step: int, pp: PhasePlan,
+                  r: int) -> None:
+    """Raise ``NonFiniteLoss`` before ``optimizer.step`` if a loss or a gradient is NaN or infinite.
+
+    Gradients are checked too (after the all-reduce every rank holds the same ones, so every rank
+    stops together); the weights are still those of the last finite step (BatchNorm's running
+    statistics are not, which is why the step is never saved).
+    """
+    bad = [v for v in losses if not math.isfinite(v)]
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    if not bad and grads and not bool(torch.isfinite(torch.stack([g.norm() for g in grads])).all()):
+        bad = ["non-finite gradients"]
+    if bad:
+        raise NonFiniteLoss(
+            f"training loss is not finite ({bad[0]}) at step {step + 1} (phase {pp.phase.name}, "
+            f"resolution {r}); stopped before the optimizer step, nothing of it saved (the run "
+            "directory keeps its last checkpoint, if any); lower --lr-scale or check --data")
 
 
 def _open_log(path: Path, step: int):
@@ -403,6 +427,9 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = False,
     as typed; a library caller its own, or nothing).
     """
     out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise TrainError(f"--out {out} is a file, not a run directory; give a directory (it is "
+                         "created if missing)")
     last = out / "last.pt"
     command = command or ""
     ctx = init_distributed(cfg.device)
@@ -525,6 +552,8 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = False,
                     model.reorder_channels()
                 optimizer = make_optimizer(model, cfg)
             t0 = time.perf_counter()
+            # a NonFiniteLoss propagates unsaved: that forward pass already fed BatchNorm's
+            # running statistics, so only the last checkpoint on disk holds a finite state
             lr, loss, r, n_sub = train_step(model, optimizer, cfg, space, data, plan, pp, step,
                                             ctx, autocast, teacher)
             step += 1

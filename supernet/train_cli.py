@@ -268,21 +268,21 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
                              "and/or ranges such as 128,160,192,224, 128-144 or 128-224:8 (a range "
                              "steps by 4 by default; default: the data set's, built-in: "
                              "128,136,144)")
-    g.add_argument("--epochs-scale", type=float, default=1.0,
+    g.add_argument("--epochs-scale", type=cli_args.number(0, lo_open=True), default=1.0,
                    help="multiply every phase's published epochs (0.01: a 1-2 minute run on "
                    "the built-in data on a 2-core CPU)")
     cli_args.add_out(g, required=False,
                      help="run directory (required); the final checkpoint is DIR/last.pt")
     g.add_argument("--resume", action="store_true", help="continue the run in --out")
     h = p.add_argument_group("optimisation")
-    h.add_argument("--batch-size", type=int, default=16, help="per process (default 16)")
-    h.add_argument("--lr-scale", type=float, default=1.0,
+    h.add_argument("--batch-size", type=cli_args.POSITIVE, default=16, help="per process (default 16)")
+    h.add_argument("--lr-scale", type=cli_args.number(0, lo_open=True), default=1.0,
                    help="multiply the published learning rates (already rescaled to the batch)")
-    h.add_argument("--weight-decay", type=float, default=3e-5)
-    h.add_argument("--label-smoothing", type=float, default=0.1)
-    h.add_argument("--kd-ratio", type=float, default=1.0, help="distillation weight (0: off)")
-    h.add_argument("--kd-temperature", type=float, default=1.0)
-    h.add_argument("--dropout", type=float, default=0.1)
+    h.add_argument("--weight-decay", type=cli_args.number(0), default=3e-5)
+    h.add_argument("--label-smoothing", type=cli_args.number(0, 1), default=0.1)
+    h.add_argument("--kd-ratio", type=cli_args.number(0), default=1.0, help="distillation weight (0: off)")
+    h.add_argument("--kd-temperature", type=cli_args.number(0, lo_open=True), default=1.0)
+    h.add_argument("--dropout", type=cli_args.number(0, 1), default=0.1)
     cli_args.add_seed(h, default=0)
     h.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
     p.add_argument("--from-full", metavar="CKPT",
@@ -295,16 +295,17 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
                    "as once-for-all's and CompOFA's code; inplace = the step's largest subnet (no "
                    "extra forward pass, but in CompOFA's space it has the small fixed kernels)")
     r = p.add_argument_group("running")
-    r.add_argument("--max-train-images", type=int, help="use only this many training images")
-    r.add_argument("--max-steps", type=int, help="stop after this global step (resumable)")
-    r.add_argument("--checkpoint-every", type=int, default=0, metavar="STEPS",
+    r.add_argument("--max-train-images", type=cli_args.POSITIVE, help="use only this many training images")
+    r.add_argument("--max-steps", type=cli_args.POSITIVE, help="stop after this global step (resumable)")
+    r.add_argument("--checkpoint-every", type=cli_args.NON_NEGATIVE, default=0, metavar="STEPS",
                    help="also write DIR/last.pt every STEPS steps (always: phase ends, the end)")
-    r.add_argument("--checkpoint-minutes", type=float, default=10.0,
+    r.add_argument("--checkpoint-minutes", type=cli_args.number(0, lo_open=True), default=10.0,
                    help="and at least this often (default 10)")
     r.add_argument("--deterministic", action="store_true",
                    help="torch deterministic algorithms (bitwise-reproducible runs)")
     r.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    r.add_argument("--threads", type=int, help="torch intra-op threads")
+    r.add_argument("--threads", type=cli_args.THREADS,
+                   help=f"torch intra-op threads (at most {cli_args.MAX_THREADS})")
     r.add_argument("--no-final-eval", action="store_true",
                    help="skip the top-1 of the largest and smallest subnet after training")
     cli_args.add_quiet(r, short=True)
@@ -333,14 +334,15 @@ def register_train(sub: argparse._SubParsersAction) -> None:
                              "128,160 or 128-144 (a range steps by 4 by default; default: the "
                              "smallest training resolution)")
     q.add_argument("--archs", help="evaluate these archs (one per line or a CSV with an arch column)")
-    q.add_argument("-n", type=int, help="evaluate N random subnets (for spaces too large to enumerate)")
+    q.add_argument("-n", type=cli_args.POSITIVE,
+                   help="evaluate N random subnets (for spaces too large to enumerate)")
     cli_args.add_seed(q, default=0, what="sampling seed for -n")
     q.add_argument("--data", help="data set (default: the one the checkpoint was trained on)")
-    q.add_argument("--calib-images", type=int, default=256,
+    q.add_argument("--calib-images", type=cli_args.POSITIVE, default=256,
                    help="training images BN statistics are re-estimated on (default 256)")
-    q.add_argument("--eval-images", type=int, default=500, help="held-out images (default 500)")
-    q.add_argument("--batch-size", type=int, default=128)
-    q.add_argument("--workers", type=int, metavar="N",
+    q.add_argument("--eval-images", type=cli_args.POSITIVE, default=500, help="held-out images (default 500)")
+    q.add_argument("--batch-size", type=cli_args.POSITIVE, default=128)
+    q.add_argument("--workers", type=cli_args.integer(0, cli_args.MAX_THREADS), metavar="N",
                    help="processes decoding image files (default: min(8, CPU count)); images are "
                    "decoded once per resolution, then every subnet runs on them")
     q.add_argument("--precision", choices=("fp32", "bf16", "auto"), default="fp32",

@@ -95,6 +95,17 @@ def ensure_adb_key(key_path: str | Path | None = None) -> tuple[Any, list[str]]:
         return _ensure_adb_key(key_path)
 
 
+def _owner_only(path: Path) -> None:
+    """An empty file at ``path`` with mode 0600 (a symlink or other non-file there is refused)."""
+    if path.is_symlink() or (path.exists() and not path.is_file()):
+        raise OSError(f"{path} is not a regular file")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0), 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
+
+
 def _ensure_adb_key(key_path: str | Path | None) -> tuple[Any, list[str]]:
     path = key_path_from(key_path)
     notes: list[str] = []
@@ -107,8 +118,10 @@ def _ensure_adb_key(key_path: str | Path | None) -> tuple[Any, list[str]]:
     try:
         if not path.exists():
             path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            # Create the file 0600 first: keygen() then truncates it, keeping the mode.
+            # Create both files 0600 first (whatever the umask): keygen() then truncates them,
+            # keeping the mode. A .pub left without its private key is replaced.
             os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+            _owner_only(Path(f"{path}.pub"))
             keygen(str(path))
             notes.append(f"created adb key {path}")
         mode = stat.S_IMODE(path.stat().st_mode)
@@ -116,6 +129,7 @@ def _ensure_adb_key(key_path: str | Path | None) -> tuple[Any, list[str]]:
             os.chmod(path, 0o600)
             notes.append(f"adb key {path} had mode {mode:o}; set it to 600")
         if not Path(f"{path}.pub").exists():
+            _owner_only(Path(f"{path}.pub"))
             write_public_keyfile(str(path), f"{path}.pub")
         signer = PythonRSASigner.FromRSAKeyPath(str(path))
     except PermissionError as exc:

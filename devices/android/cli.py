@@ -119,7 +119,7 @@ def register(device_subparsers: argparse._SubParsersAction) -> None:
                      "already on the phone)")
     add.add_argument("--key", metavar="PATH", help="adb key file (default $LATKIT_ADB_KEY or "
                      "~/.latkit/adbkey; created on first use)")
-    add.add_argument("--auth-timeout", type=float, default=30.0, metavar="S",
+    add.add_argument("--auth-timeout", type=cli_args.POSITIVE_SECONDS, default=30.0, metavar="S",
                      help="seconds to accept the phone's 'Allow USB debugging?' prompt (default 30)")
     add.add_argument("--force", action="store_true", help="replace an existing user profile NAME")
     cli_args.add_json(add, help="print the written profile as JSON")

@@ -321,6 +321,20 @@ def test_key_created_once_with_mode_0600(tmp_path):
     assert key.read_bytes() == before and notes == []
 
 
+def test_key_pair_is_owner_only_under_umask_000(tmp_path):
+    """Issue 17: under umask 000 the public key came out 0666; both halves are 0600."""
+    old = os.umask(0)
+    try:
+        ensure_adb_key(tmp_path / "adbkey")
+        (tmp_path / "adbkey.pub").unlink()  # a lost .pub is written again, owner-only too
+        ensure_adb_key(tmp_path / "adbkey")
+        ensure_adb_key(tmp_path / "new" / "adbkey")
+    finally:
+        os.umask(old)
+    for f in ("adbkey", "adbkey.pub", "new/adbkey", "new/adbkey.pub"):
+        assert stat.S_IMODE((tmp_path / f).stat().st_mode) == 0o600, f
+
+
 def test_key_with_open_mode_is_repaired(tmp_path):
     key = tmp_path / "adbkey"
     ensure_adb_key(key)
