@@ -1,0 +1,157 @@
+"""Subnets as integer gene arrays: batched sampling, mutation and crossover for evolution.
+
+A batch of n subnets of a space with S stages of at most B blocks is a ``Genes``: ``r`` (n,) the
+resolution, ``d`` (n, S) the depth per stage, ``k`` and ``e`` (n, S, B) the kernel size and expand
+ratio per block slot, all as the values themselves (224, 3, 7, 6...). Slots at or beyond a stage's
+depth are inactive: their values mean nothing, are never read, and are zeroed in ``keys``.
+
+``GeneSpace`` draws from exactly the distributions of ``SearchSpace.sample``, ``.mutate`` and
+``.crossover`` (latkit.supernet.space), whole batches per numpy call:
+
+- sample: resolution uniform among the given ones; per stage the depth (or, for a coupled space,
+  the (depth, expand) pair) uniform, each block's kernel and expand uniform;
+- mutate (probability p per gene): the resolution resampled among the given ones; per stage the
+  depth (coupled: the pair) resampled, blocks that become active drawn fresh; every block's kernel
+  and expand each resampled (coupled spaces: kernels only of new blocks, as ``mutate`` does);
+- crossover: the resolution from either parent, each stage (depth, kernels, expands) from either.
+
+Every row is a valid subnet of the space by construction (values come from the space's own choice
+lists), so ``decode`` builds ``ArchConfig``s without re-validating; ``keys`` gives one canonical
+byte string per row (equal for two rows exactly when their archs are equal), the key of the
+search's prediction caches.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from latkit.supernet.space import ArchConfig, SearchSpace
+
+
+@dataclass
+class Genes:
+    """n subnets: ``r`` (n,), ``d`` (n, S), ``k`` and ``e`` (n, S, B) integer arrays."""
+
+    r: np.ndarray
+    d: np.ndarray
+    k: np.ndarray
+    e: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.r.shape[0])
+
+    def take(self, idx: np.ndarray | Sequence[int]) -> Genes:
+        i = np.asarray(idx, dtype=np.intp)
+        return Genes(self.r[i], self.d[i], self.k[i], self.e[i])
+
+    @staticmethod
+    def concat(parts: Sequence[Genes]) -> Genes:
+        return Genes(*(np.concatenate([getattr(p, f) for p in parts]) for f in ("r", "d", "k", "e")))
+
+
+class GeneSpace:
+    """The gene view of one ``SearchSpace``: sample, mutate, cross over, key, encode, decode."""
+
+    def __init__(self, space: SearchSpace) -> None:
+        c = space.conf
+        self.space = space
+        self.S, self.B = space.n_stages, space.max_depth
+        width = max(len(ks) for ks in c.ks_choices)
+        # per stage, its kernel choices padded (only the first klen[s] are ever drawn)
+        self._ktab = np.array([list(ks) + [ks[0]] * (width - len(ks)) for ks in c.ks_choices])
+        self._klen = np.array([len(ks) for ks in c.ks_choices], dtype=float)
+        self._evals = np.array(c.e_choices)
+        self._dvals = np.array(c.d_choices)
+        self._pairs = np.array(c.coupled) if c.coupled is not None else None
+        self._slot = np.arange(self.B)
+        self._stage = np.arange(self.S)[None, :, None]
+
+    def empty(self) -> Genes:
+        z = np.zeros((0, self.S), dtype=np.int64)
+        return Genes(np.zeros(0, dtype=np.int64), z, z[..., None].repeat(self.B, 2), z[..., None].repeat(self.B, 2))
+
+    # ---- drawing ----
+    def _kernels(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        idx = (rng.random((n, self.S, self.B)) * self._klen[None, :, None]).astype(np.intp)
+        return self._ktab[self._stage, idx]
+
+    def _expands(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        return self._evals[rng.integers(len(self._evals), size=(n, self.S, self.B))]
+
+    def sample(self, rng: np.random.Generator, n: int, resolutions: Sequence[int]) -> Genes:
+        """n uniformly random subnets at ``resolutions`` (``SearchSpace.sample``'s distribution)."""
+        rs = np.asarray(resolutions)
+        r = rs[rng.integers(len(rs), size=n)]
+        if self._pairs is not None:
+            p = self._pairs[rng.integers(len(self._pairs), size=(n, self.S))]
+            d = p[..., 0]
+            e = np.broadcast_to(p[..., 1][..., None], (n, self.S, self.B)).copy()
+            return Genes(r, d, self._kernels(rng, n), e)
+        d = self._dvals[rng.integers(len(self._dvals), size=(n, self.S))]
+        return Genes(r, d, self._kernels(rng, n), self._expands(rng, n))
+
+    def mutate(self, rng: np.random.Generator, parents: Genes, prob: float,
+               resolutions: Sequence[int]) -> Genes:
+        """One mutation of each row (``SearchSpace.mutate``'s distribution)."""
+        n = len(parents)
+        rs = np.asarray(resolutions)
+        r = np.where(rng.random(n) < prob, rs[rng.integers(len(rs), size=n)], parents.r)
+        fresh = self._slot[None, None, :] >= parents.d[:, :, None]  # inactive in the parent
+        dm = rng.random((n, self.S)) < prob
+        k = np.where(fresh, self._kernels(rng, n), parents.k)
+        if self._pairs is not None:
+            p = self._pairs[rng.integers(len(self._pairs), size=(n, self.S))]
+            d = np.where(dm, p[..., 0], parents.d)
+            e_stage = np.where(dm, p[..., 1], parents.e[:, :, 0])
+            e = np.broadcast_to(e_stage[..., None], (n, self.S, self.B)).copy()
+            return Genes(r, d, k, e)
+        d = np.where(dm, self._dvals[rng.integers(len(self._dvals), size=(n, self.S))], parents.d)
+        k = np.where(rng.random((n, self.S, self.B)) < prob, self._kernels(rng, n), k)
+        e = np.where(fresh | (rng.random((n, self.S, self.B)) < prob), self._expands(rng, n),
+                     parents.e)
+        return Genes(r, d, k, e)
+
+    def crossover(self, rng: np.random.Generator, a: Genes, b: Genes) -> Genes:
+        """Row i of ``a`` crossed with row i of ``b`` (``SearchSpace.crossover``'s distribution)."""
+        n = len(a)
+        pick = rng.random((n, self.S)) < 0.5
+        r = np.where(rng.random(n) < 0.5, a.r, b.r)
+        p3 = pick[..., None]
+        return Genes(r, np.where(pick, a.d, b.d), np.where(p3, a.k, b.k), np.where(p3, a.e, b.e))
+
+    # ---- keys and conversion ----
+    def keys(self, g: Genes) -> list[bytes]:
+        """One canonical byte string per row: resolution, depths, active kernels and expands."""
+        n = len(g)
+        active = self._slot[None, None, :] < g.d[:, :, None]
+        m = np.concatenate([g.r[:, None], g.d, (g.k * active).reshape(n, self.S * self.B),
+                            (g.e * active).reshape(n, self.S * self.B)], axis=1).astype(np.int16)
+        buf, w = m.tobytes(), m.shape[1] * 2
+        return [buf[i:i + w] for i in range(0, n * w, w)]
+
+    def decode(self, g: Genes, rows: Sequence[int] | None = None) -> list[ArchConfig]:
+        """``ArchConfig``s of ``rows`` (all rows if None); valid by construction."""
+        sel = g if rows is None else g.take(rows)
+        rl, dl, kl, el = sel.r.tolist(), sel.d.tolist(), sel.k.tolist(), sel.e.tolist()
+        out = []
+        for r, ds, ks, es in zip(rl, dl, kl, el, strict=True):
+            out.append(ArchConfig(r, tuple(tuple(k[:d]) for k, d in zip(ks, ds, strict=True)),
+                                  tuple(tuple(e[:d]) for e, d in zip(es, ds, strict=True))))
+        return out
+
+    def encode(self, archs: Sequence[ArchConfig]) -> Genes:
+        """Genes of (valid) archs; inactive slots take the stage's first choices."""
+        n = len(archs)
+        r = np.array([a.r for a in archs], dtype=np.int64).reshape(n)
+        d = np.zeros((n, self.S), dtype=np.int64)
+        k = np.broadcast_to(self._ktab[None, :, :1], (n, self.S, self.B)).copy()
+        e = np.full((n, self.S, self.B), self._evals[0])
+        for i, a in enumerate(archs):
+            for s, (ks, es) in enumerate(zip(a.ks, a.e, strict=True)):
+                d[i, s] = len(ks)
+                k[i, s, :len(ks)] = ks
+                e[i, s, :len(es)] = es
+        return Genes(r, d, k, e)
