@@ -126,18 +126,29 @@ class _Scorer:
             if k not in lat and k not in new:
                 new[k] = i
         if new:
-            archs = self.genes.decode(g, list(new.values()))
-            values = _as_floats(self.latency.predict_ms(archs), len(archs))
-            for k, a, v in zip(new, archs, values, strict=True):
-                self.arch[k] = a
-                lat[k] = v
+            rows = list(new.values())
+            by_genes = getattr(self.latency, "predict_genes_ms", None)
+            if by_genes is not None:  # a table: sums straight from the genes, no ArchConfig
+                values = _as_floats(by_genes(g.take(rows)), len(rows))
+            else:
+                archs = self.genes.decode(g, rows)
+                values = _as_floats(self.latency.predict_ms(archs), len(archs))
+                self.arch.update(zip(new, archs, strict=True))
+            lat.update(zip(new, values, strict=True))
         return np.fromiter((lat[k] for k in keys), dtype=np.float64, count=len(keys))
 
-    def top1(self, keys: Sequence[bytes]) -> np.ndarray:
-        """Accuracy of archs already scored for latency (so their ``ArchConfig`` is known)."""
+    def top1(self, g: Genes, keys: Sequence[bytes]) -> np.ndarray:
+        """Accuracy of the rows of ``g`` (whose keys are ``keys``)."""
         acc = self.acc
-        new = list(dict.fromkeys(k for k in keys if k not in acc))
+        new: dict[bytes, int] = {}
+        for i, k in enumerate(keys):
+            if k not in acc and k not in new:
+                new[k] = i
         if new:
+            missing = [i for k, i in new.items() if k not in self.arch]
+            if missing:
+                self.arch.update(zip((keys[i] for i in missing), self.genes.decode(g, missing),
+                                     strict=True))
             values = _as_floats(self.accuracy.top1([self.arch[k] for k in new]), len(new))
             acc.update(zip(new, values, strict=True))
         return np.fromiter((acc[k] for k in keys), dtype=np.float64, count=len(keys))
@@ -333,7 +344,9 @@ def _generation(pops: Sequence[_Pop], sc: _Scorer, rng: np.random.Generator,
 
 def _score(pops: Sequence[_Pop], sc: _Scorer) -> None:
     """Every population's accuracy, in one call."""
-    acc = sc.top1([k for p in pops for k in p.keys])
+    if not pops:
+        return
+    acc = sc.top1(Genes.concat([p.genes for p in pops]), [k for p in pops for k in p.keys])
     at = 0
     for p in pops:
         p.acc = acc[at:at + len(p.keys)]

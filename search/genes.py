@@ -68,6 +68,12 @@ class GeneSpace:
         self._pairs = np.array(c.coupled) if c.coupled is not None else None
         self._slot = np.arange(self.B)
         self._stage = np.arange(self.S)[None, :, None]
+        # stage codes for decode: digits in base ``_base`` (above every depth, kernel and expand)
+        self._base = int(max(max(max(ks) for ks in c.ks_choices), max(c.e_choices),
+                             max(c.d_choices))) + 1
+        self._pow = self._base ** np.arange(self.B, dtype=np.int64)
+        self._stages: list[dict[int, tuple[tuple[int, ...], tuple[int, ...]]]] = [
+            {} for _ in range(self.S)]
 
     def empty(self) -> Genes:
         z = np.zeros((0, self.S), dtype=np.int64)
@@ -133,14 +139,35 @@ class GeneSpace:
         return [buf[i:i + w] for i in range(0, n * w, w)]
 
     def decode(self, g: Genes, rows: Sequence[int] | None = None) -> list[ArchConfig]:
-        """``ArchConfig``s of ``rows`` (all rows if None); valid by construction."""
+        """``ArchConfig``s of ``rows`` (all rows if None); valid by construction.
+
+        Each stage (depth, active kernels and expands) is one integer code, computed for all rows
+        at once; its pair of tuples is built once per distinct stage and then looked up.
+        """
         sel = g if rows is None else g.take(rows)
-        rl, dl, kl, el = sel.r.tolist(), sel.d.tolist(), sel.k.tolist(), sel.e.tolist()
+        active = self._slot[None, None, :] < sel.d[:, :, None]
+        codes = (sel.d + self._base * ((sel.k * active) @ self._pow)
+                 + self._base ** (self.B + 1) * ((sel.e * active) @ self._pow))
+        stages = self._stages
         out = []
-        for r, ds, ks, es in zip(rl, dl, kl, el, strict=True):
-            out.append(ArchConfig(r, tuple(tuple(k[:d]) for k, d in zip(ks, ds, strict=True)),
-                                  tuple(tuple(e[:d]) for e, d in zip(es, ds, strict=True))))
+        for r, cs in zip(sel.r.tolist(), codes.tolist(), strict=True):
+            ks, es = [], []
+            for s, c in enumerate(cs):
+                pair = stages[s].get(c)
+                if pair is None:
+                    pair = stages[s][c] = self._stage_tuples(c)
+                ks.append(pair[0])
+                es.append(pair[1])
+            out.append(ArchConfig(r, tuple(ks), tuple(es)))
         return out
+
+    def _stage_tuples(self, code: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        base = self._base
+        d = code % base
+        kpart = code // base % base ** self.B
+        epart = code // base ** (self.B + 1)
+        return (tuple(kpart // base ** b % base for b in range(d)),
+                tuple(epart // base ** b % base for b in range(d)))
 
     def encode(self, archs: Sequence[ArchConfig]) -> Genes:
         """Genes of (valid) archs; inactive slots take the stage's first choices."""
