@@ -11,8 +11,8 @@ latkit's product code never does.
   loader; the estimator is built here with the same file read by ``yaml.safe_load`` instead.
 - ``seeded_mlp(resolutions, space)``: once-for-all's ``AccuracyPredictor``
   (``ofa.nas.accuracy_predictor``, 400 x 3 MLP over ``MobileNetArchEncoder`` one-hots) whose
-  weights come from ``torch.manual_seed(0)`` and 300 deterministic Adam steps on 2,000 seeded
-  subnets, fitted to ``proxy_top1`` (76 + 3.6 ln(MACs / 200M)), instead of once-for-all's
+  weights come from ``torch.manual_seed(0)`` and 300 deterministic Adam steps (batches of 200)
+  over 2,000 seeded subnets, fitted to ``proxy_top1`` (76 + 3.6 ln(MACs / 200M)), instead of once-for-all's
   pretrained file (a download). Raw seeded weights make a rugged random function with no unit;
   fitted, the MLP has the shape of an accuracy predictor (grows with capacity, percent-like
   numbers, its own smooth errors). It is not real accuracy: "points" below are points of this
@@ -137,12 +137,15 @@ def seeded_mlp(resolutions: Sequence[int], space: Any, steps: int = 300) -> Any:
     with torch.no_grad():
         model.base_acc.fill_(float(y.mean()))
     opt = torch.optim.Adam([p for n, p in model.named_parameters() if n != "base_acc"], lr=1e-3)
+    gen = torch.Generator().manual_seed(0)
     for _ in range(steps):
+        idx = torch.randint(0, len(archs), (200,), generator=gen)
         opt.zero_grad()
-        loss = torch.mean((model(x) - y) ** 2)
+        loss = torch.mean((model(x[idx]) - y[idx]) ** 2)
         loss.backward()
         opt.step()
-    model.fit_rmse = float(loss.detach()) ** 0.5
+    with torch.no_grad():
+        model.fit_rmse = float(torch.mean((model(x) - y) ** 2)) ** 0.5
     return model
 
 
@@ -169,15 +172,19 @@ class MlpAccuracy:
         return cols
 
     def features(self, archs: Sequence[Any]) -> np.ndarray:
-        rows, cols = [], []
-        for i, a in enumerate(archs):
-            c = [self._r_col[a.r]]
+        """once-for-all's ``arch2feature`` of every arch, as one matrix."""
+        cols: list[int] = []
+        counts = []
+        r_col, stage_cols, get = self._r_col, self._stage_cols, self._cols
+        for a in archs:
+            n0 = len(cols)
+            cols.append(r_col[a.r])
             for s, (ks, es) in enumerate(zip(a.ks, a.e, strict=True)):
-                c += self._cols(s, ks, es)
-            cols += c
-            rows += [i] * len(c)
+                c = stage_cols.get((s, ks, es))
+                cols += c if c is not None else get(s, ks, es)
+            counts.append(len(cols) - n0)
         x = np.zeros((len(archs), self.n_dim), dtype=np.float32)
-        x[rows, cols] = 1.0
+        x[np.repeat(np.arange(len(archs)), counts), cols] = 1.0
         return x
 
     def top1(self, archs: Sequence[Any]) -> np.ndarray:

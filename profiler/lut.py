@@ -257,11 +257,11 @@ class LookupTable:
         head, blocks, tail = self._arrays(sp)
         ri = np.searchsorted(np.asarray(sp.resolutions), r)
         n, S, B = k.shape
+        v = blocks[ri[:, None, None], np.arange(S)[None, :, None], np.arange(B)[None, None, :], k, e]
+        v = np.where(np.arange(B)[None, None, :] < d[:, :, None], v, 0.0).reshape(n, S * B)
         t = head[ri]
-        for s in range(S):
-            for b in range(B):
-                v = blocks[ri, s, b, k[:, s, b], e[:, s, b]]
-                t = t + np.where(d[:, s] > b, v, 0.0)
+        for j in range(S * B):  # one slot at a time, in network order (not a pairwise sum)
+            t = t + v[:, j]
         for j in range(tail.shape[1]):
             t = t + tail[ri, j]
         return t

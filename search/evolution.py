@@ -35,12 +35,13 @@ import math
 import random
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 
 from latkit.errors import BudgetError, LatkitError
+from latkit.search.genes import Genes, GeneSpace
 from latkit.search.pareto import (
     Candidates,
     SearchResult,
@@ -49,7 +50,6 @@ from latkit.search.pareto import (
     pareto_indices,
     picks_for,
 )
-from latkit.search.genes import Genes, GeneSpace
 from latkit.search.protocols import AccuracySource, LatencySource
 from latkit.supernet.space import ArchConfig, SearchSpace, get_space
 

@@ -30,6 +30,19 @@ import numpy as np
 
 from latkit.supernet.space import ArchConfig, SearchSpace
 
+_new, _set = object.__new__, object.__setattr__
+
+
+def _arch(r: int, ks: tuple[tuple[int, ...], ...], es: tuple[tuple[int, ...], ...]) -> ArchConfig:
+    """An ``ArchConfig`` without ``__post_init__``'s shape checks, which decoded genes pass by
+    construction (as many kernels as expands per stage, every depth at least 1): a third of the
+    cost of building one, and search builds tens of thousands."""
+    a = _new(ArchConfig)
+    _set(a, "r", r)
+    _set(a, "ks", ks)
+    _set(a, "e", es)
+    return a
+
 
 @dataclass
 class Genes:
@@ -77,7 +90,8 @@ class GeneSpace:
 
     def empty(self) -> Genes:
         z = np.zeros((0, self.S), dtype=np.int64)
-        return Genes(np.zeros(0, dtype=np.int64), z, z[..., None].repeat(self.B, 2), z[..., None].repeat(self.B, 2))
+        z3 = np.zeros((0, self.S, self.B), dtype=np.int64)
+        return Genes(np.zeros(0, dtype=np.int64), z, z3, z3.copy())
 
     # ---- drawing ----
     def _kernels(self, rng: np.random.Generator, n: int) -> np.ndarray:
@@ -158,7 +172,7 @@ class GeneSpace:
                     pair = stages[s][c] = self._stage_tuples(c)
                 ks.append(pair[0])
                 es.append(pair[1])
-            out.append(ArchConfig(r, tuple(ks), tuple(es)))
+            out.append(_arch(r, tuple(ks), tuple(es)))
         return out
 
     def _stage_tuples(self, code: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
