@@ -17,9 +17,10 @@ latkit's product code never does.
   fitted, the MLP has the shape of an accuracy predictor (grows with capacity, percent-like
   numbers, its own smooth errors). It is not real accuracy: "points" below are points of this
   function, the same work and the same answers on both sides.
-- ``MlpAccuracy``: the same torch module as a latkit ``AccuracySource`` (archs to the same one-hot
-  features, vectorised, one forward pass per batch); ``check_same_function`` compares it with
-  once-for-all's ``predict_acc`` on random subnets.
+- ``MlpAccuracy``: the same torch module as a latkit ``AccuracySource`` (archs, or the search's gene
+  arrays through ``top1_genes``, to the same one-hot features, one forward pass per batch);
+  ``check_same_function`` compares both paths with once-for-all's ``predict_acc`` on random
+  subnets.
 """
 
 from __future__ import annotations
@@ -187,6 +188,39 @@ class MlpAccuracy:
         x[np.repeat(np.arange(len(archs)), counts), cols] = 1.0
         return x
 
+    def features_genes(self, g: Any) -> np.ndarray:
+        """The same matrix from gene arrays (``latkit.search.genes.Genes``), without archs."""
+        if not hasattr(self, "_kcol"):
+            enc = self.model.arch_encoder
+            nb = enc.max_n_blocks
+            self._kcol = np.zeros((nb, 8), dtype=np.intp)
+            self._ecol = np.zeros((nb, 8), dtype=np.intp)
+            for i in range(nb):
+                for v, c in enc.k_info["val2id"][i].items():
+                    self._kcol[i, v] = c
+                for v, c in enc.e_info["val2id"][i].items():
+                    self._ecol[i, v] = c
+            self._rcol = np.zeros(max(self._r_col) + 1, dtype=np.intp)
+            for r, c in self._r_col.items():
+                self._rcol[r] = c
+        n, S, B = g.k.shape
+        slot = np.arange(S * B)[None, :]
+        active = (np.arange(B)[None, None, :] < g.d[:, :, None]).reshape(n, S * B)
+        rows = np.broadcast_to(np.arange(n)[:, None], (n, S * B))[active]
+        x = np.zeros((n, self.n_dim), dtype=np.float32)
+        x[np.arange(n), self._rcol[g.r]] = 1.0
+        x[rows, self._kcol[slot, g.k.reshape(n, S * B)][active]] = 1.0
+        x[rows, self._ecol[slot, g.e.reshape(n, S * B)][active]] = 1.0
+        return x
+
+    def top1_genes(self, g: Any) -> np.ndarray:
+        """``top1`` of gene rows: the search calls this when a source offers it."""
+        import torch
+
+        with torch.no_grad():
+            y = self.model(torch.from_numpy(self.features_genes(g)))
+        return y.reshape(-1).double().numpy()
+
     def top1(self, archs: Sequence[Any]) -> np.ndarray:
         import torch
 
@@ -211,8 +245,12 @@ def check_same_function(model: Any, space: Any, resolutions: Sequence[int], n: i
     archs = [space.sample(rng, list(resolutions)) for _ in range(n)]
     with torch.no_grad():
         theirs = model.predict_acc([to_ofa_dict(a) for a in archs]).double().numpy()
-    ours = MlpAccuracy(model, space).top1(archs)
-    return float(np.max(np.abs(ours - theirs)))
+    from latkit.search.genes import GeneSpace
+
+    src = MlpAccuracy(model, space)
+    ours = src.top1(archs)
+    by_genes = src.top1_genes(GeneSpace(space).encode(archs))
+    return float(max(np.max(np.abs(ours - theirs)), np.max(np.abs(by_genes - theirs))))
 
 
 def check_same_latency(lat_ofa: Note10Latency, source: Any, space: Any,

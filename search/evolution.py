@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 
 from latkit.errors import BudgetError, LatkitError
-from latkit.search.genes import Genes, GeneSpace
+from latkit.search.genes import Genes, GeneSpace, KeyedArchs
 from latkit.search.pareto import (
     Candidates,
     SearchResult,
@@ -121,10 +121,7 @@ class _Scorer:
 
     def latency_ms(self, g: Genes, keys: Sequence[bytes]) -> np.ndarray:
         lat = self.lat
-        new: dict[bytes, int] = {}
-        for i, k in enumerate(keys):
-            if k not in lat and k not in new:
-                new[k] = i
+        new = {k: i for i, k in enumerate(keys) if k not in lat}  # a repeated key: any of its rows
         if new:
             rows = list(new.values())
             by_genes = getattr(self.latency, "predict_genes_ms", None)
@@ -135,23 +132,24 @@ class _Scorer:
                 values = _as_floats(self.latency.predict_ms(archs), len(archs))
                 self.arch.update(zip(new, archs, strict=True))
             lat.update(zip(new, values, strict=True))
-        return np.fromiter((lat[k] for k in keys), dtype=np.float64, count=len(keys))
+        return np.fromiter(map(lat.__getitem__, keys), dtype=np.float64, count=len(keys))
 
     def top1(self, g: Genes, keys: Sequence[bytes]) -> np.ndarray:
         """Accuracy of the rows of ``g`` (whose keys are ``keys``)."""
         acc = self.acc
-        new: dict[bytes, int] = {}
-        for i, k in enumerate(keys):
-            if k not in acc and k not in new:
-                new[k] = i
+        new = {k: i for i, k in enumerate(keys) if k not in acc}
         if new:
-            missing = [i for k, i in new.items() if k not in self.arch]
-            if missing:
-                self.arch.update(zip((keys[i] for i in missing), self.genes.decode(g, missing),
-                                     strict=True))
-            values = _as_floats(self.accuracy.top1([self.arch[k] for k in new]), len(new))
+            by_genes = getattr(self.accuracy, "top1_genes", None)
+            if by_genes is not None:  # a source that reads genes: no ArchConfig
+                values = _as_floats(by_genes(g.take(list(new.values()))), len(new))
+            else:
+                missing = [i for k, i in new.items() if k not in self.arch]
+                if missing:
+                    self.arch.update(zip((keys[i] for i in missing), self.genes.decode(g, missing),
+                                         strict=True))
+                values = _as_floats(self.accuracy.top1([self.arch[k] for k in new]), len(new))
             acc.update(zip(new, values, strict=True))
-        return np.fromiter((acc[k] for k in keys), dtype=np.float64, count=len(keys))
+        return np.fromiter(map(acc.__getitem__, keys), dtype=np.float64, count=len(keys))
 
 
 def _as_floats(values: Any, n: int) -> list[float]:
@@ -467,10 +465,11 @@ def evolve_budgets(space: str | SearchSpace, latency: LatencySource, accuracy: A
             history += [max(h, floor) for h in p.history]
         assert best_key is not None
         feas = [k for k in sc.acc if sc.lat[k] <= b]
-        evaluated = Candidates(latency.device, [sc.arch[k] for k in feas],
+        evaluated = Candidates(latency.device, KeyedArchs(sc.genes, feas, sc.arch),
                                np.array([sc.lat[k] for k in feas]),
                                np.array([sc.acc[k] for k in feas]))
-        results.append(EvolutionResult(sc.arch[best_key], sc.lat[best_key], best_acc, history,
+        results.append(EvolutionResult(evaluated.archs[feas.index(best_key)], sc.lat[best_key],
+                                       best_acc, history,
                                        evaluated, len(sc.lat) - n_lat0, len(sc.acc) - n_acc0,
                                        seconds))
     return results
@@ -514,7 +513,8 @@ def evolution_search(space: str | SearchSpace, latency: Sequence[LatencySource],
             log(f"{src.device}: {len(budgets_ms)} budget(s) searched together in "
                 f"{runs[-1]['seconds']:.2f} s")
         keys = list(sc.acc)
-        c = Candidates(src.device, [sc.arch[k] for k in keys], np.array([sc.lat[k] for k in keys]),
+        c = Candidates(src.device, KeyedArchs(sc.genes, keys, sc.arch),
+                       np.array([sc.lat[k] for k in keys]),
                        np.array([sc.acc[k] for k in keys]))
         cands[src.device] = c
         frontiers[src.device] = make_frontier(src.device, c, pareto_indices(c.latency_ms, c.top1)[0])

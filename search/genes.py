@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import overload
 
 import numpy as np
 
@@ -152,6 +153,13 @@ class GeneSpace:
         buf, w = m.tobytes(), m.shape[1] * 2
         return [buf[i:i + w] for i in range(0, n * w, w)]
 
+    def from_keys(self, keys: Sequence[bytes]) -> Genes:
+        """The genes of ``keys`` (inverse of ``keys``; inactive slots come back as 0)."""
+        n, S, SB = len(keys), self.S, self.S * self.B
+        m = np.frombuffer(b"".join(keys), dtype=np.int16).reshape(n, 1 + S + 2 * SB).astype(np.int64)
+        return Genes(m[:, 0], m[:, 1:1 + S], m[:, 1 + S:1 + S + SB].reshape(n, S, self.B),
+                     m[:, 1 + S + SB:].reshape(n, S, self.B))
+
     def decode(self, g: Genes, rows: Sequence[int] | None = None) -> list[ArchConfig]:
         """``ArchConfig``s of ``rows`` (all rows if None); valid by construction.
 
@@ -196,3 +204,28 @@ class GeneSpace:
                 k[i, s, :len(ks)] = ks
                 e[i, s, :len(es)] = es
         return Genes(r, d, k, e)
+
+
+class KeyedArchs(Sequence[ArchConfig]):
+    """Archs given by their keys, each decoded when first read: a search that scored tens of
+    thousands of archs through gene-level sources builds ``ArchConfig``s only for those it
+    returns (a frontier, a pick), not for all."""
+
+    def __init__(self, genes: GeneSpace, keys: Sequence[bytes], known: dict[bytes, ArchConfig]) -> None:
+        self._genes, self._keys, self._known = genes, list(keys), known
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    @overload
+    def __getitem__(self, i: int) -> ArchConfig: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[ArchConfig]: ...
+    def __getitem__(self, i: int | slice) -> ArchConfig | list[ArchConfig]:
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        key = self._keys[i]
+        a = self._known.get(key)
+        if a is None:
+            a = self._known[key] = self._genes.decode(self._genes.from_keys([key]))[0]
+        return a
