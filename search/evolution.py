@@ -223,15 +223,21 @@ def _initial(sc: _Scorer, rng: np.random.Generator, s: EvolutionSettings, band: 
     round draws as many as the neediest budget wants, scores them in one latency call, and every
     budget takes the feasible ones it lacks. At most ``max_init_samples`` samples per band. The
     min subnets (``seeds``) that fit are added; above ``population`` the most accurate are kept
-    (``_trim``).
+    (``_trim``). With ``stratify``, a budget that none of the band's min subnets meets gets no
+    samples there (the band's other subnets are slower; the final population over every
+    resolution can still reach it), instead of thousands of samples that all miss.
     """
     want = max(s.population, s.init_pool)
+    seed_keys = sc.genes.keys(seeds)
+    seed_lat = sc.latency_ms(seeds, seed_keys)
+    hopeless = [s.stratify and not bool(np.any(seed_lat <= b)) for b in budgets]
     got: list[list[tuple[Genes, int]]] = [[] for _ in budgets]
     seen: list[set[bytes]] = [set() for _ in budgets]
     rates = [0.5] * len(budgets)
     left = max(s.max_init_samples, want)
     for _ in range(max(1, math.ceil(s.max_init_samples / s.population))):
-        size = min(left, max(_batch_size(want - len(o), r) for o, r in zip(got, rates, strict=True)))
+        size = min(left, max((_batch_size(want - len(o), r) if not h else 0)
+                             for o, r, h in zip(got, rates, hopeless, strict=True)))
         if size <= 0:
             break
         g = sc.genes.sample(rng, size, band)
@@ -239,7 +245,7 @@ def _initial(sc: _Scorer, rng: np.random.Generator, s: EvolutionSettings, band: 
         keys = sc.genes.keys(g)
         lat = sc.latency_ms(g, keys)
         for j, b in enumerate(budgets):
-            if len(got[j]) >= want:
+            if len(got[j]) >= want or hopeless[j]:
                 continue
             new = 0
             for i in np.flatnonzero(lat <= b).tolist():
@@ -249,8 +255,6 @@ def _initial(sc: _Scorer, rng: np.random.Generator, s: EvolutionSettings, band: 
                     if len(got[j]) < want:
                         got[j].append((g, i))
             rates[j] = 0.5 * rates[j] + 0.5 * new / size
-    seed_keys = sc.genes.keys(seeds)
-    seed_lat = sc.latency_ms(seeds, seed_keys)
     out = []
     for j, b in enumerate(budgets):
         rows = [(g, i) for g, i in got[j]]
