@@ -304,6 +304,8 @@ def _generation(pops: Sequence[_Pop], sc: _Scorer, rng: np.random.Generator,
         taken.append({p.keys[i] for i in par.tolist()})
         outs.append(([], []))
         wants.append((n_mut, n_cross if len(par) > 1 else 0))
+    keys_of: dict[int, list[bytes]] = {}  # the keys of each round's proposals (by batch id)
+    rounds: list[Genes] = []  # kept alive while their ids key keys_of
     for _ in range(s.max_fill_rounds):
         batches = []
         for j, p in enumerate(live):
@@ -322,6 +324,8 @@ def _generation(pops: Sequence[_Pop], sc: _Scorer, rng: np.random.Generator,
             break
         flat = Genes.concat([g for _, _, g in batches])
         keys = gs.keys(flat)
+        keys_of[id(flat)] = keys
+        rounds.append(flat)
         lat = sc.latency_ms(flat, keys)
         at = 0
         for j, kind, g in batches:
@@ -338,9 +342,10 @@ def _generation(pops: Sequence[_Pop], sc: _Scorer, rng: np.random.Generator,
             p.rates[kind] = 0.5 * p.rates[kind] + 0.5 * new / n
             at += n
     for j, p in enumerate(live):
-        rows = [(p.genes, int(i)) for i in parents[j]] + outs[j][0] + outs[j][1]
-        p.genes = _stack(gs, rows)
-        p.keys = gs.keys(p.genes)
+        par = parents[j].tolist()
+        kids = outs[j][0] + outs[j][1]
+        p.keys = [p.keys[i] for i in par] + [keys_of[id(g)][i] for g, i in kids]
+        p.genes = _stack(gs, [(p.genes, i) for i in par] + kids)
     _score(live, sc)
 
 
@@ -348,7 +353,8 @@ def _score(pops: Sequence[_Pop], sc: _Scorer) -> None:
     """Every population's accuracy, in one call."""
     if not pops:
         return
-    acc = sc.top1(Genes.concat([p.genes for p in pops]), [k for p in pops for k in p.keys])
+    g = pops[0].genes if len(pops) == 1 else Genes.concat([p.genes for p in pops])
+    acc = sc.top1(g, [k for p in pops for k in p.keys])
     at = 0
     for p in pops:
         p.acc = acc[at:at + len(p.keys)]
