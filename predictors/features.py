@@ -202,14 +202,22 @@ class ArchFeaturizer:
                  (macs / 1e6)[:, None], (params / 1e6)[:, None], np.log(macs)[:, None],
                  macs_stage / 1e6]
         if self.table is not None:
-            lut_slot = np.where(active, self.lut_blk[r_idx[:, None, None], s_ix, b_ix, Kc, Ec], 0.0)
-            fixed = self.lut_fixed[r_idx]
-            lut_stage = lut_slot.sum(axis=2)
-            total = fixed + lut_stage.sum(axis=1)
-            if not np.all(np.isfinite(total)):
-                self._raise_miss(archs[int(np.flatnonzero(~np.isfinite(total))[0])])
+            total, fixed, lut_stage = self._lut_parts(archs, r_idx, Kc, Ec, active)
             parts += [total[:, None], np.log(total)[:, None], fixed[:, None], lut_stage]
         return np.concatenate([p.astype(float, copy=False) for p in parts], axis=1)
+
+    def _lut_parts(self, archs: Sequence[ArchConfig], r_idx: np.ndarray, Kc: np.ndarray,
+                   Ec: np.ndarray, active: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Table sum, fixed layers and per-stage sums of encoded archs (``LookupMiss`` on a gap)."""
+        s_ix = np.arange(self.n_stages)[None, :, None]
+        b_ix = np.arange(self.max_depth)[None, None, :]
+        lut_slot = np.where(active, self.lut_blk[r_idx[:, None, None], s_ix, b_ix, Kc, Ec], 0.0)
+        fixed = self.lut_fixed[r_idx]
+        lut_stage = lut_slot.sum(axis=2)
+        total = fixed + lut_stage.sum(axis=1)
+        if not np.all(np.isfinite(total)):
+            self._raise_miss(archs[int(np.flatnonzero(~np.isfinite(total))[0])])
+        return total, fixed, lut_stage
 
     def _raise_miss(self, arch: ArchConfig) -> None:
         for spec in self.space.layers(arch):
@@ -224,7 +232,12 @@ class ArchFeaturizer:
         """The lookup-table sum of each arch (needs a table)."""
         if self.table is None:
             raise LookupMiss("this featurizer has no lookup table; pass one (lat fit --lut DIR)")
-        return self.transform(archs)[:, self.names.index("lut_ms")]
+        if not archs:
+            return np.zeros(0)
+        # the lut columns alone, computed as transform computes them (same values to the last digit)
+        r_idx, K, E = self._encode(archs)
+        active = K >= 0
+        return self._lut_parts(archs, r_idx, np.where(active, K, 0), np.where(active, E, 0), active)[0]
 
 
 def log_safe(values: np.ndarray) -> np.ndarray:

@@ -112,8 +112,8 @@ class FewShotPredictor(ArchPredictor):
         return type(self)(**self.get_params(deep=False))
 
     def _inputs(self, archs: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
-        keys = [str(a) for a in archs]
-        Lb = np.stack([log_safe(np.maximum(s.predict(keys), 1e-9)) for s in self.sources], axis=1)
+        # the validated archs themselves, not their keys: a source then skips parsing them again
+        Lb = np.stack([log_safe(np.maximum(s.predict(archs), 1e-9)) for s in self.sources], axis=1)
         f = self._featurizer()
         F = self._features(archs)
         cols = [f.names.index("log_macs")] + [i for i in f.columns(("struct", "cost"))

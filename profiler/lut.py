@@ -151,6 +151,8 @@ class LookupTable:
     meta: dict[str, Any] = field(default_factory=dict)
     #: space name -> resolution -> ``_SumGrid`` (built by ``sums_ms``; entries are not changed after)
     _grids: dict[str, dict[int, _SumGrid]] = field(default_factory=dict, repr=False, compare=False)
+    #: space name -> the grids of every resolution as numpy arrays (built by ``sums_ms_arrays``)
+    _grid_arrays: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     # ---- reading ----
     def __len__(self) -> int:
@@ -237,6 +239,51 @@ class LookupTable:
             v = g.total(a)
             out.append(self.predict_arch_sum(sp, a) if v is None else v)
         return out
+
+    def sums_ms_arrays(self, space: Any, r: Any, d: Any, k: Any, e: Any) -> Any:
+        """``sums_ms`` of archs given as integer arrays, one numpy expression per layer slot.
+
+        ``r`` (n,) resolutions, ``d`` (n, S) depths, ``k`` and ``e`` (n, S, B) kernel and expand
+        per block slot (slots at or beyond a stage's depth are ignored), all valid values of
+        ``space`` (the caller guarantees it: ``latkit.search.genes`` builds them so). The table is
+        the same per-resolution grid as ``sums_ms``'s, as numpy arrays; each slot's value is added
+        to all rows at once, in network order, an inactive slot adding 0.0 (which changes no
+        float), so every row equals ``sums_ms`` and ``predict_arch_sum`` to the last digit. A row
+        whose layer the table lacks is NaN (``sums_ms`` of that arch raises the ``LookupMiss``).
+        """
+        import numpy as np  # noqa: PLC0415 -- numpy: the table module itself stays light to import
+
+        sp = get_space(space) if isinstance(space, str) else space
+        head, blocks, tail = self._arrays(sp)
+        ri = np.searchsorted(np.asarray(sp.resolutions), r)
+        n, S, B = k.shape
+        v = blocks[ri[:, None, None], np.arange(S)[None, :, None], np.arange(B)[None, None, :], k, e]
+        v = np.where(np.arange(B)[None, None, :] < d[:, :, None], v, 0.0).reshape(n, S * B)
+        t = head[ri]
+        for j in range(S * B):  # one slot at a time, in network order (not a pairwise sum)
+            t = t + v[:, j]
+        for j in range(tail.shape[1]):
+            t = t + tail[ri, j]
+        return t
+
+    def _arrays(self, sp: Any) -> Any:
+        """(head (R,), blocks (R, S, B, K, E), tail (R, T)) over every resolution, NaN for gaps."""
+        import numpy as np  # noqa: PLC0415 -- numpy: the table module itself stays light to import
+
+        got = self._grid_arrays.get(sp.name)
+        if got is None:
+            grids = self._grids.setdefault(sp.name, {})
+            for r in sp.resolutions:
+                if r not in grids:
+                    grids[r] = _SumGrid.build(self, sp, r)
+            gs = [grids[r] for r in sp.resolutions]
+            nan = float("nan")
+            head = np.array([nan if g.head is None else g.head for g in gs])
+            blocks = np.array([[[[[nan if v is None else v for v in row] for row in blk]
+                                 for blk in stage] for stage in g.blocks] for g in gs], dtype=float)
+            tail = np.array([[nan if v is None else v for v in g.tail] for g in gs], dtype=float)
+            got = self._grid_arrays[sp.name] = (head, blocks, tail)
+        return got
 
     def layer_latencies_ms(self, space: Any, arch: Any) -> list[tuple[str, float]]:
         """(key, median_ms) for each layer of ``arch``, in network order."""

@@ -12,7 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from latkit import cli_args
-from latkit.errors import BudgetError
+from latkit.errors import BudgetError, LatkitError
 from latkit.supernet.resolutions import parse_resolutions
 from latkit.supernet.space import get_space
 
@@ -29,6 +29,10 @@ def _cmd_search(args: argparse.Namespace) -> int:
         evo = replace(evo, population=args.population)
     if args.generations is not None:
         evo = replace(evo, generations=args.generations)
+    if args.restarts is not None:
+        if args.restarts < 1:
+            raise LatkitError(f"--restarts must be at least 1, got {args.restarts}")
+        evo = replace(evo, restarts=args.restarts)
     req = SearchRequest(
         space=args.space,
         latency=parse_latency_specs(args.latency),
@@ -79,7 +83,9 @@ def register_search(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--accuracy", required=True, metavar="ACC.csv|ACC.json",
                    help="accuracy table (arch,top1 CSV from lat train eval) or accuracy predictor "
                    "JSON (lat train fit-accuracy)")
-    p.add_argument("--budget-ms", required=True, metavar="B[,B...]", help="latency budgets in ms")
+    p.add_argument("--budget-ms", required=True, metavar="B[,B...]",
+                   help="latency budgets in ms; with evolution, a device's budgets are searched "
+                   "together (shared samples and predictions, one batch for all)")
     p.add_argument("--verify", action="store_true",
                    help="export and measure every choice on its device; walk down the frontier "
                    "until one fits")
@@ -95,6 +101,9 @@ def register_search(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--generations", type=cli_args.POSITIVE,
                    help="evolution generations per population (default 34; 4 populations, one "
                    "per quarter of the resolutions, then 16 generations of their best together)")
+    p.add_argument("--restarts", type=cli_args.POSITIVE,
+                   help="evolution populations per budget (default 4, one per band of the "
+                   "resolutions, then their best together); 1: once-for-all's single population")
     p.add_argument("--max-tries", type=cli_args.POSITIVE, default=10,
                    help="verification: subnets measured per choice at most (default 10)")
     p.add_argument("--no-export", action="store_true", help="do not write models/")

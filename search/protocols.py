@@ -175,6 +175,21 @@ class TableLatency:
         cal = self.table.meta.get("calibration") or {}
         return sums * float(cal.get("scale", 1.0)) + float(cal.get("offset_ms", 0.0))
 
+    def predict_genes_ms(self, genes: Any) -> np.ndarray:
+        """``predict_ms`` of gene rows (``latkit.search.genes.Genes``), equal to the last digit.
+
+        The table sum straight from the integer arrays (``LookupTable.sums_ms_arrays``): no
+        ``ArchConfig`` is built. A row the table cannot sum takes ``predict_ms``, which raises.
+        """
+        sums = self.table.sums_ms_arrays(get_space(self.space), genes.r, genes.d, genes.k, genes.e)
+        bad = np.flatnonzero(~np.isfinite(sums))
+        if bad.size:
+            from latkit.search.genes import GeneSpace  # noqa: PLC0415 -- only on a table gap
+
+            self.predict_ms(GeneSpace(get_space(self.space)).decode(genes, bad[:1].tolist()))
+        cal = self.table.meta.get("calibration") or {}
+        return sums * float(cal.get("scale", 1.0)) + float(cal.get("offset_ms", 0.0))
+
     def describe(self) -> dict[str, Any]:
         m = self.table.meta
         return {"kind": "lookup-table", "source": self.source, "entries": len(self.table),
@@ -236,7 +251,13 @@ class MeasuredLatency:
         return ms
 
     def predict_ms(self, archs: Sequence[ArchConfig]) -> np.ndarray:
-        return np.array([self.measure(a) for a in archs], dtype=np.float64)
+        """One array from the cache; each distinct arch it lacks is measured once, in order."""
+        keys = [str(a) for a in archs]
+        memo = self._memo
+        for a, k in zip(archs, keys, strict=True):
+            if k not in memo:
+                self.measure(a)
+        return np.fromiter((memo[k] for k in keys), dtype=np.float64, count=len(keys))
 
     def describe(self) -> dict[str, Any]:
         return {"kind": "measured", "device": self.device, "cache": str(self._file),

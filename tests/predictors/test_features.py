@@ -62,3 +62,11 @@ def test_as_archs_accepts_every_form_and_validates(space):
     assert got == [a, a, a]
     with pytest.raises(Exception, match="r=100"):
         as_archs(space, ["r100" + str(a)[4:]])
+
+
+def test_lut_sum_alone_equals_the_lut_column_to_the_bit(table, space, data):
+    """The calibrated table's sum skips the other features but gives transform's numbers exactly."""
+    archs, _ = data
+    f = ArchFeaturizer(space, table)
+    assert np.array_equal(f.lut_sum_ms(archs), f.transform(archs)[:, f.names.index("lut_ms")])
+    assert f.lut_sum_ms([]).shape == (0,)

@@ -63,3 +63,17 @@ def test_errors_are_clear(sources, data):
     top1 = XGBPredictor(SPACE, target="top1", n_estimators=5).fit(archs[:20], y[:20])
     with pytest.raises(PredictorError, match="latency_ms"):
         FewShotPredictor(SPACE, [top1]).fit(archs[:5], y[:5])
+
+
+def test_sources_see_the_archs_themselves_same_answers(sources, target, data):
+    """Sources are called with the validated archs, not their keys: same predictions to the bit."""
+    archs, _ = data
+    fs = FewShotPredictor(SPACE, sources).fit(archs[:20], target[:20])
+    got = fs.predict(archs)
+    keys = [str(a) for a in archs]
+    Lb = np.stack([np.log(np.maximum(s.predict(keys), 1e-9)) for s in sources], axis=1)
+    _, Fs = fs._inputs(archs)
+    from latkit.predictors.transfer import _predict_one
+
+    assert np.array_equal(got, np.exp(_predict_one(fs.chosen_, Lb, Fs)))
+    assert np.array_equal(fs.predict(keys), got)

@@ -151,3 +151,36 @@ def test_sums_ms_keeps_the_errors_of_the_checked_path():
     bad = ArchConfig(r=224, ks=((7, 7),) * 5, e=((3, 3),) * 5)  # CompOFA fixes the kernels
     with pytest.raises(ArchError):
         t.sums_ms(SPACE, [bad])
+
+
+def _as_arrays(sp, archs):
+    """(r, d, k, e) integer arrays of archs; inactive slots hold the largest choices (ignored)."""
+    import numpy as np
+
+    n, S, B = len(archs), sp.n_stages, sp.max_depth
+    r = np.array([a.r for a in archs])
+    d = np.array([[len(ks) for ks in a.ks] for a in archs])
+    k = np.full((n, S, B), max(sp.conf.ks_choices[0]))
+    e = np.full((n, S, B), max(sp.conf.e_choices))
+    for i, a in enumerate(archs):
+        for s in range(S):
+            k[i, s, :d[i, s]], e[i, s, :d[i, s]] = a.ks[s], a.e[s]
+    return r, d, k, e
+
+
+@pytest.mark.parametrize("space_name", ["compofa-w1.0", "ofa-mbv3-w1.0"])
+def test_sums_ms_arrays_equal_sums_ms_to_the_last_digit(space_name):
+    import numpy as np
+
+    sp = get_space(space_name)
+    rs = [128, 176, 224]
+    rng = random.Random(2)
+    t = LookupTable.from_entries(
+        [LutEntry(s.key, s.kind, v, v, v, v, 0.0, 0.0, 1)
+         for s in sp.unique_layers(rs) for v in [rng.uniform(0.001, 3.0)]],
+        {"space": sp.name, "device": "cpu", "resolutions": rs})
+    archs = [sp.sample(rng, rs) for _ in range(2000)]
+    got = t.sums_ms_arrays(sp, *_as_arrays(sp, archs))
+    assert got.tolist() == t.sums_ms(sp, archs)  # exact, not approx
+    gap = t.sums_ms_arrays(sp, *_as_arrays(sp, [sp.min_arch(160), sp.min_arch(224)]))
+    assert np.isnan(gap[0]) and gap[1] == t.predict_arch_sum(sp, sp.min_arch(224))

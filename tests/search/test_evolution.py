@@ -114,3 +114,34 @@ def test_final_population_joins_the_bands_best(fakes):
     assert len(r.history) == 4 * 5 + 4 and r.history == sorted(r.history)
     assert r.top1 == max(r.evaluated.top1[r.evaluated.latency_ms <= 30.0])
     assert r.latency_ms <= 30.0
+
+
+def test_budgets_searched_together_match_their_own_constraints_and_share_work(fakes):
+    from latkit.search.evolution import evolve_budgets
+
+    sp = get_space("ofa-mbv3-w1.0")
+    lat = fakes.Latency(sp.name, "cpu")
+    rs = evolve_budgets(sp, lat, fakes.Accuracy(sp.name), [12.0, 20.0, 30.0], random.Random(0), SMALL)
+    assert [r.latency_ms <= b for r, b in zip(rs, [12.0, 20.0, 30.0])] == [True] * 3
+    assert rs[0].top1 < rs[1].top1 < rs[2].top1
+    joint_calls = lat.calls
+    alone = fakes.Latency(sp.name, "cpu")
+    for b in (12.0, 20.0, 30.0):
+        evolve(sp, alone, fakes.Accuracy(sp.name), b, random.Random(0), SMALL)
+    assert joint_calls < alone.calls / 2  # one batch per round for all budgets
+    again = evolve_budgets(sp, fakes.Latency(sp.name, "cpu"), fakes.Accuracy(sp.name),
+                           [12.0, 20.0, 30.0], random.Random(0), SMALL)
+    assert [r.best for r in again] == [r.best for r in rs]
+
+
+def test_stratified_bands_out_of_reach_are_not_sampled(fakes):
+    sp = get_space("ofa-mbv3-w1.0")
+    lat = fakes.Latency(sp.name, "cpu")
+    mins = lat.predict_ms([sp.min_arch(r) for r in sp.resolutions])
+    budget = float(mins[5]) * 1.01  # only the lowest band's min subnets fit
+    s = EvolutionSettings(population=20, generations=3, restarts=4, stratify=True,
+                          max_init_samples=3000)
+    lat.archs_seen = 0
+    r = evolve(sp, lat, fakes.Accuracy(sp.name), budget, random.Random(0), s)
+    assert r.latency_ms <= budget
+    assert lat.archs_seen < 3000 + 2000  # not 4 x 3,000 initial samples

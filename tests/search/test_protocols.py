@@ -104,6 +104,8 @@ def test_measured_latency_caches_by_full_key(tmp_path, fakes, monkeypatch):
     src = MeasuredLatency(dev, SPACE, tmp_path / "cache")
     ms = src.predict_ms([a128, a160, a128])
     assert ms[0] == ms[2] and ms[0] < ms[1] and dev.benchmarked == [str(a128), str(a160)]
+    assert np.array_equal(src.predict_ms([a160, a128, a160]), ms[[1, 0, 1]])  # from the cache
+    assert dev.benchmarked == [str(a128), str(a160)] and src.predict_ms([]).shape == (0,)
     again = MeasuredLatency(fakes.Device(space=SPACE), SPACE, tmp_path / "cache")
     assert np.array_equal(again.predict_ms([a160, a128]), ms[[1, 0]])
     assert again.device_obj.benchmarked == []

@@ -60,10 +60,18 @@ def test_evolution_on_the_ofa_space(inputs, tmp_path):
     s = json.loads(p.stdout)
     assert s["method"] == "evolution" and len(s["choices"]) == 2
     assert all(c["predicted_latency_ms"] <= c["budget_ms"] for c in s["choices"])
+    settings = json.loads((tmp_path / "o" / "search.json").read_text())["info"]["settings"]
+    assert settings["restarts"] == 4 and settings["population"] == 20
     p = lat(*args, "--budget-ms", "0.5")
     assert p.returncode == 2
     (line,) = p.stderr.strip().splitlines()
     assert "no subnet of ofa-mbv3-w1.0 meets 0.5 ms on cpu: the fastest predicted is" in line
+    p = lat(*args, "--budget-ms", "20", "--restarts", "1", "--out", tmp_path / "one")
+    assert p.returncode == 0, p.stderr
+    settings = json.loads((tmp_path / "one" / "search.json").read_text())["info"]["settings"]
+    assert settings["restarts"] == 1
+    p = lat(*args, "--budget-ms", "20", "--restarts", "0")
+    assert p.returncode == 2 and p.stderr.strip().endswith("error: --restarts must be at least 1, got 0")
 
 
 def test_search_with_a_predictor_file(inputs, tmp_path):
