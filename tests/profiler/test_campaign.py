@@ -167,6 +167,7 @@ def test_interrupt_stops_cleanly_and_keeps_everything(tmp_path, cache):
     def interrupt(n: int) -> None:
         if n == 3:
             _thread.interrupt_main()
+            time.sleep(0.5)  # let the main thread take the interrupt, even on a loaded machine
 
     dev = ScriptedDevice("d", after=interrupt, delay_s=0.05)
     res = run(tmp_path, [DeviceSpec("d", device=dev)], cache)

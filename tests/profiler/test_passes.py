@@ -132,6 +132,7 @@ def test_a_killed_campaign_resumes_without_losing_a_pass(tmp_path, cache):
     def interrupt(n: int) -> None:
         if n == 6:  # in the middle of the second pass
             _thread.interrupt_main()
+            time.sleep(0.5)  # let the main thread take the interrupt, even on a loaded machine
 
     res = layer_run(tmp_path, PassDevice(after=interrupt), cache, passes(3))
     assert res.interrupted and 6 <= res.measured < 12
