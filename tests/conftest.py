@@ -1,8 +1,15 @@
 """Shared fixtures. The reference data lives in ../shared/data beside the checkout."""
 
+import signal
 from pathlib import Path
 
 import pytest
+
+# A runner that starts the suite from a background shell hands it SIGINT ignored (POSIX), and exec
+# passes that on to every child: the Ctrl-C and kill tests would then fail or test nothing. Take
+# SIGINT back (a handled signal is reset to the default in children).
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 REPO = Path(__file__).resolve().parents[1]
 
