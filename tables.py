@@ -184,6 +184,18 @@ def numbers(frame: Any, column: str, path: str | Path, *, positive: bool = False
     return out
 
 
+def numeric_columns(frame: Any, keep: Sequence[str] = ("arch", "space", "device")) -> Any:
+    """``frame`` with every column that holds only numbers (read as text) converted to numbers;
+    the ``keep`` columns, and any column with a cell that is not a number, stay as they are."""
+    pd = _pd()
+    for col in frame.columns:
+        if col not in keep and not pd.api.types.is_numeric_dtype(frame[col]):
+            conv = pd.to_numeric(frame[col], errors="coerce")
+            if conv.notna().all():
+                frame[col] = conv
+    return frame
+
+
 def frame_of(rows: Any, columns: Sequence[str] | None = None) -> Any:
     """A DataFrame from a DataFrame, a mapping of columns, or an iterable of row mappings."""
     pd = _pd()

@@ -32,7 +32,7 @@ from latkit.predictors.transfer import FewShotPredictor
 from latkit.profiler.lut import LookupTable
 from latkit.supernet.accuracy_csv import read_accuracy_csv
 from latkit.supernet.space import ArchConfig, SearchSpace, get_space
-from latkit.tables import LINE, read_table
+from latkit.tables import LINE, numeric_columns, read_table
 
 
 @dataclass
@@ -222,12 +222,7 @@ def measurements_frame(source: Any, space: SearchSpace | str | None = None,
     frame[target] = meas.values
     if "resolution" not in frame.columns:
         frame["resolution"] = [a.r for a in meas.archs]
-    for col in frame.columns:
-        if col not in ("arch", "space", "device") and not pd.api.types.is_numeric_dtype(frame[col]):
-            conv = pd.to_numeric(frame[col], errors="coerce")
-            if conv.notna().all():
-                frame[col] = conv
-    return frame
+    return numeric_columns(frame)
 
 
 def cv_metrics(make: Any, archs: Sequence[Any], y: np.ndarray, folds: int, seed: int,

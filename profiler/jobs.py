@@ -26,7 +26,7 @@ from latkit.profiler.export import ExportCache
 from latkit.profiler.lut import LookupTable
 from latkit.profiler.store import MeasurementStore
 from latkit.supernet.space import get_space
-from latkit.tables import LINE, read_table
+from latkit.tables import LINE, numeric_columns, read_table
 
 #: protocol for one pass of a single layer (0.05-3 ms on a CPU): a short warm-up and ~0.1 s of
 #: timed runs (0.3 s over the three passes, as much as one measurement had before passes), each
@@ -176,23 +176,11 @@ class CampaignResult:
         if len(paths) != 1:
             raise LatkitError(f"this campaign wrote {len(paths)} files; frame() reads the one "
                               "CSV of an end-to-end campaign (a layer campaign has table())")
-        frame = read_table(paths[0], what="measurements").drop(columns=[LINE])
-        for col in frame.columns:
-            if col not in ("arch", "space", "device"):
-                conv = _numeric(frame[col])
-                if conv is not None:
-                    frame[col] = conv
+        frame = numeric_columns(read_table(paths[0], what="measurements").drop(columns=[LINE]))
         if device is not None:
             self._output(device)
             frame = frame[frame["device"] == device].reset_index(drop=True)
         return frame
-
-
-def _numeric(col: Any) -> Any:
-    import pandas as pd  # noqa: PLC0415 -- pandas only when a frame is asked for
-
-    conv = pd.to_numeric(col, errors="coerce")
-    return conv if conv.notna().all() else None
 
 
 @dataclass(frozen=True)

@@ -30,8 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from latkit.errors import ArchError, LookupMiss, OutputError, StoreError
-from latkit.fileio import sha256_file, write_text
+from latkit.errors import ArchError, LookupMiss, StoreError
+from latkit.fileio import make_dir, sha256_file, write_text
 from latkit.profiler.lut import LookupTable, LutEntry
 from latkit.supernet.space import LayerSpec, get_space, list_spaces
 
@@ -189,12 +189,7 @@ def export_ofa(table: LookupTable, out_dir: str | Path, *, space: Any = None,
         raise StoreError("the table's meta.json names no space; pass --space")
     sp = get_space(sp_name) if isinstance(sp_name, str) else sp_name
     rs = list(resolutions) if resolutions is not None else table.resolutions or list(sp.resolutions)
-    out = Path(out_dir)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise OutputError(f"cannot make the output directory {out}: {exc.strerror} (a file of "
-                          "that name?); give another --out") from None
+    out = make_dir(out_dir)
     written = {}
     for r in rs:
         keys = [s.key for s in sp.unique_layers([r])]
