@@ -243,28 +243,43 @@ def run_protocol(
     runs, ``loops`` fixed from the warm-up runs' median (``ProtocolSettings.loops_for``); the
     minimum and maximum counts then count samples. Returns (samples_ms, warmup_runs_done).
     """
-    samples, warm, _ = _run_protocol(run_once, settings, clock)
+    samples, warm, _, _ = _run_protocol(run_once, settings, clock)
     return samples, warm
 
 
 def _run_protocol(run_once: Callable[[], float | None], settings: ProtocolSettings,
-                  clock: Callable[[], float] = time.perf_counter) -> tuple[list[float], int, int]:
-    """``run_protocol``, also returning the loops per sample."""
+                  clock: Callable[[], float] = time.perf_counter,
+                  reference_once: Callable[[], float | None] | None = None,
+                  ) -> tuple[list[float], int, int, list[float]]:
+    """``run_protocol``, also returning the loops per sample and, with ``reference_once``, the
+    reference model's sample taken right after each sample (``paired``): then a sample of the
+    artifact lasts at least one reference run, so that the pairs are as cheap as the reference."""
+    def timed(fn: Callable[[], float | None]) -> float:
+        a = clock()
+        own = fn()
+        return float(own) if own is not None else (clock() - a) * 1e3
+
     warm = 0
     warm_ms: list[float] = []
+    ref_ms: list[float] = []
     t0 = clock()
     while warm < settings.warmup_runs or (clock() - t0) < settings.warmup_s:
-        if settings.min_sample_ms:  # the warm-up runs' times choose the loops per sample
-            a = clock()
-            own = run_once()
-            warm_ms.append(float(own) if own is not None else (clock() - a) * 1e3)
+        if settings.min_sample_ms or reference_once is not None:  # warm-up times choose the loops
+            warm_ms.append(timed(run_once))
         else:
             run_once()
+        if reference_once is not None:
+            ref_ms.append(timed(reference_once))
         warm += 1
         if warm >= settings.max_runs:
             break
     loops = settings.loops_for(statistics.median(warm_ms[-10:])) if warm_ms else 1
+    if reference_once is not None and warm_ms:
+        run_ms, one_ref = statistics.median(warm_ms[-10:]), statistics.median(ref_ms[-10:])
+        if run_ms > 0:
+            loops = max(loops, min(settings.max_loops, math.ceil(one_ref / run_ms)))
     samples: list[float] = []
+    refs: list[float] = []
     t_start = clock()
     while True:
         a = clock()
@@ -277,35 +292,52 @@ def _run_protocol(run_once: Callable[[], float | None], settings: ProtocolSettin
                 own_total += float(own)
         b = clock()
         samples.append((own_total if all_own else (b - a) * 1e3) / loops)
+        if reference_once is not None:
+            refs.append(timed(reference_once))
+            b = clock()
         elapsed = b - t_start
         if len(samples) >= settings.max_runs or elapsed >= settings.max_time_s:
             break
         if len(samples) >= settings.min_runs and elapsed >= settings.min_time_s:
             break
-    return samples, warm, loops
+    return samples, warm, loops, refs
 
 
 def measure_with_protocol(
     run_once: Callable[[], float | None],
     settings: ProtocolSettings,
     env: dict[str, Any],
+    reference_once: Callable[[], float | None] | None = None,
+    reference: dict[str, Any] | None = None,
 ) -> Measurement:
-    """``run_protocol``, then the single CV-triggered re-measurement, as one ``Measurement``."""
-    samples, warm, loops = _run_protocol(run_once, settings)
+    """``run_protocol``, then the single CV-triggered re-measurement, as one ``Measurement``.
+
+    With ``reference_once`` (a reference model on the same device) every sample is paired with a
+    run of the reference taken right after it, and ``extra["paired"]`` records the median of the
+    pairs' ratios (sample / reference), the reference's median and the pairs; ``reference`` (its
+    key and sha256) is recorded with them. ``apply_level`` turns the ratio into the figure.
+    """
+    samples, warm, loops, refs = _run_protocol(run_once, settings, reference_once=reference_once)
     first = summarize(samples)
     remeasured = False
     first_cv = None
     if settings.remeasure_on_high_cv and first.cv > settings.cv_threshold:
-        samples2, warm2, loops2 = _run_protocol(run_once, settings)
+        samples2, warm2, loops2, refs2 = _run_protocol(run_once, settings,
+                                                       reference_once=reference_once)
         second = summarize(samples2)
         remeasured, first_cv = True, first.cv
         if second.cv <= first.cv:
-            samples, warm, loops = samples2, warm + warm2, loops2
+            samples, warm, loops, refs = samples2, warm + warm2, loops2, refs2
     m = Measurement.from_samples(samples, warmup_runs=warm, env=env, protocol=settings)
     m.remeasured = remeasured
     m.first_round_cv = first_cv
-    if settings.min_sample_ms:
+    if settings.min_sample_ms or reference_once is not None:
         m.extra["loops"] = loops
+    if reference_once is not None and refs:
+        ratios = [t / r for t, r in zip(samples, refs, strict=True) if r > 0]
+        m.extra["paired"] = {**(reference or {}), "ratio": statistics.median(ratios),
+                             "ref_ms": statistics.median(refs), "pairs": len(ratios),
+                             "ref_samples_ms": [round(v, 6) for v in refs]}
     return m
 
 
@@ -333,18 +365,42 @@ def environment_base(device_name: str, **fields: Any) -> dict[str, Any]:
 DEFAULT_PASSES = 3
 
 
-def combine_passes(passes: Sequence[Measurement]) -> Measurement:
+def apply_level(m: Measurement, level_ms: float | None) -> Measurement:
+    """A pass measured beside the reference model (``extra["paired"]``), as a figure: its median is
+    the pairs' median ratio times ``level_ms``, the device's reference level (``devices/levels.py``),
+    and every other statistic and sample is scaled by the same factor. The pass as measured is kept
+    (``extra["raw_median_ms"]``). A pass without a pairing, or no level, is returned as it is.
+
+    The ratio is what holds on a drifting machine: a subnet and the reference run milliseconds apart
+    slow down together, so a level shift that moves both by 30% moves their ratio by little (on this
+    project's 2-core VM under load: the spread of 30 short passes of a subnet, 27% as measured, 5%
+    as ratios)."""
+    paired = m.extra.get("paired")
+    if not level_ms or not isinstance(paired, dict) or not paired.get("ratio") or m.median_ms <= 0:
+        return m
+    figure = float(paired["ratio"]) * float(level_ms)
+    f = figure / m.median_ms
+    extra = {**m.extra, "raw_median_ms": m.median_ms, "level_ms": float(level_ms)}
+    return dataclasses.replace(
+        m, median_ms=figure, p10_ms=m.p10_ms * f, p90_ms=m.p90_ms * f, mean_ms=m.mean_ms * f,
+        std_ms=m.std_ms * f, samples_ms=[v * f for v in m.samples_ms], extra=extra)
+
+
+def combine_passes(passes: Sequence[Measurement], level_ms: float | None = None) -> Measurement:
     """One ``Measurement`` from several passes of the same artifact: the median of their medians.
 
+    With ``level_ms``, every pass measured beside the reference model is first turned into its
+    figure (``apply_level``); ``extra["raw_pass_medians_ms"]`` then keeps the medians as measured.
     p10/p90/mean/std/cv are the medians of the passes' figures, ``runs`` their sum; ``samples_ms``
     keeps every pass's samples. ``extra`` records ``passes``, ``pass_medians_ms`` (in measuring
     order), ``pass_spread`` ((max - min) / median of the pass medians) and, where the passes carry
     a reference-model reading, ``reference_drift`` (their median) and ``level_shift`` (any pass
     flagged). A single pass is returned as it is, with those fields added.
     """
-    ms = list(passes)
-    if not ms:
+    raw = list(passes)
+    if not raw:
         raise DeviceError("no passes to combine")
+    ms = [apply_level(m, level_ms) for m in raw]
     meds = [float(m.median_ms) for m in ms]
     med = statistics.median(meds)
     drifts = [m.extra["reference"]["drift"] for m in ms
@@ -353,6 +409,14 @@ def combine_passes(passes: Sequence[Measurement]) -> Measurement:
     extra.pop("pass", None)
     extra.update(passes=len(ms), pass_medians_ms=meds,
                  pass_spread=(max(meds) - min(meds)) / med if med > 0 else 0.0)
+    if any("raw_median_ms" in m.extra for m in ms):
+        extra["raw_pass_medians_ms"] = [float(m.median_ms) for m in raw]
+        extra.pop("raw_median_ms", None)
+        extra["paired"] = {k: v for k, v in extra.get("paired", {}).items() if k != "ref_samples_ms"}
+        extra["paired"].update(ratio=statistics.median(float(m.extra["paired"]["ratio"]) for m in ms
+                                                       if "raw_median_ms" in m.extra),
+                               ref_ms=statistics.median(float(m.extra["paired"]["ref_ms"])
+                                                        for m in ms if "raw_median_ms" in m.extra))
     if drifts:
         extra["reference_drift"] = statistics.median(drifts)
         extra["level_shift"] = any(bool(m.extra["reference"].get("level_shift")) for m in ms

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from latkit import cli_args
+from latkit.devices import levels
 from latkit.devices.base import DEFAULT_PASSES, combine_passes
 from latkit.devices.host import DEFAULT_RT_PRIORITY, default_affinity, realtime
 from latkit.devices.registry import LOCAL_DEVICES, describe_device, get_device, list_devices
@@ -55,6 +56,13 @@ def format_measurement(m: Any) -> str:
         *([("passes", f"{m.extra['passes']}: " + ", ".join(f"{v:.4f}" for v in m.extra["pass_medians_ms"])
                       + f" ms (spread {m.extra['pass_spread'] * 100:.1f}%; median reported)")]
           if m.extra.get("passes", 1) > 1 else []),
+        *([("reference", f"ratio {m.extra['paired']['ratio']:.4f} to the reference model "
+                         f"({m.extra['paired']['ref_ms']:.4f} ms here, level "
+                         f"{m.extra['level']['level_ms']:.4f} ms over "
+                         f"{m.extra['level']['readings']} readings); as measured "
+                         + ", ".join(f"{v:.4f}" for v in m.extra.get("raw_pass_medians_ms", []))
+                         + " ms")]
+          if isinstance(m.extra.get("level"), dict) and "paired" in m.extra else []),
         ("runs", f"{m.runs} timed, {m.warmup_runs} warm-up"
                  + (f"; re-measured (first-round cv {m.first_round_cv * 100:.1f}%)" if m.remeasured else "")),
     ]
@@ -89,14 +97,18 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     device = get_device(args.device, **options)
     try:
         ms = []
+        paired = args.reference and bool(getattr(device, "pairs_with_reference", False))
         for _ in range(passes):
             with realtime(priority, required=bool(args.realtime)) as sched:
-                m = device.benchmark(path)
+                m = device.benchmark(path, reference=True) if paired else device.benchmark(path)
             m.env["scheduling"] = sched
             ms.append(m)
     finally:
         device.close()
-    m = combine_passes(ms)
+    level = levels.level_of(ms[0]) if paired else None
+    m = combine_passes(ms, level["level_ms"] if level else None)
+    if level:
+        m.extra["level"] = level
     print(m.to_json() if args.json else format_measurement(m))
     return 0
 
@@ -145,7 +157,12 @@ def register_bench(sub: argparse._SubParsersAction) -> None:
         "a minimum run count and a minimum time are reached), in --passes passes (default "
         f"{DEFAULT_PASSES}), and print the median of the passes with their spread and the "
         "environment. A local device is pinned to one CPU and measured in SCHED_FIFO where "
-        "permitted (recorded either way).",
+        "permitted (recorded either way). On this host's CPU devices (cpu, cpu-tflite) every "
+        "sample is paired with a run of latkit's reference model right after it, and the figure "
+        "is the pairs' median ratio times the device's reference level (the median of every "
+        "reading of the reference on this host, kept in $LATKIT_HOME/levels): a level shift of "
+        "the machine moves both and leaves the ratio, so runs minutes or days apart agree. "
+        "--no-reference measures the model alone.",
     )
     p.add_argument("file", metavar="FILE",
                    help="exported model: .onnx (cpu, cuda) or .tflite (cpu-tflite, android)")
@@ -158,6 +175,9 @@ def register_bench(sub: argparse._SubParsersAction) -> None:
                                               "realtime"),
                                   defaults={"warmup_runs": 10, "min_runs": 20, "min_time": 0.2,
                                             "passes": DEFAULT_PASSES})
+    p.add_argument("--no-reference", dest="reference", action="store_false",
+                   help="time the model alone, without the paired reference model (the figure is "
+                        "then as measured, with the machine's level shifts in it)")
     cli_args.add_json(p, help="print the Measurement as one JSON object")
     p.set_defaults(func=_cmd_bench)
 

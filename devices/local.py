@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from latkit.cli_args import MAX_THREADS
+from latkit.devices import levels
 from latkit.devices.base import (
     Measurement,
     ProtocolSettings,
@@ -38,6 +39,8 @@ from latkit.devices.base import (
     measure_with_protocol,
 )
 from latkit.devices.host import host_snapshot, parse_affinity, pinned
+from latkit.devices.reference import VERSION as REFERENCE_VERSION
+from latkit.devices.reference import reference_runner, reference_sha256
 from latkit.errors import DeviceError
 from latkit.fileio import sha256_file
 
@@ -190,6 +193,9 @@ class LocalDevice:
     name = ""
     formats: tuple[str, ...] = ()
     suffix = ""
+    #: whether ``benchmark(reference=True)`` pairs samples with the CPU reference model (the CPU
+    #: devices; a GPU's timings do not follow the host CPU's level, so it ignores the request)
+    pairs_with_reference = False
 
     def __init__(self, *, threads: int, affinity: Any, batch: int | None, seed: int,
                  protocol: ProtocolSettings | None, cache_size: int) -> None:
@@ -204,6 +210,7 @@ class LocalDevice:
         self.seed = int(seed)
         self.protocol = protocol_or_default(protocol)
         self._cache = PreparedCache(cache_size)
+        self._ref_run: Callable[[], float | None] | None = None
 
     def prepare(self, artifact: str | Path) -> Prepared:
         path = check_artifact(self.name, artifact, self.suffix)
@@ -218,20 +225,38 @@ class LocalDevice:
             raise DeviceError(f"{self.name}: {path.name} loaded but failed to run: {one_line(exc)}") from None
         return self._cache.put(item)
 
-    def benchmark(self, artifact: str | Path, settings: ProtocolSettings | None = None) -> Measurement:
+    def benchmark(self, artifact: str | Path, settings: ProtocolSettings | None = None,
+                  reference: bool = False) -> Measurement:
+        """Measure ``artifact``; with ``reference``, every sample beside a run of the reference
+        model (``devices/reference.py``): the pass records the pairs' median ratio and adds the
+        reference's median to this device's level (``devices/levels.py``). ``median_ms`` is the
+        figure as measured; ``devices.base.apply_level`` gives the level-scaled one."""
         item = self.prepare(artifact)
         settings = protocol_or_default(settings or self.protocol)
+        ref = self._reference() if reference and self.pairs_with_reference else None
         with pinned(self.cpus):
             env = self.environment()
             env.update(artifact=str(item.path), artifact_sha256=item.sha256,
                        input_shapes=item.inputs, **item.info)
-            return measure_with_protocol(item.run_once, settings, env)
+            if ref is None:
+                return measure_with_protocol(item.run_once, settings, env)
+            m = measure_with_protocol(item.run_once, settings, env, reference_once=ref,
+                                      reference={"sha256": reference_sha256(),
+                                                 "model": f"latkit-reference-v{REFERENCE_VERSION}"})
+        levels.record(m)
+        return m
+
+    def _reference(self) -> Callable[[], float | None]:
+        if self._ref_run is None:
+            self._ref_run = reference_runner(self.threads)
+        return self._ref_run
 
     def environment(self) -> dict[str, Any]:
         return environment_base(self.name, **self._runtime_env(), **host_snapshot(self.cpus))
 
     def close(self) -> None:
         self._cache.clear()
+        self._ref_run = None
 
     def __enter__(self):
         return self

@@ -83,6 +83,8 @@ def ort_session(path: Path, device: str, *, threads: int, graph_opt_level: str, 
 class OnnxCpuDevice(LocalDevice):
     """onnxruntime's CPUExecutionProvider, single-threaded and sequential unless told otherwise."""
 
+    #: a CPU of this host: samples pair with the reference model (``devices/reference.py``)
+    pairs_with_reference = True  # as its LOCAL_DEVICES entry says (paired=True)
     name = "cpu"
     formats = ("onnx",)
     suffix = ".onnx"

@@ -44,15 +44,17 @@ class LocalEntry:
     cls: str
     formats: tuple[str, ...]
     description: str
+    #: campaigns and ``lat bench`` pair its samples with the reference model (``devices/reference.py``)
+    paired: bool = False
 
 
 LOCAL_DEVICES: dict[str, LocalEntry] = {
     e.name: e
     for e in (
         LocalEntry("cpu", "latkit.devices.onnx_cpu", "OnnxCpuDevice", ("onnx",),
-                   "this machine's CPU, onnxruntime CPUExecutionProvider (1 thread by default)"),
+                   "this machine's CPU, onnxruntime CPUExecutionProvider (1 thread by default)", True),
         LocalEntry("cpu-tflite", "latkit.devices.tflite_cpu", "LiteRtCpuDevice", ("tflite",),
-                   "this machine's CPU, LiteRT interpreter with XNNPACK (1 thread by default)"),
+                   "this machine's CPU, LiteRT interpreter with XNNPACK (1 thread by default)", True),
         LocalEntry("cuda", "latkit.devices.cuda", "CudaDevice", ("onnx",),
                    "an NVIDIA GPU, onnxruntime CUDAExecutionProvider with I/O binding"),
     )

@@ -30,6 +30,8 @@ __all__ = ["LiteRtCpuDevice"]
 class LiteRtCpuDevice(LocalDevice):
     """``ai_edge_litert``'s interpreter with its default XNNPACK delegate (``delegate="none"``: without)."""
 
+    #: a CPU of this host: samples pair with the reference model (``devices/reference.py``)
+    pairs_with_reference = True  # as its LOCAL_DEVICES entry says (paired=True)
     name = "cpu-tflite"
     formats = ("tflite",)
     suffix = ".tflite"

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from latkit.devices.base import DEFAULT_PASSES, ProtocolSettings
+from latkit.devices.reference import VERSION as REFERENCE_VERSION
 from latkit.devices.registry import (
     LOCAL_DEVICES,
     android_profiles,
@@ -242,6 +243,9 @@ def job_settings(spec: DeviceSpec, settings: CampaignSettings, kind: str) -> dic
     }
     if settings.realtime_priority:
         out["realtime_priority"] = int(settings.realtime_priority)
+    entry = LOCAL_DEVICES.get(spec.name) if spec.device is None else None
+    if settings.reference and entry is not None and entry.paired:  # samples beside the reference
+        out["paired_reference"] = REFERENCE_VERSION
     if kind == "layer":
         out["dynamic_hw"] = bool(settings.dynamic_hw and fmt == "onnx")
     else:

@@ -29,6 +29,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from latkit.devices import levels
 from latkit.devices.base import Measurement, combine_passes
 from latkit.profiler.store import settings_fingerprint
 
@@ -56,8 +57,12 @@ def pass_schedule(jobs: Sequence[Any], passes: int, have: dict[str, int], seed: 
 
 
 def combine_rows(rows: Sequence[Any]) -> Measurement:
-    """The figure of a key from its stored passes (``StoredMeasurement`` rows)."""
-    return combine_passes([r.to_measurement() for r in rows])
+    """The figure of a key from its stored passes (``StoredMeasurement`` rows): passes measured
+    beside the reference model scaled by their device's level (``devices/levels.py``), as it is
+    now, so that every figure built at one time shares one scale."""
+    ms = [r.to_measurement() for r in rows]
+    level = next((lv for lv in (levels.level_of(m) for m in ms) if lv), None)
+    return combine_passes(ms, level["level_ms"] if level else None)
 
 
 def reference_arch(space: Any) -> Any:

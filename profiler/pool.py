@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from latkit.devices import levels
 from latkit.devices.base import DeviceUnreachableError, ProtocolSettings
 from latkit.devices.host import DEFAULT_RT_PRIORITY, default_affinity, realtime
 from latkit.devices.registry import LOCAL_DEVICES
@@ -166,13 +167,19 @@ def _worker(c: _Campaign, spec: DeviceSpec, jobs: list[_Job], settings: dict[str
         local = spec.device is None and spec.name in LOCAL_DEVICES
         priority = plan.rt_priority if plan.rt_required or local else None
 
-        def bench(path: Path) -> Any:
+        # where the device can (the CPUs of this host), every sample is paired with the reference
+        # model (devices/reference.py) and the figure is the pairs' ratio times the device's level
+        pair = ref is not None and bool(getattr(device, "pairs_with_reference", False))
+
+        def bench(path: Path, paired: bool = pair) -> Any:
             with realtime(priority, required=plan.rt_required) as sched:
-                m = device.benchmark(path, protocol)
+                m = (device.benchmark(path, protocol, reference=True) if paired
+                     else device.benchmark(path, protocol))
             m.env["scheduling"] = sched
             return m
 
         failures = 0
+        paired_seen = None
         down_since: float | None = None  # when the device's link first failed, in a row
         down_attempts = 0
         queue = pass_schedule(jobs, plan.passes, have, plan.seed)
@@ -186,7 +193,7 @@ def _worker(c: _Campaign, spec: DeviceSpec, jobs: list[_Job], settings: dict[str
                 continue
             try:
                 if ref is not None and ref.due():
-                    ref.measure(bench)
+                    ref.measure(lambda p: bench(p, paired=False))
                     level = ref.level()
                 path = make_artifact(job, fmt)
                 m = bench(path)
@@ -212,6 +219,8 @@ def _worker(c: _Campaign, spec: DeviceSpec, jobs: list[_Job], settings: dict[str
             queue.pop(0)
             failures, down_since, down_attempts = 0, None, 0
             m.extra["pass"] = p
+            if "paired" in m.extra:
+                paired_seen = m
             if ref is not None:
                 ref.annotate(m, level)
             c.store.add(c.kind, job.key, c.space.name, spec.name, settings, m,
@@ -226,6 +235,8 @@ def _worker(c: _Campaign, spec: DeviceSpec, jobs: list[_Job], settings: dict[str
                    message=f"pass {p + 1}/{plan.passes}" if plan.passes > 1 else "")
         if ref is not None:
             c.reference[spec.name] = ref.summary()
+            if paired_seen is not None:  # the level this campaign's figures are scaled by
+                c.reference[spec.name]["paired_level"] = levels.level_of(paired_seen)
     except StoreError as exc:
         c.result.errors.append(f"{spec.name}: {exc}")
         c.emit(kind="device_error", device=spec.name, message=str(exc))
