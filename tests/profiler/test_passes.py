@@ -216,3 +216,27 @@ def test_lat_profile_resume_with_more_passes_adds_only_the_missing_ones(tmp_path
     again = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert (again["measured"], again["skipped"], again["entries"]) == (4, 2, 2)
     assert LookupTable.load(out).meta["passes"] == 3
+
+
+def test_a_cpu_campaign_pairs_every_pass_and_scales_its_figures_by_one_level(tmp_path, cache):
+    from latkit.devices import levels
+
+    archs = sample_archs(SPACE, 2, 1, [128])
+    out = tmp_path / "e2e.csv"
+    res = run_e2e_campaign(SPACE, archs, ["cpu"], tmp_path / "store.sqlite", out,
+                           settings=passes(2, reference=True), cache_dir=cache)
+    assert res.complete and res.measured == 4
+    with MeasurementStore(tmp_path / "store.sqlite") as st:
+        rows = list(st.records("network"))
+    ms = [r.to_measurement() for r in rows]
+    assert all(m.extra["paired"]["ratio"] > 0 and m.extra["paired"]["pairs"] >= 5 for m in ms)
+    assert {r.settings["paired_reference"] for r in rows} == {1}  # part of the identity
+    level = levels.level_of(ms[0])["level_ms"]
+    figures = {}
+    for r, m in zip(rows, ms, strict=True):
+        figures.setdefault(r.key, []).append(m.extra["paired"]["ratio"] * level)
+    for row in csv.DictReader(open(out)):
+        assert float(row["latency_ms"]) == pytest.approx(sorted(figures[row["arch"]])[0] / 2
+                                                         + sorted(figures[row["arch"]])[1] / 2)
+    meta = json.loads(out.with_name(out.name + ".meta.json").read_text())
+    assert meta["reference"]["cpu"]["paired_level"]["level_ms"] == pytest.approx(level)
