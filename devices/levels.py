@@ -26,6 +26,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from latkit.devices.base import apply_level
 from latkit.devices.paths import latkit_home
 from latkit.fileio import make_dir, write_text
 
@@ -35,7 +36,7 @@ KEEP = 2000
 IDENTITY_FIELDS = ("device", "host", "runtime", "runtime_version", "threads", "affinity_mask",
                    "execution_provider", "delegate", "graph_opt_level", "allow_spinning")
 
-__all__ = ["KEEP", "LevelBook", "book_of", "identity_of", "level_of", "record"]
+__all__ = ["KEEP", "LevelBook", "benchmark_scaled", "book_of", "identity_of", "level_of", "record"]
 
 
 def identity_of(env: Mapping[str, Any], reference_sha256: str) -> dict[str, Any]:
@@ -123,3 +124,17 @@ def level_of(m: Any) -> dict[str, Any] | None:
     """The level a paired pass's figure is scaled by (None for a pass without a reference)."""
     book = book_of(m)
     return book.level() if book is not None else None
+
+
+def benchmark_scaled(device: Any, artifact: Any, settings: Any = None) -> Any:
+    """One measurement as a figure on the device's level: paired with the reference and scaled
+    where the device pairs (this host's CPUs), as measured elsewhere. What a search's ``--verify``
+    and live measurements use, so that they share the scale of the tables and predictors."""
+    if not getattr(device, "pairs_with_reference", False):
+        return device.benchmark(artifact, settings)
+    m = device.benchmark(artifact, settings, reference=True)
+    lv = level_of(m)
+    out = apply_level(m, lv["level_ms"] if lv else None)
+    if lv:
+        out.extra["level"] = lv
+    return out

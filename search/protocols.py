@@ -33,6 +33,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from latkit.devices import levels
 from latkit.devices.registry import get_device
 from latkit.errors import LatkitError, PredictorError
 from latkit.fileio import check_writable
@@ -237,7 +238,7 @@ class MeasuredLatency:
         path = export.export_arch(self.space, arch, self.device_obj.formats[0],
                                   cache=export.ExportCache(self.cache_dir / "exports"),
                                   supernet=self.supernet, weights_id=self.weights_id)
-        m = self.device_obj.benchmark(path)
+        m = levels.benchmark_scaled(self.device_obj, path)  # on the predictors' scale
         ms = float(m.median_ms)
         if not ms > 0:
             raise LatkitError(f"device {self.device} reported {ms} ms for {key}; refusing it")

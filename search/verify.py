@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from latkit.devices import levels
 from latkit.fileio import atomic_path
 from latkit.profiler.export import ExportCache, export_arch
 from latkit.search.pareto import Pick, SearchResult
@@ -103,7 +104,7 @@ def verify_picks(result: SearchResult, devices: dict[str, Any], export: Callable
 
     def bench(dev: str, arch: ArchConfig) -> dict[str, Any]:
         d = devices[dev]
-        m = d.benchmark(export(arch, d.formats[0]))
+        m = levels.benchmark_scaled(d, export(arch, d.formats[0]))  # on the tables' scale
         return {"median_ms": float(m.median_ms), "p10_ms": m.p10_ms, "p90_ms": m.p90_ms,
                 "cv": m.cv, "runs": m.runs, "remeasured": m.remeasured, "env": m.env}
 
