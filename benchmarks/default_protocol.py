@@ -231,6 +231,11 @@ def print_report(rep: dict[str, Any]) -> None:
         print(f"  calibration      latency = {cal['scale']:.4f} x table sum "
               f"{'-' if cal['offset_ms'] < 0 else '+'} {abs(cal['offset_ms']):.3f} ms; on {cal['checked_on']}: MAPE {cal['check']['mape']:.2f}%; reference model "
               f"{cal.get('reference_ratio') or float('nan'):.3f}x the table's level")
+        pl = cal.get("paired_levels") or {}
+        if pl.get("table"):
+            print(f"  shared level     table {pl['table']:.4f} ms, measurements "
+                  f"{pl.get('measurements') or float('nan'):.4f} ms, one level book: "
+                  f"{'yes' if pl.get('same_book') else 'no'}")
     dc = sc["drift_correction"]
     if dc["as_measured"] and dc.get("paired"):
         print(f"  pairing          test set pass-vs-pass MAPE {dc['as_measured']['mape']:.2f}% as "

@@ -310,6 +310,8 @@ def lut_calibration(meas: Measurements, table: Any, train: Sequence[int], held: 
     k-fold cross-validation over the training rows, and recorded with the reference-model levels
     of both campaigns (``profiler/passes.py``): ``reference_ratio`` is how much slower (> 1) the
     machine ran the reference model during the end-to-end campaign than during the table's.
+    On this host's CPUs both are scaled by one device level (the pairing, ``devices/levels.py``):
+    ``paired_levels`` records the level each was built with and whether it is the same book.
     """
     archs = [meas.archs[i] for i in train]
     y = meas.values
@@ -331,7 +333,13 @@ def lut_calibration(meas: Measurements, table: Any, train: Sequence[int], held: 
             "offset_ms": lut.offset_ms_, "fitted_on": len(archs), "checked_on": how,
             "check": check, "table_created": (table.meta or {}).get("created"),
             "measurements_created": meas.meta.get("created"), "table_reference": lut_ref or None,
-            "measurements_reference": e2e_ref or None, "reference_ratio": ratio}
+            "measurements_reference": e2e_ref or None, "reference_ratio": ratio,
+            # both figures on one device level (devices/levels.py): the scale the pairing shares
+            "paired_levels": {"table": (lut_ref.get("paired_level") or {}).get("level_ms"),
+                              "measurements": (e2e_ref.get("paired_level") or {}).get("level_ms"),
+                              "same_book": bool(lut_ref.get("paired_level")) and
+                              (lut_ref.get("paired_level") or {}).get("file")
+                              == (e2e_ref.get("paired_level") or {}).get("file")}}
 
 
 def fit_fewshot(space: str | None, measurements: str | Path | Any, bases: Sequence[str | Path], *,
