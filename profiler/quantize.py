@@ -129,6 +129,27 @@ def calibration_inputs(calib: Calibration, shape: tuple[int, ...], seed: int = 0
     return [rng.standard_normal(shape).astype(np.float32) for _ in range(calib.n)]
 
 
+def score_int8(subnet: Any, arch: Any, images: Any, data_spec: str, fmt: str = "tflite") -> float:
+    """Held-out top-1 (percent) of ``subnet``'s int8 export (``fmt``: LiteRT or ONNX Runtime runs
+    it), calibrated on ``data_spec``'s training images; ``images`` is an ``EvalImages``."""
+    import tempfile  # noqa: PLC0415 -- only here
+
+    import numpy as np  # noqa: PLC0415 -- numpy: keeps lat --help fast
+    import torch  # noqa: PLC0415 -- torch: keeps lat --help fast
+
+    from latkit.profiler.export import export_module, run_exported  # noqa: PLC0415 -- a cycle
+    from latkit.supernet.accuracy import normalise_images  # noqa: PLC0415 -- imports torch
+
+    x = normalise_images(images.images, torch.device("cpu")).numpy()
+    labels = images.labels.numpy()
+    with tempfile.TemporaryDirectory(prefix="latkit-int8-") as tmp:
+        path = export_module(subnet, (1, 3, arch.r, arch.r), Path(tmp) / f"m.{fmt}", fmt,
+                             precision="int8", calibration=Calibration(data_spec))
+        pred = [int(np.asarray(run_exported(path, x[i:i + 1])).reshape(-1).argmax())
+                for i in range(len(x))]
+    return float(100.0 * np.mean(np.asarray(pred) == labels))
+
+
 @contextlib.contextmanager
 def _quiet():
     out, err = io.StringIO(), io.StringIO()

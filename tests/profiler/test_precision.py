@@ -122,3 +122,73 @@ def test_subnet_int8_tflite_cli_and_bench_refusal(tmp_path):
     # the cache path gives the same kind of file
     p = export_arch(SP, arch, "tflite", cache=ExportCache(tmp_path / "c"), precision="fp16")
     assert detect_precision(p) == "fp16"
+
+
+
+def _tiny_checkpoint(tmp_path):
+    from PIL import Image
+
+    from latkit.supernet.model import ElasticMobileNetV3
+
+    root = tmp_path / "ds"
+    rng = np.random.default_rng(0)
+    for c in ("a", "b"):
+        (root / c).mkdir(parents=True)
+        for i in range(6):
+            Image.fromarray(rng.integers(0, 255, (40, 40, 3), dtype=np.uint8)).save(root / c / f"{i}.png")
+    torch.manual_seed(0)
+    m = ElasticMobileNetV3(SP, n_classes=2, kernel_transform=False)
+    ckpt = tmp_path / "c.pt"
+    torch.save(m.checkpoint_dict(kernel_transform=False, config={"data": str(root)}), ckpt)
+    return ckpt, root
+
+
+def test_train_eval_int8_keeps_precisions_apart(tmp_path):
+    from latkit.errors import TrainError
+    from latkit.supernet.accuracy import accuracy_table
+
+    ckpt, _ = _tiny_checkpoint(tmp_path)
+    arch = SP.min_arch(128)
+    (tmp_path / "acc.csv").write_text("arch,top1,space,resolution,checkpoint\n")  # an fp32 table
+    (tmp_path / "acc.meta.json").write_text('{"format": "latkit-accuracy", "precision": "fp32"}')
+    with pytest.raises(TrainError, match="holds fp32 top-1; this evaluation is int8"):
+        accuracy_table(ckpt, SP, [arch], tmp_path / "acc.csv", n_calib=4, n_eval=4,
+                       precision="int8", export_scorer=lambda *a: 0.0)
+    with pytest.raises(TrainError, match="needs an export_scorer"):
+        accuracy_table(ckpt, SP, [arch], tmp_path / "x.csv", precision="int8")
+
+
+@pytest.mark.slow
+def test_train_eval_int8_scores_the_export(tmp_path):
+    """``accuracy_table(precision="int8")`` (``lat train eval --precision int8``): each subnet's
+    int8 export is scored (ONNX Runtime here, for speed), and the CLI form runs LiteRT."""
+    import functools
+
+    from latkit.profiler.quantize import score_int8
+    from latkit.supernet.accuracy import accuracy_table
+
+    ckpt, root = _tiny_checkpoint(tmp_path)
+    arch = SP.min_arch(128)
+    calls = []
+
+    def scorer(subnet, a, images, spec):
+        calls.append((str(a), spec, tuple(images.images.shape[1:])))
+        return functools.partial(score_int8, fmt="onnx")(subnet, a, images, spec)
+
+    t = accuracy_table(ckpt, SP, [arch], tmp_path / "acc8.csv", n_calib=4, n_eval=4, batch_size=4,
+                       precision="int8", export_scorer=scorer)
+    assert calls == [(str(arch), str(root), (3, 128, 128))]
+    assert 0.0 <= t.top1[arch] <= 100.0
+    assert '"precision": "int8"' in (tmp_path / "acc8.meta.json").read_text()
+    r = subprocess.run([sys.executable, "-m", "latkit", "train", "eval", "--checkpoint", str(ckpt),
+                        "--archs", str(_archs_file(tmp_path, arch)), "--calib-images", "4",
+                        "--eval-images", "4", "--precision", "int8", "--out",
+                        str(tmp_path / "cli8.csv"), "-q"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert '"precision": "int8"' in (tmp_path / "cli8.meta.json").read_text()
+
+
+def _archs_file(tmp_path, arch):
+    p = tmp_path / "archs.txt"
+    p.write_text(f"{arch}\n")
+    return p
