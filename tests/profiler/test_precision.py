@@ -192,3 +192,25 @@ def _archs_file(tmp_path, arch):
     p = tmp_path / "archs.txt"
     p.write_text(f"{arch}\n")
     return p
+
+
+def test_layer_campaign_per_precision(tmp_path):
+    """``lat profile --precision int8``: its own rows in the store (their precision column), its
+    table says int8, an fp32 campaign on the same store measures afresh, and a resume that changes
+    the precision is refused."""
+    from latkit.errors import LatkitError
+    from latkit.profiler.campaign_file import profile
+    from latkit.profiler.store import open_store
+
+    store = tmp_path / "s.sqlite"
+    common = dict(device="cpu", space=SP.name, resolutions="128", limit=2, quick=True, store=str(store))
+    r8 = profile(tmp_path / "int8", precision="int8", **common)
+    assert r8.complete and r8.table().precision == "int8" and r8.table().meta["precision"] == "int8"
+    r32 = profile(tmp_path / "fp32", **common)
+    assert r32.skipped == 0 and r32.table().precision == "fp32"
+    with open_store(store) as st:
+        frame = st.frame("layer")
+    assert sorted(frame["precision"]) == ["fp32", "fp32", "int8", "int8"]
+    assert set(frame[frame["precision"] == "int8"]["env_precision"]) == {"int8"}
+    with pytest.raises(LatkitError, match="precision = 'fp16' disagrees"):
+        profile(tmp_path / "int8", resume=True, precision="fp16")
