@@ -18,11 +18,14 @@ What it shows (issue 15, "Must show"), in one run:
 4. the exit-2 checks: ``lat bench --precision fp32`` of an int8 file, and ``lat predict
    --precision fp32`` with the int8 predictor, each one line and exit status 2.
 
-Exports are cached under ``--out`` (default ``out/bench/precision``): a rerun measures only. The
-first run on a quiet 2-core machine: about 9 minutes (exports about 5, measuring about 3, top-1
-about 1); a rerun about 4. Scale with ``--n``, ``--n-train``, ``--passes``, ``--min-time``.
+Exports are cached under ``--out`` (default ``out/bench/precision``): export first (no timing in
+it; it may run beside other work), then the timed run measures only (about 3 minutes for 20
+subnets x 2 devices x 3 precisions x 2 passes on a quiet 2-core machine); the top-1 part is its
+own run. Scale with ``--n``, ``--n-train``, ``--passes``, ``--min-time``, ``--n-eval``::
 
-    nice .venv/bin/python benchmarks/precision.py [--checkpoint CKPT.pt]
+    nice .venv/bin/python benchmarks/precision.py --export-only
+    .venv/bin/python benchmarks/precision.py
+    nice .venv/bin/python benchmarks/precision.py --top1-only --checkpoint CKPT.pt
 """
 
 from __future__ import annotations
@@ -69,6 +72,8 @@ def measure(jobs: Sequence[tuple[str, str, Any]], export: Callable[[str, str, An
         files[(dev, prec, str(arch))] = export(dev, prec, arch)
         if (i + 1) % 20 == 0 or i + 1 == len(jobs):
             log(f"  exported {i + 1}/{len(jobs)} ({time.time() - t0:.0f} s)")
+    if passes == 0:  # --export-only
+        return {}
     proto = ProtocolSettings(warmup_runs=5, min_runs=20, min_time_s=min_time,
                              remeasure_on_high_cv=False)
     cpus = default_affinity(1)
@@ -111,13 +116,15 @@ def ratios(ms: dict[tuple[str, str, str], list[float]], archs: Sequence) -> dict
     return rep
 
 
-def fidelity(ms: dict, train: Sequence, test: Sequence, out: Path) -> dict[str, Any]:
-    """int8 latency predictors on cpu-tflite, fitted on ``train``, tested on ``test``."""
+def fidelity(ms: dict, train: Sequence, test: Sequence, out: Path, folds: int) -> dict[str, Any]:
+    """int8 latency predictors on cpu-tflite: every test subnet predicted by a predictor that did
+    not see it: fitted on ``train`` when given, else ``folds``-fold over ``test`` itself."""
+    import numpy as np
     import pandas as pd
 
-    from latkit.predictors.api import evaluate, fit_latency
+    from latkit.predictors.api import fit_latency
     from latkit.predictors.io import save_predictor
-    from latkit.predictors.metrics import noise_floor
+    from latkit.predictors.metrics import noise_floor, regression_metrics
 
     def frame(archs: Sequence) -> Any:
         return pd.DataFrame({
@@ -127,16 +134,24 @@ def fidelity(ms: dict, train: Sequence, test: Sequence, out: Path) -> dict[str, 
             "pass_ms": [";".join(repr(v) for v in ms[("cpu-tflite", "int8", str(a))])
                         for a in archs]})
 
-    test_frame = frame(test)
-    frame(train).to_csv(out / "int8_train.csv", index=False)
-    test_frame.to_csv(out / "int8_test.csv", index=False)
+    y = frame(test)["latency_ms"].to_numpy()
+    splits = [(list(train), list(range(len(test))))] if train else [
+        ([a for k, a in enumerate(test) if k % folds != f], [k for k in range(len(test)) if k % folds == f])
+        for f in range(folds)]
     noise = noise_floor([ms[("cpu-tflite", "int8", str(a))] for a in test])
-    rep: dict[str, Any] = {"n_train": len(train), "n_test": len(test), "noise_floor": noise}
+    rep: dict[str, Any] = {"n_test": len(test), "noise_floor": noise,
+                           "how": f"fitted on {len(train)} other subnets" if train else
+                           f"{folds}-fold over the {len(test)} subnets"}
     for model in ("ridge", "xgb"):
-        pred = fit_latency(None, out / "int8_train.csv", model, precision="int8",
-                           command="benchmarks/precision.py")
-        save_predictor(pred, out / f"int8_{model}.json")
-        m, _ = evaluate(pred, list(test), test_frame["latency_ms"].to_numpy())
+        pred_ms = np.empty(len(test))
+        for f, (fit_archs, test_idx) in enumerate(splits):
+            path = out / f"int8_train_{f}.csv"
+            frame(fit_archs).to_csv(path, index=False)
+            pred = fit_latency(None, path, model, precision="int8", command="benchmarks/precision.py")
+            pred_ms[test_idx] = pred.predict([test[k] for k in test_idx])
+            if f == 0:
+                save_predictor(pred, out / f"int8_{model}.json")
+        m = regression_metrics(y, pred_ms)
         rep[model] = {k: m[k] for k in ("mape", "acc10", "spearman") if k in m}
         if noise and noise.get("mape"):
             rep[model]["mape_over_noise"] = m["mape"] / noise["mape"]
@@ -217,7 +232,7 @@ def print_report(rep: dict[str, Any]) -> None:
               f"({d['int8']['faster_in']}/{d['int8']['n']})")
     f = rep["fidelity"]
     nf = f["noise_floor"] or {}
-    print(f"\nint8 predictor fidelity on cpu-tflite (fit on {f['n_train']}, held-out {f['n_test']}):")
+    print(f"\nint8 predictor fidelity on cpu-tflite, {f['n_test']} held-out subnets ({f['how']}):")
     print(f"  {'predictor':<10} {'MAPE %':>7} {'+-10% %':>8} {'Spearman':>9} {'MAPE/noise':>11}")
     for model in ("ridge", "xgb"):
         m = f[model]
@@ -226,7 +241,13 @@ def print_report(rep: dict[str, Any]) -> None:
     if nf:
         print(f"  {'noise':<10} {nf['mape']:>7.2f} {nf['acc10']:>8.1f} {nf['spearman']:>9.3f} "
               f"{1.0:>11.2f}   (pass against pass)")
-    t = rep["top1"]
+    print_top1(rep["top1"])
+    print("\nexit-2 checks: " + ", ".join(
+        f"{k} {'ok' if v['ok'] else 'FAILED'} (rc {v['rc']}: {v['message'][:90]})"
+        for k, v in rep["exit2"].items()))
+
+
+def print_top1(t: dict[str, Any]) -> None:
     if "skipped" in t:
         print(f"\ntop-1 int8 vs fp32: skipped ({t['skipped']})")
     else:
@@ -234,16 +255,18 @@ def print_report(rep: dict[str, Any]) -> None:
               f"subnets: fp32 {t['fp32_mean']:.2f}%, "
               f"int8 export {t['int8_mean']:.2f}% (drop median {t['drop_median']:.2f}, max "
               f"{t['drop_max']:.2f} points)")
-    print("\nexit-2 checks: " + ", ".join(
-        f"{k} {'ok' if v['ok'] else 'FAILED'} (rc {v['rc']}: {v['message'][:90]})"
-        for k, v in rep["exit2"].items()))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", default="out/bench/precision")
     ap.add_argument("--n", type=int, default=20, help="subnets of the ratios (the held-out set)")
-    ap.add_argument("--n-train", type=int, default=30, help="int8 subnets the predictors fit on")
+    ap.add_argument("--n-train", type=int, default=0, help="int8 subnets the predictors fit on "
+                    "(default 0: --folds-fold cross-validation over the --n subnets, no more exports)")
+    ap.add_argument("--folds", type=int, default=4)
+    ap.add_argument("--top1-only", action="store_true", help="only the top-1 part (--checkpoint)")
+    ap.add_argument("--export-only", action="store_true",
+                    help="only export (cached under --out: the timed run then only measures)")
     ap.add_argument("--resolution", type=int, default=160)
     ap.add_argument("--passes", type=int, default=2)
     ap.add_argument("--min-time", type=float, default=0.2, help="timed seconds per benchmark")
@@ -268,14 +291,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         return export_arch(sp, arch, DEVICES[dev], cache=cache, precision=prec)
 
     t0 = time.time()
+    if args.top1_only:
+        rep = {"top1": top1(args.checkpoint, args.n, args.resolution, args.n_eval, args.seed, cache,
+                            log), "seconds": time.time() - t0}
+        (out / "report_top1.json").write_text(json.dumps(rep, indent=1, default=str) + "\n")
+        print_top1(rep["top1"])
+        print(f"\n{rep['seconds']:.0f} s; report: {out / 'report_top1.json'}")
+        return 0
     jobs = [(d, p, a) for a in test for d in DEVICES for p in PRECISIONS]
     jobs += [("cpu-tflite", "int8", a) for a in train]
     log(f"{len(jobs)} exports and benchmarks ({args.n} subnets x 2 devices x 3 precisions, "
         f"{args.n_train} more int8 on cpu-tflite)")
-    ms = measure(jobs, export, args.passes, args.min_time, args.seed, log)
+    ms = measure(jobs, export, 0 if args.export_only else args.passes, args.min_time, args.seed, log)
+    if args.export_only:
+        print(f"exported {len(jobs)} models in {time.time() - t0:.0f} s (cached in {cache.root})")
+        return 0
     rep: dict[str, Any] = {"space": SPACE, "resolution": args.resolution, "n": args.n,
                            "passes": args.passes, "ratios": ratios(ms, test)}
-    rep["fidelity"] = fidelity(ms, train, test, out)
+    rep["fidelity"] = fidelity(ms, train, test, out, args.folds)
     rep["top1"] = top1(args.checkpoint, args.n, args.resolution, args.n_eval, args.seed, cache, log)
     rep["exit2"] = exit2_checks(export("cpu-tflite", "int8", test[0]), out / "int8_ridge.json",
                                 test[0])
