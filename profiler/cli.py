@@ -168,7 +168,8 @@ def register_measure(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "measure", help="measure whole subnets end to end (ground truth for predictors)",
         description="Export whole subnets and measure them on a device; write FILE.csv with "
-        "arch,latency_ms,space,device,p10_ms,p90_ms,mean_ms,std_ms,cv,runs,passes,pass_ms,ref_drift,precision "
+        "arch,latency_ms,space,device,p10_ms,p90_ms,mean_ms,std_ms,cv,runs,passes,pass_ms,ref_drift,"
+        "precision "
         "(input order; latency_ms is the median of the passes, pass_ms their medians). Uses the "
         "same resumable store and default protocol as lat profile.")
     cli_args.add_device(p, several=True)
