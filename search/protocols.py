@@ -168,7 +168,8 @@ class PredictorLatency:
 
     def describe(self) -> dict[str, Any]:
         meta = getattr(self.predictor, "meta_", None) or {}
-        keep = ("kind", "space", "target", "device", "n_train", "metrics", "created", "fit_range")
+        keep = ("kind", "space", "target", "device", "precision", "n_train", "metrics", "created",
+                "fit_range")
         return {"kind": "predictor", "source": self.source,
                 **{k: meta[k] for k in keep if k in meta}}
 
@@ -215,7 +216,7 @@ class TableLatency:
         m = self.table.meta
         return {"kind": "lookup-table", "source": self.source, "entries": len(self.table),
                 "device": m.get("device"), "resolutions": m.get("resolutions"),
-                "calibration": m.get("calibration")}
+                "precision": self.table.precision, "calibration": m.get("calibration")}
 
 
 @dataclass
