@@ -78,7 +78,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     if not path.is_file():
         what = "is not a file" if path.exists() else "does not exist"
         raise DeviceError(f"artifact {path} {what}; export one with `lat export`")
-    check_precision(path, args.precision)
+    if args.precision is not None:  # the device records what the file holds either way
+        check_precision(path, args.precision)
     passes = DEFAULT_PASSES if args.passes is None else args.passes
     if passes < 1:
         raise DeviceError(f"--passes must be at least 1, got {passes}")
