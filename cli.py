@@ -15,6 +15,7 @@ import argparse
 import importlib
 import sys
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from latkit import __version__
 from latkit.errors import LatkitError
@@ -80,6 +81,15 @@ def _register_aliases(sub: argparse._SubParsersAction) -> None:
     forms = [a for a in train._actions if isinstance(a, argparse._SubParsersAction)]
     if forms and "fit-accuracy" not in forms[0].choices:
         register_fit_accuracy(forms[0])
+    if forms and "eval" in forms[0].choices:  # --precision int8 scores the int8 export
+        forms[0].choices["eval"].set_defaults(export_scorer=_score_int8)
+
+
+def _score_int8(*args: Any, **kwargs: Any) -> float:
+    """``lat train eval --precision int8``'s scorer: the exporter's, which supernet cannot import."""
+    from latkit.profiler.quantize import score_int8  # noqa: PLC0415 -- torch: keeps lat --help fast
+
+    return score_int8(*args, **kwargs)
 
 
 def main(argv: Sequence[str] | None = None, prog: str = "lat",

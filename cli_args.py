@@ -20,6 +20,8 @@ import os
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+#: numeric precisions a model is exported and measured in (``--precision``); fp32 is the default
+PRECISIONS = ("fp32", "fp16", "int8")
 #: TFLite delegates an android device accepts (``--delegate``)
 DELEGATES = ("cpu", "gpu", "nnapi")
 #: the options ``add_device_options`` adds, by their namespace names
@@ -130,6 +132,21 @@ def add_batch(p: Parser, *, default: int | None = None,
               help: str = "input batch size") -> argparse.Action:
     """``--batch N``: the input batch size of an exported or measured model."""
     return p.add_argument("--batch", type=POSITIVE, default=default, help=_with_default(help, default))
+
+
+def add_precision(p: Parser, *, default: str | None = None, calib: bool = False,
+                  help: str | None = None) -> list[argparse.Action]:
+    """``--precision fp32|fp16|int8`` (and ``--calib-data`` with ``calib``: the images int8 is
+    calibrated on, the built-in data set unless given)."""
+    text = help or ("numeric precision of the model: fp32, fp16 weights, or full-integer int8 "
+                    "(weights and activations, calibrated on images)")
+    out = [p.add_argument("--precision", choices=PRECISIONS, default=default,
+                          help=_with_default(text, default or "fp32"))]
+    if calib:
+        out.append(p.add_argument(
+            "--calib-data", metavar="DIR", help="images int8 is calibrated on: a folder of images "
+            "(searched recursively) or builtin:NAME (default builtin:gratings)"))
+    return out
 
 
 # ---------------------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from latkit import cli_args
 from latkit.devices import levels
 from latkit.devices.base import DEFAULT_PASSES, combine_passes
 from latkit.devices.host import DEFAULT_RT_PRIORITY, default_affinity, realtime
+from latkit.devices.precision import check_precision
 from latkit.devices.registry import LOCAL_DEVICES, describe_device, get_device, list_devices
 from latkit.errors import DeviceError
 
@@ -49,7 +50,8 @@ def format_measurement(m: Any) -> str:
     sha = str(env.get("artifact_sha256", ""))[:12]
     rows = [
         ("device", f"{env.get('device', '?')} ({head})"),
-        ("artifact", f"{Path(str(env.get('artifact', '?'))).name} (sha256 {sha}...)"),
+        ("artifact", f"{Path(str(env.get('artifact', '?'))).name} (sha256 {sha}...)"
+                     + (f", {env['precision']}" if env.get("precision") else "")),
         ("median", f"{m.median_ms:.4f} ms"),
         ("p10 / p90", f"{m.p10_ms:.4f} / {m.p90_ms:.4f} ms"),
         ("mean ± std", f"{m.mean_ms:.4f} ± {m.std_ms:.4f} ms (cv {m.cv * 100:.1f}%)"),
@@ -84,6 +86,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     if not path.is_file():
         what = "is not a file" if path.exists() else "does not exist"
         raise DeviceError(f"artifact {path} {what}; export one with `lat export`")
+    if args.precision is not None:  # the device records what the file holds either way
+        check_precision(path, args.precision)
     passes = DEFAULT_PASSES if args.passes is None else args.passes
     if passes < 1:
         raise DeviceError(f"--passes must be at least 1, got {passes}")
@@ -169,6 +173,8 @@ def register_bench(sub: argparse._SubParsersAction) -> None:
     cli_args.add_device(p, default="cpu")
     cli_args.add_device_options(p, options=("threads", "affinity", "serial", "delegate", "lock_timeout"))
     cli_args.add_batch(p, help="input batch size (the model must allow it)")
+    cli_args.add_precision(p, help="the precision FILE must hold (read from the file; a model of "
+                           "another precision is refused); recorded as env precision either way")
     p.add_argument("--graph-opt-level", choices=["disable", "basic", "extended", "layout", "all"],
                    help="onnxruntime graph optimisation level (default all)")
     cli_args.add_protocol_options(p, options=("warmup_runs", "min_runs", "min_time", "passes",

@@ -39,6 +39,7 @@ from latkit.devices.base import (
     measure_with_protocol,
 )
 from latkit.devices.host import host_snapshot, parse_affinity, pinned
+from latkit.devices.precision import detect_precision
 from latkit.devices.reference import VERSION as REFERENCE_VERSION
 from latkit.devices.reference import reference_runner, reference_sha256
 from latkit.errors import DeviceError
@@ -219,6 +220,7 @@ class LocalDevice:
         if cached is not None:
             return cached
         item = self._load(path, sha)
+        item.info.setdefault("precision", detect_precision(path))  # env["precision"], from the file
         try:
             item.run_once()  # a model that loads but cannot run fails here, not mid-measurement
         except Exception as exc:  # noqa: BLE001 -- onnxruntime's errors derive from Exception; LiteRT's vary

@@ -51,6 +51,8 @@ class Measurements:
     meta: dict[str, Any] = field(default_factory=dict)
     #: the line (a DataFrame's: the position) of each kept row, in ``archs`` order
     lines: list[int] | None = None
+    #: the precisions the rows were measured in (the ``precision`` column; fp32 where it is absent)
+    precisions: list[str] = field(default_factory=lambda: ["fp32"])
 
     @property
     def device(self) -> str | None:
@@ -140,7 +142,7 @@ def read_measurements(path: str | Path | Any, space: SearchSpace | str | None = 
         except (TypeError, ValueError) as exc:  # a short row: arch is None
             raise PredictorError(f"{where}:{i}: arch {row.get('arch')!r} is not an arch ({exc})") from None
         v = _check_value(where, i, target, row.get(target))
-        key = (str(arch), str(row.get("device") or ""))
+        key = (str(arch), str(row.get("device") or ""), _row_precision(row))
         if key in seen:
             if seen[key][0] != v:
                 raise PredictorError(
@@ -158,9 +160,45 @@ def read_measurements(path: str | Path | Any, space: SearchSpace | str | None = 
     if not archs:
         raise PredictorError(f"{where} holds no measurements" + (f" of {sp.name}" if spaces else ""))
     devices = sorted({str(r.get("device") or "") for r in rows} - {""})
+    precisions = sorted({_row_precision(r) for r in rows})
     return Measurements(archs, np.asarray(vals), devices, spaces,
                         "DataFrame" if _is_frame(path) else str(path), sp.name, passes,
-                        {} if _is_frame(path) else _read_meta(path), lines)
+                        {} if _is_frame(path) else _read_meta(path), lines, precisions)
+
+
+def _row_precision(row: dict[str, Any]) -> str:
+    v = row.get("precision")
+    return "fp32" if v is None or v != v or str(v).strip() == "" else str(v).strip()
+
+
+def one_precision(meas: Measurements, precision: str | None = None, table: Any = None,
+                  what: str = "a predictor") -> str:
+    """The one precision of ``meas`` (and ``table``): ``PredictorError`` for rows of several, or
+    of another than ``precision`` (``--precision``), or a table of another."""
+    have = meas.precisions
+    if len(have) > 1:
+        raise PredictorError(f"{meas.path} mixes precisions ({', '.join(have)}); {what} is fitted "
+                             "on one: measure each into its own file (lat measure --precision P)")
+    if precision is not None and have[0] != precision:
+        raise PredictorError(f"{meas.path} holds {have[0]} measurements, not {precision} "
+                             f"(--precision {precision}); give {precision} measurements or pass "
+                             f"--precision {have[0]}")
+    if table is not None and table.precision != have[0]:
+        raise PredictorError(f"the lookup table holds {table.precision} layers, the measurements "
+                             f"are {have[0]}: profile the table with lat profile --precision "
+                             f"{have[0]}")
+    return have[0]
+
+
+def check_predictor_precision(pred: Any, precision: str | None, where: str = "the predictor") -> str:
+    """The predictor's precision (fp32 for one fitted before precisions existed); a
+    ``PredictorError`` if ``precision`` is given and differs."""
+    have = str((getattr(pred, "meta_", None) or {}).get("precision") or "fp32")
+    if precision is not None and have != precision:
+        raise PredictorError(f"{where} predicts {have} latency, not {precision} (--precision "
+                             f"{precision}); fit one on {precision} measurements (lat fit "
+                             f"--precision {precision})")
+    return have
 
 
 def _read_top1(path: str | Path, space: SearchSpace | str | None) -> Measurements:
@@ -278,7 +316,8 @@ def split_train(n: int, train_n: int | None, seed: int) -> tuple[list[int], list
 
 def fit_latency(space: str | None, measurements: str | Path | Any, model: str, *,
                 lut: str | Path | LookupTable | None = None,
-                train_n: int | None = None, seed: int = 0, command: str = "") -> Any:
+                train_n: int | None = None, seed: int = 0, command: str = "",
+                precision: str | None = None) -> Any:
     """``lat fit --space``: fit on (a seeded subset of) the measurements; the rest is held out.
 
     ``measurements``: a CSV/Parquet path or a DataFrame (``arch``, ``latency_ms``); ``lut``: a table
@@ -286,6 +325,7 @@ def fit_latency(space: str | None, measurements: str | Path | Any, model: str, *
     """
     table = lut if isinstance(lut, LookupTable) else load_table(lut) if lut else None
     meas = read_measurements(measurements, space)
+    precision = one_precision(meas, precision, table)
     train, held = split_train(len(meas.archs), train_n, seed)
     y = meas.values
     pred = fit_arch_regressor(meas.space, [meas.archs[i] for i in train], y[train], model=model,
@@ -296,6 +336,7 @@ def fit_latency(space: str | None, measurements: str | Path | Any, model: str, *
     if table is not None:
         pred.meta_["calibration"] = lut_calibration(meas, table, train, held, seed)
     _provenance(pred, meas, command, table)
+    pred.meta_["precision"] = precision
     return pred
 
 
@@ -343,11 +384,15 @@ def lut_calibration(meas: Measurements, table: Any, train: Sequence[int], held: 
 
 
 def fit_fewshot(space: str | None, measurements: str | Path | Any, bases: Sequence[str | Path], *,
-                method: str = "auto", seed: int = 0, command: str = "") -> Any:
+                method: str = "auto", seed: int = 0, command: str = "",
+                precision: str | None = None) -> Any:
     """``lat fit --base A.json,B.json``: transfer other devices' predictors with k measurements."""
     sources = [load_predictor(b) for b in bases]
     space = space or sources[0].meta_.get("space")
     meas = read_measurements(measurements, space)
+    precision = one_precision(meas, precision)
+    for b, s in zip(bases, sources, strict=True):
+        check_predictor_precision(s, precision, where=f"base {b}")
     pred = FewShotPredictor(meas.space, sources, method=method,
                             random_state=seed).fit(meas.archs, meas.values)
     pred.meta_["metrics"]["loo_rmse_log"] = dict(pred.loo_)
@@ -357,6 +402,7 @@ def fit_fewshot(space: str | None, measurements: str | Path | Any, bases: Sequen
     pred.meta_["fit_range"] = merge_ranges(pred.meta_.get("fit_range"),
                                            *(s.meta_.get("fit_range") for s in sources))
     _provenance(pred, meas, command, None)
+    pred.meta_["precision"] = precision
     return pred
 
 
@@ -477,6 +523,8 @@ def evaluate_frame(pred: Any, measurements: str | Path | Any,
                              "predictor use lat predict --table")
     target = pred.meta_.get("target", LATENCY)
     meas = read_measurements(measurements, space or pred.meta_["space"], target=target)
+    if target == LATENCY:  # scoring an int8 predictor on fp32 rows measures nothing
+        check_predictor_precision(pred, one_precision(meas, what="a latency predictor"))
     m, p = evaluate(pred, meas.archs, meas.values)
     frame = pd.DataFrame({"arch": [str(a) for a in meas.archs],
                           "resolution": [a.r for a in meas.archs],

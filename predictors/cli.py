@@ -84,6 +84,8 @@ def register_fit(sub: Any) -> None:
                    help=f"--target top1: share of subnets held out to measure the fit (default "
                    f"{TEST_FRACTION})")
     p.add_argument("--features", help="--table: comma-separated feature columns (default all numeric)")
+    cli_args.add_precision(p, help="the precision the measurements (and --lut, --base) must hold "
+                           "(default: the file's one precision; rows of several are refused)")
     p.add_argument("-o", "--output", metavar="PRED.json", help="where to write the predictor")
     p.add_argument("--predictor", metavar="PRED.json", help="evaluate: the predictor to score")
     p.add_argument("--plot", metavar="out.png", help="evaluate: predicted-vs-measured scatter plot")
@@ -135,10 +137,12 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     check_writable(args.output)  # before the fit: a FIFO, device node or symlink is refused now
     command = args.command_line
     if not args.table and args.target is not None:
+        _reject(args, "precision", form="lat fit --target")
         return _fit_top1(args)
     _reject(args, "test_fraction", form="lat fit" + (" --table" if args.table else ""))
     if args.table:
-        _reject(args, "space", "measurements", "lut", "base", "train_n", form="lat fit --table")
+        _reject(args, "space", "measurements", "lut", "base", "train_n", "precision",
+                form="lat fit --table")
         _need(args, "target", form="lat fit --table")
         feats = [f.strip() for f in args.features.split(",") if f.strip()] if args.features else None
         pred = api.fit_table(args.table, args.target, feats, args.model or defaults.DEFAULT_MODEL,
@@ -148,12 +152,13 @@ def _cmd_fit(args: argparse.Namespace) -> int:
         _need(args, "measurements", form="lat fit --base")
         bases = [b.strip() for b in args.base.split(",") if b.strip()]
         pred = api.fit_fewshot(args.space, args.measurements, bases, method=args.method,
-                               seed=args.seed, command=command)
+                               seed=args.seed, command=command, precision=args.precision)
     else:
         _reject(args, "target", "features", form="lat fit")
         _need(args, "measurements", form="lat fit")
         pred = api.fit_latency(args.space, args.measurements, args.model or defaults.DEFAULT_MODEL,
-                               lut=args.lut, train_n=args.train_n, seed=args.seed, command=command)
+                               lut=args.lut, train_n=args.train_n, seed=args.seed, command=command,
+                               precision=args.precision)
     path = _save(pred, args.output)
     _print_fit(pred, path, args.json)
     return 0
@@ -205,13 +210,15 @@ def _print_fit(pred: Any, path: Any, as_json: bool, heldout: dict[str, Any] | No
     if as_json:
         print(json.dumps({"predictor": str(path), "kind": pred.kind, "space": meta.get("space"),
                           "target": meta.get("target"), "device": meta.get("device"),
+                          "precision": meta.get("precision"),
                           "n_train": meta.get("n_train"), "chosen": meta.get("chosen"),
                           "metrics": meta.get("metrics"), "calibration": meta.get("calibration"),
                           **({"heldout": heldout} if heldout is not None else {})}))
         return
     what = f"{pred.kind}" + (f" ({meta['chosen']})" if meta.get("chosen") else "")
-    print(f"wrote {path}: {what} predictor of {meta.get('target')} for space {meta.get('space')}, "
-          f"device {meta.get('device')}, fitted on {meta.get('n_train')} samples")
+    prec = f" ({meta['precision']})" if meta.get("precision") else ""
+    print(f"wrote {path}: {what} predictor of {meta.get('target')}{prec} for space "
+          f"{meta.get('space')}, device {meta.get('device')}, fitted on {meta.get('n_train')} samples")
     labels = {"train": "in-sample", "cv": f"{defaults.CV_FOLDS}-fold cross-validation",
               "holdout": "held-out rows"}
     for name, m in (meta.get("metrics") or {}).items():
@@ -238,6 +245,11 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
     _reject(args, "lut", "model", "train_n", "base", "table", "features", "output", "test_fraction",
             form="lat fit evaluate")
+    if args.precision is not None:
+        from latkit.predictors.io import load_predictor  # noqa: PLC0415 -- sklearn/xgboost
+
+        api.check_predictor_precision(load_predictor(args.predictor), args.precision,
+                                      where=args.predictor)
     _need(args, "predictor", "measurements", form="lat fit evaluate")
     if args.plot:
         check_writable(args.plot)
@@ -273,6 +285,7 @@ def register_predict(sub: Any) -> None:
     g.add_argument("--arch", help="one arch: canonical key or once-for-all JSON dict")
     g.add_argument("--archs", metavar="FILE", help="archs, one per line or a CSV with an arch column")
     g.add_argument("--table", metavar="FILE.csv", help="rows of a feature table (table predictors)")
+    cli_args.add_precision(p, help="the precision to predict for: a predictor of another is refused")
     cli_args.add_json(p, help="print JSON instead of text")
     p.set_defaults(func=_cmd_predict)
 
@@ -283,6 +296,8 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
     pred = load_predictor(args.predictor)
     target = pred.meta_.get("target", "latency_ms")
+    if target == "latency_ms":
+        api.check_predictor_precision(pred, args.precision, where=args.predictor)
     if pred.kind == "table":
         if not args.table:
             raise PredictorError(f"{args.predictor} is a feature-table predictor: give --table FILE.csv "

@@ -76,21 +76,27 @@ class ArtifactMaker:
     """
 
     def __init__(self, cache: Any, *, seed: int = 0, batch: int = 1, dynamic_hw: bool = True,
-                 supernet: Any = None, weights_id: str | None = None) -> None:
+                 supernet: Any = None, weights_id: str | None = None, precision: str = "fp32",
+                 calibration: Any = None) -> None:
         self.cache = cache
         self.seed = seed
         self.batch = batch
         self.dynamic_hw = dynamic_hw
         self.supernet = supernet
         self.weights_id = weights_id
+        self.precision = precision
+        self.calibration = calibration
 
     def uses_family(self, spec: Any, fmt: str) -> bool:
-        return self.dynamic_hw and fmt == "onnx" and spec.kind in SPATIAL_KINDS
+        # quantized layers are calibrated at their own size: one static export each
+        return self.dynamic_hw and fmt == "onnx" and spec.kind in SPATIAL_KINDS \
+            and self.precision == "fp32"
 
     def layer(self, spec: Any, fmt: str) -> Path:
         if not self.uses_family(spec, fmt):
             with _EXPORT_LOCK:
-                return export_layer(spec, fmt, self.cache, seed=self.seed, batch=self.batch)
+                return export_layer(spec, fmt, self.cache, seed=self.seed, batch=self.batch,
+                                    precision=self.precision, calibration=self.calibration)
         with _EXPORT_LOCK:
             family = export_layer(spec, fmt, self.cache, seed=self.seed, dynamic_hw=True,
                                   batch=self.batch)
@@ -113,4 +119,5 @@ class ArtifactMaker:
     def network(self, space: Any, arch: Any, fmt: str) -> Path:
         with _EXPORT_LOCK:
             return export_arch(space, arch, fmt, cache=self.cache, supernet=self.supernet,
-                               weights_id=self.weights_id, seed=self.seed, batch=self.batch)
+                               weights_id=self.weights_id, seed=self.seed, batch=self.batch,
+                               precision=self.precision, calibration=self.calibration)

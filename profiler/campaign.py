@@ -132,7 +132,8 @@ def run_layer_campaign(
         settings_of = {d.name: job_settings(d, settings, "layer") for d in specs}
         protocol = settings.protocol or LAYER_PROTOCOL
         maker = ArtifactMaker(export_cache(cache_dir, st), seed=settings.seed,
-                              batch=settings.batch, dynamic_hw=settings.dynamic_hw)
+                              batch=settings.batch, dynamic_hw=settings.dynamic_hw,
+                              precision=settings.precision, calibration=settings.calibration())
         c = _Campaign(st, "layer", sp, progress, process_run_id())
         _run_pool(c, specs, jobs, settings_of, lambda j, fmt: maker.layer(j.payload, fmt),
                   protocol, remeasure, measured_after_id, settings.max_consecutive_failures,
@@ -149,6 +150,7 @@ def run_layer_campaign(
                 "settings": s, "settings_hash": settings_fingerprint(s), "store": str(st.path),
                 "limit": limit, "statistic": "median of passes", "passes": settings.passes,
                 "reference": c.reference.get(d.name), "source": "latkit",
+                "precision": settings.precision,
             }
             table = build_lut(st, sp, keys, d.name, s, meta, settings.passes)
             missing = len(keys) - len(table)

@@ -64,17 +64,18 @@ LAYER, NETWORK = "layer", "network"
 #: the arguments a campaign file records, per kind; with --resume an explicit one must agree
 LAYER_KEYS = ("device", "space", "resolutions", "store", "cache", "limit", "threads", "affinity",
               "delegate", "serial", "warmup_runs", "warmup_time", "min_runs", "min_time",
-              "max_time", "quick", "realtime", "dynamic_hw", "seed", "lock_timeout", "passes")
+              "max_time", "quick", "realtime", "dynamic_hw", "seed", "lock_timeout", "passes",
+              "precision", "calib_data")
 NETWORK_KEYS = ("device", "space", "n", "seed", "archs", "resolutions", "store", "cache",
                 "checkpoint", "threads", "affinity", "delegate", "serial", "warmup_runs",
                 "warmup_time", "min_runs", "min_time", "max_time", "quick", "realtime", "batch",
-                "lock_timeout", "passes")
+                "lock_timeout", "passes", "precision", "calib_data")
 KEYS = {LAYER: LAYER_KEYS, NETWORK: NETWORK_KEYS}
 #: arguments that say where a device is, not what is measured: a resumed campaign may change them
 #: (``passes`` too: a campaign resumed with more passes measures the missing ones)
 RESUME_MAY_CHANGE = frozenset({"serial", "lock_timeout", "passes"})
 #: what an argument left out means, so that giving that value explicitly agrees with leaving it out
-_IMPLIED = {"seed": 0, "batch": 1, "quick": False, "dynamic_hw": True}
+_IMPLIED = {"seed": 0, "batch": 1, "quick": False, "dynamic_hw": True, "precision": "fp32"}
 _PATHS = ("store", "cache", "archs", "checkpoint")
 #: options whose flag is not ``--`` + the name with dashes
 _FLAGS = {"n": "-n", "dynamic_hw": "--no-dynamic-hw"}
@@ -188,6 +189,9 @@ class CampaignSpec:
         for k in _PATHS:  # recorded absolute: a resume from another directory finds the same files
             if args.get(k):
                 args[k] = os.path.abspath(args[k])
+        calib = args.get("calib_data")
+        if calib and not str(calib).startswith("builtin:"):
+            args["calib_data"] = os.path.abspath(calib)
         if isinstance(args.get("resolutions"), (list, tuple)):  # older files and library callers
             args["resolutions"] = format_resolutions(args["resolutions"])
         if self.kind == LAYER and args.get("dynamic_hw") is None:
@@ -224,7 +228,8 @@ class CampaignSpec:
         quick = bool(a.get("quick"))
         passes = a.get("passes") or (1 if quick else DEFAULT_PASSES)
         common = dict(protocol=self.protocol(), realtime_priority=a["realtime"], passes=passes,
-                      reference=not quick)
+                      reference=not quick, precision=a.get("precision") or "fp32",
+                      calib_data=a.get("calib_data"))
         if self.kind == LAYER:
             return CampaignSettings(dynamic_hw=bool(a["dynamic_hw"]), seed=a["seed"] or 0, **common)
         return CampaignSettings(batch=a["batch"] or 1, weights_id=weights_id, **common)

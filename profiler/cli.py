@@ -145,6 +145,9 @@ def register_profile(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-dynamic-hw", dest="dynamic_hw", action="store_false", default=None,
                    help="export ONNX layers once per resolution instead of once per shape family")
     cli_args.add_seed(p, what="weight seed of the exported layers (default 0)")
+    cli_args.add_precision(p, calib=True, help="precision the layers are exported and measured in "
+                           "(fp16 weights; int8: full-integer, each layer quantized as inside an "
+                           "int8 subnet); one table per precision")
     _add_run_args(p)
     _add_device_args(p)
     p.set_defaults(func=_cmd_profile)
@@ -165,7 +168,8 @@ def register_measure(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "measure", help="measure whole subnets end to end (ground truth for predictors)",
         description="Export whole subnets and measure them on a device; write FILE.csv with "
-        "arch,latency_ms,space,device,p10_ms,p90_ms,mean_ms,std_ms,cv,runs,passes,pass_ms,ref_drift "
+        "arch,latency_ms,space,device,p10_ms,p90_ms,mean_ms,std_ms,cv,runs,passes,pass_ms,ref_drift,"
+        "precision "
         "(input order; latency_ms is the median of the passes, pass_ms their medians). Uses the "
         "same resumable store and default protocol as lat profile.")
     cli_args.add_device(p, several=True)
@@ -179,6 +183,8 @@ def register_measure(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--checkpoint", help="supernet checkpoint for trained weights (default: "
                    "seeded random weights; latency does not depend on them)")
     cli_args.add_batch(p, help="input batch size (default 1)")
+    cli_args.add_precision(p, calib=True, help="precision the subnets are exported and measured in "
+                           "(recorded in the CSV's precision column)")
     cli_args.add_out(p, metavar="FILE.csv", help="the measurements' CSV")
     _add_run_args(p)
     _add_device_args(p)

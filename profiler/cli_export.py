@@ -7,9 +7,11 @@ import json
 from pathlib import Path
 
 from latkit import cli_args
+from latkit.devices.precision import check_precision
 from latkit.errors import ExportError
 from latkit.fileio import check_writable
 from latkit.profiler.export import build_subnet, export_module, max_abs_diff
+from latkit.profiler.quantize import Calibration
 from latkit.supernet.space import get_space
 
 
@@ -29,19 +31,28 @@ def _cmd_export(args: argparse.Namespace) -> int:
         from latkit.supernet.model import load_supernet  # noqa: PLC0415 -- torch: keeps lat --help fast
 
         supernet, _ = load_supernet(args.checkpoint, space=space.name)
+    precision = args.precision or "fp32"
+    if args.calib_data and precision != "int8":
+        raise ExportError(f"--calib-data calibrates int8 models; this export is {precision} "
+                          "(add --precision int8, or leave --calib-data out)")
+    calib = Calibration(args.calib_data) if args.calib_data else Calibration()
     module = build_subnet(space, arch, supernet, seed=args.seed)
     shape = (args.batch, 3, arch.r, arch.r)
-    path = export_module(module, shape, args.output, fmt)
+    path = export_module(module, shape, args.output, fmt, precision=precision, calibration=calib)
+    check_precision(path, precision)  # what was written holds what was asked
     result = {"path": str(path), "arch": str(arch), "space": space.name, "format": fmt,
-              "bytes": path.stat().st_size,
+              "precision": precision, "bytes": path.stat().st_size,
               "weights": args.checkpoint or f"random (seed {args.seed})"}
+    if precision == "int8":
+        result["calibration"] = calib.identity()
     if args.verify:
         result["max_abs_diff"] = max_abs_diff(module, path, shape)
     if args.json:
         print(json.dumps(result))
     else:
         extra = f", max |torch - {fmt}| = {result['max_abs_diff']:.2e}" if args.verify else ""
-        print(f"wrote {path} ({result['bytes'] / 1e6:.2f} MB, {arch}, weights: {result['weights']}{extra})")
+        print(f"wrote {path} ({result['bytes'] / 1e6:.2f} MB, {precision}, {arch}, weights: "
+              f"{result['weights']}{extra})")
     return 0
 
 
@@ -56,6 +67,7 @@ def register_export(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output", required=True, help="output file (.onnx or .tflite)")
     p.add_argument("--checkpoint", help="supernet checkpoint (from lat-train) for trained weights")
     cli_args.add_batch(p, default=1)
+    cli_args.add_precision(p, calib=True)
     cli_args.add_seed(p, default=0, what="weight seed when no checkpoint is given")
     p.add_argument("--verify", action="store_true", help="compare the file's output with torch")
     cli_args.add_json(p)

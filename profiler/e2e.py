@@ -43,7 +43,7 @@ from latkit.tables import append_rows, header_line, is_parquet, write_table
 #: order, ``;``-separated (what ``lat fit evaluate`` reads the noise floor from); ``ref_drift``: the
 #: reference model's median drift during those passes (relative; empty without a reference)
 E2E_COLUMNS = ("arch", "latency_ms", "space", "device", "p10_ms", "p90_ms", "mean_ms", "std_ms",
-               "cv", "runs", "passes", "pass_ms", "ref_drift")
+               "cv", "runs", "passes", "pass_ms", "ref_drift", "precision")
 
 # ---------------------------------------------------------------------------------------------
 # End-to-end campaigns
@@ -66,12 +66,14 @@ def sample_archs(space: Any, n: int, seed: int, resolutions: Sequence[int] | Non
     return list(seen.values())
 
 
-def _e2e_row(arch_key: str, space: str, device: str, m: Any) -> dict[str, Any]:
+def _e2e_row(arch_key: str, space: str, device: str, m: Any, precision: str = "fp32"
+             ) -> dict[str, Any]:
     return {"arch": arch_key, "latency_ms": m.median_ms, "space": space, "device": device,
             "p10_ms": m.p10_ms, "p90_ms": m.p90_ms, "mean_ms": m.mean_ms, "std_ms": m.std_ms,
             "cv": m.cv, "runs": m.runs, "passes": m.extra.get("passes", 1),
             "pass_ms": ";".join(repr(float(v)) for v in m.extra.get("pass_medians_ms", [m.median_ms])),
-            "ref_drift": m.extra.get("reference_drift", "")}
+            "ref_drift": m.extra.get("reference_drift", ""),
+            "precision": m.env.get("precision") or precision}
 
 
 def write_e2e_csv(path: str | Path, rows: Iterable[Mapping[str, Any]]) -> Path:
@@ -116,7 +118,8 @@ def run_e2e_campaign(
         protocol = settings.protocol or NETWORK_PROTOCOL
         maker = ArtifactMaker(export_cache(cache_dir, st), seed=settings.seed,
                               batch=settings.batch, supernet=supernet,
-                              weights_id=settings.weights_id)
+                              weights_id=settings.weights_id, precision=settings.precision,
+                              calibration=settings.calibration())
         c = _Campaign(st, "network", sp, progress, process_run_id())
         c.passes = settings.passes
         out = check_writable(out_csv)  # appended row by row: refuse a FIFO, device or symlink first
@@ -131,7 +134,8 @@ def run_e2e_campaign(
 
             def on_row(device: str, job: _Job, m: Any) -> None:
                 with live_lock:
-                    append_rows(live, [_e2e_row(job.key, sp.name, device, m)], E2E_COLUMNS)
+                    append_rows(live, [_e2e_row(job.key, sp.name, device, m, settings.precision)],
+                                E2E_COLUMNS)
 
             _run_pool(c, specs, jobs, settings_of, lambda j, fmt: maker.network(sp, j.payload, fmt),
                       protocol, remeasure, measured_after_id, settings.max_consecutive_failures,
@@ -144,7 +148,7 @@ def run_e2e_campaign(
             if len(latest) < len(order) or c.short_keys(d.name, settings_of[d.name], order,
                                                           settings.passes):
                 res.complete = False
-            by_device[d.name] = {k: _e2e_row(k, sp.name, d.name, combine_rows(r))
+            by_device[d.name] = {k: _e2e_row(k, sp.name, d.name, combine_rows(r), settings.precision)
                                  for k, r in latest.items()}
         final = [by_device[d.name][k] for k in order for d in specs if k in by_device[d.name]]
         write_e2e_csv(out, final)
@@ -168,6 +172,7 @@ def _write_e2e_meta(out: Path, sp: Any, specs: list[DeviceSpec], settings_of: di
         "versions": c.versions, "command": command, "store": str(c.store.path),
         "passes": c.passes, "reference": c.reference, "partial": not res.complete,
         "interrupted": res.interrupted,
+        "precision": next((s.get("precision") for s in settings_of.values()), None) or "fp32",
     }
     write_text(out.with_name(out.name + ".meta.json"),
                json.dumps(meta, indent=2, sort_keys=True, default=str) + "\n")

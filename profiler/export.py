@@ -19,6 +19,7 @@ import io
 import json
 import os
 import re
+import tempfile
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from typing import Any
 
 from latkit.errors import ExportError
 from latkit.fileio import atomic_path, sha256_file, write_text
+from latkit.profiler.quantize import Calibration, calibration_inputs, check_precision_name, quantize_file
 from latkit.provenance import versions
 from latkit.supernet.space import get_space
 
@@ -117,14 +119,32 @@ def export_tflite(module: Any, input_shape: tuple[int, ...], path: str | Path) -
     return path
 
 
-def export_module(module: Any, input_shape: tuple[int, ...], path: str | Path, fmt: str,
-                  dynamic_hw: bool = False) -> Path:
-    _check_format(fmt)
+def _export_fp32(module: Any, input_shape: tuple[int, ...], path: str | Path, fmt: str,
+                 dynamic_hw: bool) -> Path:
     if fmt == "onnx":
         return export_onnx(module, input_shape, path, dynamic_hw=dynamic_hw)
     if dynamic_hw:
         raise ExportError("TFLite models have static shapes; export one file per resolution")
     return export_tflite(module, input_shape, path)
+
+
+def export_module(module: Any, input_shape: tuple[int, ...], path: str | Path, fmt: str,
+                  dynamic_hw: bool = False, precision: str = "fp32",
+                  calibration: Calibration | None = None, seed: int = 0) -> Path:
+    """Export ``module`` to ``path`` in ``fmt`` and ``precision`` (``profiler/quantize.py``: fp16
+    weights, or int8 calibrated on ``calibration``'s images, the built-in data by default)."""
+    _check_format(fmt)
+    precision = check_precision_name(precision)
+    if precision == "fp32":
+        return _export_fp32(module, input_shape, path, fmt, dynamic_hw)
+    if dynamic_hw:
+        raise ExportError(f"{precision} models are calibrated at one size; export static shapes")
+    path = _writable_target(Path(path))
+    inputs = calibration_inputs(calibration or Calibration(), tuple(input_shape), seed) \
+        if precision == "int8" else []
+    with tempfile.TemporaryDirectory(prefix=".fp32-", dir=path.parent) as tmp:
+        src = _export_fp32(module, input_shape, Path(tmp) / f"model.{fmt}", fmt, False)
+        return quantize_file(src, path, fmt, precision, inputs)
 
 
 def run_exported(path: str | Path, x: Any) -> Any:
@@ -144,9 +164,18 @@ def run_exported(path: str | Path, x: Any) -> Any:
 
             it = Interpreter(model_path=str(path), num_threads=1)
             it.allocate_tensors()
-        it.set_tensor(it.get_input_details()[0]["index"], x)
+        inp, out = it.get_input_details()[0], it.get_output_details()[0]
+        if np.issubdtype(inp["dtype"], np.integer):  # a full-integer model: int8 in, int8 out
+            scale, zero = inp["quantization"]
+            info = np.iinfo(inp["dtype"])
+            x = np.clip(np.round(x / scale) + zero, info.min, info.max).astype(inp["dtype"])
+        it.set_tensor(inp["index"], x)
         it.invoke()
-        return it.get_tensor(it.get_output_details()[0]["index"])
+        y = it.get_tensor(out["index"])
+        if np.issubdtype(out["dtype"], np.integer):
+            scale, zero = out["quantization"]
+            y = (y.astype(np.float32) - zero) * scale
+        return y
     raise ExportError(f"cannot run {path}: expected a .onnx or .tflite file")
 
 
@@ -185,16 +214,25 @@ class ExportCache:
 
     def get_or_export(self, key: str, fmt: str, input_shape: tuple[int, ...],
                       build: Callable[[], Any], identity: dict[str, Any],
-                      dynamic_hw: bool = False) -> Path:
-        """Return a file for (key, fmt, identity), exporting ``build()`` only when needed."""
+                      dynamic_hw: bool = False, precision: str = "fp32",
+                      calibration: Calibration | None = None) -> Path:
+        """Return a file for (key, fmt, identity, precision), exporting ``build()`` only when
+        needed (an fp32 file's fingerprint is what it was before precisions existed)."""
         _check_format(fmt)
+        precision = check_precision_name(precision)
         shape = [*input_shape[:2], -1, -1] if dynamic_hw else list(input_shape)
         meta = {"key": key, "format": fmt, "input_shape": shape,
                 "dynamic_hw": dynamic_hw, **identity, "versions": dict(_versions())}
         if fmt == "onnx":
             meta["opset"] = ONNX_OPSET
+        if precision != "fp32":
+            meta["precision"] = precision
+        if precision == "int8":
+            calibration = calibration or Calibration()
+            meta["calibration"] = calibration.identity()
         fp = hashlib.sha256(json.dumps(meta, sort_keys=True).encode()).hexdigest()
-        path = self.root / f"{safe_name(key)}.{fp[:12]}.{fmt}"
+        tag = "" if precision == "fp32" else f".{precision}"
+        path = self.root / f"{safe_name(key)}{tag}.{fp[:12]}.{fmt}"
         side = path.with_name(path.name + ".json")
         if path.is_file() and side.is_file():
             try:
@@ -203,7 +241,15 @@ class ExportCache:
                     return path
             except (OSError, json.JSONDecodeError):
                 pass
-        export_module(build(), input_shape, path, fmt, dynamic_hw=dynamic_hw)
+        if precision == "fp32":
+            export_module(build(), input_shape, path, fmt, dynamic_hw=dynamic_hw)
+        elif dynamic_hw:
+            raise ExportError(f"{precision} models are calibrated at one size; export static shapes")
+        else:  # quantized from the cached fp32 file: one torch export serves every precision
+            src = self.get_or_export(key, fmt, input_shape, build, identity)
+            inputs = calibration_inputs(calibration or Calibration(), tuple(input_shape)) \
+                if precision == "int8" else []
+            quantize_file(src, path, fmt, precision, inputs)
         rec = {"fingerprint": fp, "sha256": sha256_file(path), **meta}
         write_text(side, json.dumps(rec, indent=1, sort_keys=True))
         return path
@@ -235,7 +281,8 @@ def build_subnet(space: Any, arch: Any, supernet: Any = None, seed: int = 0) -> 
 
 def export_arch(space: Any, arch: Any, fmt: str, path: str | Path | None = None, *,
                 supernet: Any = None, weights_id: str | None = None, cache: ExportCache | None = None,
-                seed: int = 0, batch: int = 1) -> Path:
+                seed: int = 0, batch: int = 1, precision: str = "fp32",
+                calibration: Calibration | None = None) -> Path:
     """Export subnet ``arch`` of ``space``: to ``path`` directly, or through ``cache``.
 
     ``weights_id`` identifies the supernet weights (e.g. the checkpoint's sha256) for the cache.
@@ -248,21 +295,25 @@ def export_arch(space: Any, arch: Any, fmt: str, path: str | Path | None = None,
         return build_subnet(space, arch, supernet, seed)
 
     if path is not None:
-        return export_module(build(), shape, path, _check_format(fmt))
+        return export_module(build(), shape, path, _check_format(fmt), precision=precision,
+                             calibration=calibration, seed=seed)
     if cache is None:
         raise ExportError("export_arch needs a path or a cache")
     if supernet is not None and weights_id is None:
         raise ExportError("caching an export of trained weights needs their weights_id")
     identity = {"space": space.name, "weights": weights_id or f"seed{seed}", "batch": batch}
-    return cache.get_or_export(str(arch), fmt, shape, build, identity)
+    return cache.get_or_export(str(arch), fmt, shape, build, identity, precision=precision,
+                               calibration=calibration)
 
 
 def export_layer(spec: Any, fmt: str, cache: ExportCache, *, seed: int = 0,
-                 dynamic_hw: bool = False, batch: int = 1) -> Path:
+                 dynamic_hw: bool = False, batch: int = 1, precision: str = "fp32",
+                 calibration: Calibration | None = None) -> Path:
     """Export one layer (``build_layer(spec)``) through ``cache``.
 
     With ``dynamic_hw`` (ONNX only) the file is shared by the layer's shape family: every
     resolution of the same channels/kernel/stride/SE/activation; its cache key drops the sizes.
+    ``precision``: the layer quantized as a subnet is (``export_module``; ``profiler/quantize.py``).
     """
     import torch  # noqa: PLC0415 -- torch: keeps lat --help fast
 
@@ -279,7 +330,8 @@ def export_layer(spec: Any, fmt: str, cache: ExportCache, *, seed: int = 0,
             return build_layer(spec).eval()
 
     identity = {"weights": f"seed{seed}", "batch": batch}
-    return cache.get_or_export(key, fmt, shape, build, identity, dynamic_hw=dynamic_hw)
+    return cache.get_or_export(key, fmt, shape, build, identity, dynamic_hw=dynamic_hw,
+                               precision=precision, calibration=calibration)
 
 
 def family_key(spec: Any) -> str:

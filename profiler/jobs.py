@@ -25,6 +25,7 @@ from latkit.devices.registry import (
 from latkit.errors import ArchError, DeviceError, LatkitError
 from latkit.profiler.export import ExportCache
 from latkit.profiler.lut import LookupTable
+from latkit.profiler.quantize import Calibration, check_precision_name
 from latkit.profiler.store import MeasurementStore
 from latkit.supernet.space import get_space
 from latkit.tables import LINE, numeric_columns, read_table
@@ -97,6 +98,10 @@ class CampaignSettings:
     median of the passes (``profiler/passes.py``); not part of the settings hash, so a campaign
     run again with more passes adds the missing ones. ``reference``: measure the reference model
     at intervals and record the machine's drift with every measurement.
+
+    ``precision`` (fp32, fp16, int8; ``profiler/quantize.py``) is part of the settings hash except
+    for fp32, so stores made before precisions existed are fp32 rows; ``calib_data`` (int8 only)
+    is what int8 is calibrated on, the built-in data set when None (its identity is hashed too).
     """
 
     protocol: ProtocolSettings | None = None
@@ -111,8 +116,18 @@ class CampaignSettings:
     reference: bool = True
     auto_realtime: bool = True
     pin: bool = True
+    precision: str = "fp32"
+    calib_data: str | None = None
+
+    def calibration(self) -> Calibration:
+        """What int8 exports are calibrated on (``calib_data``, else the built-in data set)."""
+        return Calibration(self.calib_data) if self.calib_data else Calibration()
 
     def __post_init__(self) -> None:
+        check_precision_name(self.precision)
+        if self.calib_data and self.precision != "int8":
+            raise DeviceError(f"--calib-data calibrates int8 models; this campaign is "
+                              f"{self.precision} (add --precision int8, or leave --calib-data out)")
         if isinstance(self.passes, bool) or not isinstance(self.passes, int) or self.passes < 1:
             raise DeviceError(f"passes must be a whole number >= 1, got {self.passes!r}")
 
@@ -243,11 +258,15 @@ def job_settings(spec: DeviceSpec, settings: CampaignSettings, kind: str) -> dic
     }
     if settings.realtime_priority:
         out["realtime_priority"] = int(settings.realtime_priority)
+    if settings.precision != "fp32":  # absent for fp32: stores made before precisions stay valid
+        out["precision"] = settings.precision
+    if settings.precision == "int8":
+        out["calibration"] = settings.calibration().identity()
     entry = LOCAL_DEVICES.get(spec.name) if spec.device is None else None
     if settings.reference and entry is not None and entry.paired:  # samples beside the reference
         out["paired_reference"] = REFERENCE_VERSION
     if kind == "layer":
-        out["dynamic_hw"] = bool(settings.dynamic_hw and fmt == "onnx")
+        out["dynamic_hw"] = bool(settings.dynamic_hw and fmt == "onnx" and settings.precision == "fp32")
     else:
         out["weights"] = settings.weights_id or f"seed{settings.seed}"
     return out

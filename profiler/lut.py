@@ -176,6 +176,12 @@ class LookupTable:
         return self.meta.get("device")
 
     @property
+    def precision(self) -> str:
+        """fp32, fp16 or int8: what the layers were measured in (fp32 for tables made before)."""
+        return str(self.meta.get("precision") or (self.meta.get("settings") or {}).get("precision")
+                   or "fp32")
+
+    @property
     def resolutions(self) -> list[int]:
         return [int(r) for r in self.meta.get("resolutions") or []]
 

@@ -23,7 +23,11 @@ Schema (version ``SCHEMA_VERSION``, recorded in table ``meta``)::
     meta(name TEXT PRIMARY KEY, value TEXT)
     measurements(id INTEGER PRIMARY KEY AUTOINCREMENT, kind, key, space, device, settings_hash,
                  settings_json, median_ms, p10_ms, p90_ms, mean_ms, std_ms, cv, runs,
-                 measurement_json, artifact_sha256, versions_json, run_id, created)
+                 measurement_json, artifact_sha256, versions_json, run_id, created, precision)
+
+Schema 2 added ``precision`` (fp32, fp16, int8: the settings' precision, else the measured file's,
+else fp32); a schema-1 store is migrated in place when opened, its rows fp32 (precisions came later
+and fp32 settings hash as they did, so an old campaign resumes on its own rows).
 """
 
 from __future__ import annotations
@@ -45,7 +49,7 @@ from latkit import __version__
 from latkit.devices.base import Measurement
 from latkit.errors import StoreError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 STORE_FORMAT = "latkit-store"
 #: ``reference``: the reference model a campaign measures at intervals to track the machine's drift
 KINDS = ("layer", "network", "reference")
@@ -72,7 +76,8 @@ CREATE TABLE IF NOT EXISTS measurements (
     artifact_sha256 TEXT,
     versions_json TEXT NOT NULL,
     run_id TEXT,
-    created TEXT NOT NULL
+    created TEXT NOT NULL,
+    precision TEXT NOT NULL DEFAULT 'fp32'
 );
 CREATE INDEX IF NOT EXISTS measurements_identity
     ON measurements (kind, space, device, settings_hash, key);
@@ -80,7 +85,9 @@ CREATE INDEX IF NOT EXISTS measurements_identity
 
 _COLUMNS = ("id", "kind", "key", "space", "device", "settings_hash", "settings_json", "median_ms",
             "p10_ms", "p90_ms", "mean_ms", "std_ms", "cv", "runs", "measurement_json",
-            "artifact_sha256", "versions_json", "run_id", "created")
+            "artifact_sha256", "versions_json", "run_id", "created", "precision")
+#: what each older schema lacks, added in place when such a store is opened (its rows keep their ids)
+_MIGRATIONS = {1: ("ALTER TABLE measurements ADD COLUMN precision TEXT NOT NULL DEFAULT 'fp32'",)}
 
 
 def settings_fingerprint(settings: Mapping[str, Any]) -> str:
@@ -104,6 +111,7 @@ class StoredMeasurement:
     run_id: str | None = None
     created: str = ""
     id: int | None = None
+    precision: str = "fp32"
 
     @property
     def median_ms(self) -> float:
@@ -219,6 +227,14 @@ class MeasurementStore:
                 elif int(meta.get("schema_version", "0")) > SCHEMA_VERSION:
                     raise StoreError(f"{self.path} has store schema {meta['schema_version']}, newer "
                                      f"than this latkit reads ({SCHEMA_VERSION}); upgrade latkit")
+                else:
+                    version = int(meta.get("schema_version", "1"))
+                    for v in range(version, SCHEMA_VERSION):
+                        for stmt in _MIGRATIONS.get(v, ()):
+                            conn.execute(stmt)
+                    if version < SCHEMA_VERSION:
+                        conn.execute("UPDATE meta SET value = ? WHERE name = 'schema_version'",
+                                     (str(SCHEMA_VERSION),))
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")
@@ -273,15 +289,17 @@ class MeasurementStore:
         m = measurement.to_dict() if hasattr(measurement, "to_dict") else dict(measurement)
         _check_measurement(m)
         settings = dict(settings)
-        rec = StoredMeasurement(kind, key, space, device, settings_fingerprint(settings), settings,
-                                m, dict(versions or {}), run_id, _now())
         env = m.get("env") or {}
+        precision = str(settings.get("precision") or env.get("precision") or "fp32")
+        rec = StoredMeasurement(kind, key, space, device, settings_fingerprint(settings), settings,
+                                m, dict(versions or {}), run_id, _now(), precision=precision)
         row = (rec.kind, rec.key, rec.space, rec.device, rec.settings_hash,
                json.dumps(settings, sort_keys=True, default=str),
                float(m["median_ms"]), float(m["p10_ms"]), float(m["p90_ms"]), float(m["mean_ms"]),
                float(m["std_ms"]), float(m["cv"]), int(m["runs"]),
                json.dumps(m, sort_keys=True, default=str), env.get("artifact_sha256"),
-               json.dumps(rec.versions, sort_keys=True, default=str), run_id, rec.created)
+               json.dumps(rec.versions, sort_keys=True, default=str), run_id, rec.created,
+               precision)
         with self._transaction() as conn:
             cur = conn.execute(
                 f"INSERT INTO measurements ({', '.join(_COLUMNS[1:])}) "
@@ -401,8 +419,7 @@ class MeasurementStore:
             row: dict[str, Any] = {
                 "id": r.id, "kind": r.kind, "key": r.key,
                 "arch": r.key if r.kind == "network" else "", "space": r.space, "device": r.device,
-                "precision": str(r.settings.get("precision") or m.get("env", {}).get("precision")
-                                 or "fp32"),
+                "precision": r.precision,
             }
             for f in ("median_ms", "p10_ms", "p90_ms", "mean_ms", "std_ms", "cv"):
                 row[f] = float(m[f])
@@ -433,7 +450,7 @@ class MeasurementStore:
                 settings_hash=d["settings_hash"], settings=json.loads(d["settings_json"]),
                 measurement=json.loads(d["measurement_json"]),
                 versions=json.loads(d["versions_json"]), run_id=d["run_id"],
-                created=d["created"], id=d["id"])
+                created=d["created"], id=d["id"], precision=d["precision"] or "fp32")
         except json.JSONDecodeError as exc:
             raise StoreError(f"{self.path}: row {d['id']} holds malformed JSON ({exc.msg}); the "
                              "store is corrupt") from None

@@ -48,6 +48,7 @@ def _cmd_search(args: argparse.Namespace) -> int:
         max_tries=args.max_tries,
         export=not args.no_export,
         command=args.command_line,
+        precision=args.precision or "fp32",
     )
     log = None if args.json else (lambda m: print(f"  {m}", flush=True))
     report = run_search(req, log=log)
@@ -56,6 +57,12 @@ def _cmd_search(args: argparse.Namespace) -> int:
         print(json.dumps(s))
     else:
         print(format_choices(s["choices"]))
+        for w in s["precision_winners"]:
+            print(f"{w['device']} at {w['budget_ms']:g} ms: "
+                  + (f"{w['winner']} wins ({w['top1']:.2f}% top-1 in {w['latency_ms']:.2f} ms; "
+                     if w["winner"] else "no precision fits (")
+                  + ", ".join(f"{p}: {v['top1']:.2f}% in {v['latency_ms']:.2f} ms"
+                              for p, v in sorted(w["by_precision"].items())) + ")")
         print(f"search: {s['search_seconds']:.3f} s ({s['method']}, "
               f"{s.get('candidates') or 'evolution'} candidates); frontiers "
               + ", ".join(f"{d}: {n}" for d, n in s["frontier_sizes"].items()))
@@ -79,7 +86,9 @@ def register_search(sub: argparse._SubParsersAction) -> None:
     cli_args.add_space(p, required=True)
     p.add_argument("--latency", required=True, metavar="DEV=PRED[,DEV=PRED...]",
                    help="per device: a latency predictor JSON (lat fit), lut:DIR (a lookup table) "
-                   "or measure (live measurement); DEV is a registered device (lat device list)")
+                   "or measure (live measurement); DEV is a registered device (lat device list), "
+                   "or DEV:PRECISION (pixel4:int8) to search a device in several precisions "
+                   "together: the output says which precision wins at each budget")
     p.add_argument("--accuracy", required=True, metavar="ACC.csv|ACC.json",
                    help="accuracy table (arch,top1 CSV from lat train eval) or accuracy predictor "
                    "JSON (lat train fit-accuracy)")
@@ -97,6 +106,9 @@ def register_search(sub: argparse._SubParsersAction) -> None:
     cli_args.add_resolutions(p, help="resolutions to search: a list and/or ranges such as 128,160 "
                              "or 128-224:8 (a range steps by 4 by default), or 'all' (default all)")
     cli_args.add_seed(p, default=0, what="evolution seed")
+    cli_args.add_precision(p, help="precision of a --latency target named without one (its "
+                           "predictor or table must hold that precision; shipped models are "
+                           "exported in it)")
     p.add_argument("--population", type=cli_args.integer(2), help="evolution population (default 100)")
     p.add_argument("--generations", type=cli_args.POSITIVE,
                    help="evolution generations per population (default 34; 4 populations, one "

@@ -33,6 +33,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from latkit.cli_args import PRECISIONS
 from latkit.devices import levels
 from latkit.devices.registry import get_device
 from latkit.errors import LatkitError, PredictorError
@@ -106,6 +107,26 @@ def _check_space(meta_space: Any, space: SearchSpace, what: str) -> None:
 # ----------------------------------------------------------------------------------------------
 
 
+def split_target(target: str, default_precision: str = "fp32") -> tuple[str, str]:
+    """``"pixel4:int8"`` -> ``("pixel4", "int8")``; a target without a precision is
+    ``default_precision`` (fp32 unless ``--precision`` says otherwise). One search may hold the same
+    device in several precisions: each is its own target, with its own frontier and choices."""
+    device, sep, precision = target.partition(":")
+    precision = precision if sep else default_precision
+    if precision not in PRECISIONS or not device:
+        raise LatkitError(f"--latency target {target!r}: write DEV or DEV:PRECISION with PRECISION "
+                          f"one of {', '.join(PRECISIONS)} (e.g. pixel4:int8)")
+    return device, precision
+
+
+def _check_latency_precision(meta_precision: Any, precision: str, source: str, target: str) -> None:
+    have = str(meta_precision or "fp32")
+    if have != precision:
+        raise PredictorError(f"{source} holds {have} latency, but target {target} is {precision}: "
+                             f"give {precision} latencies (lat fit/profile --precision {precision})"
+                             f", or name the target {target.partition(':')[0]}:{have}")
+
+
 def _check_predictor(predictor: Any, space: str, source: str, target: str, give: str) -> str:
     """The space's canonical name, once ``predictor`` is an arch predictor of ``target`` for it."""
     meta = getattr(predictor, "meta_", None) or {}
@@ -148,7 +169,8 @@ class PredictorLatency:
 
     def describe(self) -> dict[str, Any]:
         meta = getattr(self.predictor, "meta_", None) or {}
-        keep = ("kind", "space", "target", "device", "n_train", "metrics", "created", "fit_range")
+        keep = ("kind", "space", "target", "device", "precision", "n_train", "metrics", "created",
+                "fit_range")
         return {"kind": "predictor", "source": self.source,
                 **{k: meta[k] for k in keep if k in meta}}
 
@@ -195,7 +217,7 @@ class TableLatency:
         m = self.table.meta
         return {"kind": "lookup-table", "source": self.source, "entries": len(self.table),
                 "device": m.get("device"), "resolutions": m.get("resolutions"),
-                "calibration": m.get("calibration")}
+                "precision": self.table.precision, "calibration": m.get("calibration")}
 
 
 @dataclass
@@ -213,15 +235,16 @@ class MeasuredLatency:
     supernet: Any = None
     weights_id: str | None = None
     on_measure: Callable[[ArchConfig, float], None] | None = None
+    precision: str = "fp32"
     device: str = field(init=False, default="")
     _memo: dict[str, float] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         self.space = get_space(self.space).name
-        self.device = self.device_obj.name
+        self.device = self.device_obj.name + ("" if self.precision == "fp32" else f":{self.precision}")
         self.cache_dir = Path(self.cache_dir)
         self.cache_dir.mkdir(parents=True, exist_ok=True)
-        self._file = self.cache_dir / f"measured-{self.device}.jsonl"
+        self._file = self.cache_dir / f"measured-{self.device.replace(':', '-')}.jsonl"
         if self._file.is_file():
             for line in self._file.read_text().splitlines():
                 try:
@@ -237,7 +260,8 @@ class MeasuredLatency:
             return self._memo[key]
         path = export.export_arch(self.space, arch, self.device_obj.formats[0],
                                   cache=export.ExportCache(self.cache_dir / "exports"),
-                                  supernet=self.supernet, weights_id=self.weights_id)
+                                  supernet=self.supernet, weights_id=self.weights_id,
+                                  precision=self.precision)
         m = levels.benchmark_scaled(self.device_obj, path)  # on the predictors' scale
         ms = float(m.median_ms)
         if not ms > 0:
@@ -375,20 +399,30 @@ def parse_latency_specs(text: str) -> list[tuple[str, str]]:
 
 def latency_source(device: str, spec: str, space: str | SearchSpace, *,
                    cache_dir: str | Path | None = None, device_obj: Any = None,
-                   supernet: Any = None, weights_id: str | None = None) -> LatencySource:
-    """One latency source from its spec: a predictor JSON, ``lut:DIR`` or ``measure``."""
+                   supernet: Any = None, weights_id: str | None = None,
+                   precision: str = "fp32") -> LatencySource:
+    """One latency source from its spec: a predictor JSON, ``lut:DIR`` or ``measure``.
+
+    ``device`` is the target (``pixel4`` or ``pixel4:int8``, ``split_target``); a predictor or
+    table of another precision than the target's is refused.
+    """
     sp = get_space(space)
+    base, prec = split_target(device, precision)
     if spec == "measure":
         if device_obj is None:
-            device_obj = get_device(device)
+            device_obj = get_device(base)
         return MeasuredLatency(device_obj, sp.name, Path(cache_dir or ".latkit-cache"),
-                               supernet=supernet, weights_id=weights_id)
+                               supernet=supernet, weights_id=weights_id, precision=prec)
     if spec.startswith("lut:"):
         directory = spec[4:]
-        return TableLatency(LookupTable.load(directory), sp.name, device,
-                            source=f"lookup table {directory}")
+        table = LookupTable.load(directory)
+        _check_latency_precision(table.precision, prec, f"lookup table {directory}", device)
+        return TableLatency(table, sp.name, device, source=f"lookup table {directory}")
     path = Path(spec)
-    return PredictorLatency(_load_predictor(path), sp.name, device, source=f"predictor {path.name}")
+    pred = _load_predictor(path)
+    _check_latency_precision((getattr(pred, "meta_", None) or {}).get("precision"), prec,
+                             f"predictor {path.name}", device)
+    return PredictorLatency(pred, sp.name, device, source=f"predictor {path.name}")
 
 
 def accuracy_source(spec: str, space: str | SearchSpace) -> AccuracySource:

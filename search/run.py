@@ -36,7 +36,7 @@ from latkit.provenance import record
 from latkit.search.evolution import FAST, EvolutionSettings, evolution_search
 from latkit.search.pareto import SearchResult, pareto_search
 from latkit.search.plot import frontier_figure, plot_frontiers
-from latkit.search.protocols import accuracy_source, latency_source, parse_latency_specs
+from latkit.search.protocols import accuracy_source, latency_source, parse_latency_specs, split_target
 from latkit.search.verify import Choice, Exporter, ship, verify_picks
 from latkit.supernet.space import get_space
 from latkit.tables import write_table
@@ -65,6 +65,8 @@ class SearchRequest:
     command: str = ""
     device_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     protocol: Any = None  # ProtocolSettings for verification; None: the end-to-end campaign's
+    #: the precision of a target named without one (``pixel4``); ``pixel4:int8`` names its own
+    precision: str = "fp32"
 
 
 @dataclass
@@ -112,12 +114,41 @@ def check_devices(names: Sequence[str], why: str | None = None) -> dict[str, str
     unregistered target ships ``UNREGISTERED_FORMAT``.
     """
     known = {row["name"]: row["formats"][0] for row in list_devices()}
+    base = {n: split_target(n)[0] for n in names}
     if why is not None:
         for n in names:
-            if n not in known:
-                raise DeviceError(f"unknown device {n!r} in --latency {n}=...: {why} measures on a "
-                                  f"device; known devices: {', '.join(known)} (lat device list)")
-    return {n: known.get(n, UNREGISTERED_FORMAT) for n in names}
+            if base[n] not in known:
+                raise DeviceError(f"unknown device {base[n]!r} in --latency {n}=...: {why} measures "
+                                  f"on a device; known devices: {', '.join(known)} (lat device list)")
+    return {n: known.get(base[n], UNREGISTERED_FORMAT) for n in names}
+
+
+def precision_winners(choices: Sequence[Choice], precisions: Mapping[str, tuple[str, str]]
+                      ) -> list[dict[str, Any]]:
+    """Per device held in several precisions and per budget, which precision's choice wins: the
+    most accurate one within budget (measured when verified, else predicted); ties go to the
+    faster. ``precisions``: target -> (device, precision)."""
+    groups: dict[tuple[str, float], list[Choice]] = {}
+    for c in choices:
+        groups.setdefault((precisions[c.device][0], c.budget_ms), []).append(c)
+    out = []
+    for (dev, budget), cs in sorted(groups.items()):
+        if len({precisions[c.device][1] for c in cs}) < 2:
+            continue
+        ok = [c for c in cs if c.within_budget is not False]
+
+        def lat(c: Choice) -> float:
+            return c.measured_latency_ms if c.measured_latency_ms is not None else c.predicted_latency_ms
+
+        best = max(ok, key=lambda c: (c.top1, -lat(c))) if ok else None
+        out.append({"device": dev, "budget_ms": budget,
+                    "winner": precisions[best.device][1] if best else None,
+                    "target": best.device if best else None,
+                    "top1": best.top1 if best else None,
+                    "latency_ms": lat(best) if best else None,
+                    "by_precision": {precisions[c.device][1]: {"arch": str(c.arch), "top1": c.top1,
+                                                              "latency_ms": lat(c)} for c in cs}})
+    return out
 
 
 def _method(req: SearchRequest, acc_has_candidates: bool) -> str:
@@ -189,6 +220,7 @@ def run_search(req: SearchRequest, log: Callable[[str], None] | None = None, *,
         if bad:
             raise LatkitError(f"resolutions {bad} are not in {sp.name} {list(sp.resolutions)}")
     live = [d for d, spec in req.latency if spec == "measure"]
+    targets = {d: split_target(d, req.precision) for d, _ in req.latency}  # -> (device, precision)
     formats = check_devices([d for d, _ in req.latency],
                             "--verify" if req.verify else f"{live[0]}=measure" if live else None)
     out = Path(req.out)
@@ -213,9 +245,10 @@ def run_search(req: SearchRequest, log: Callable[[str], None] | None = None, *,
             for d, _ in req.latency:
                 opts = {"protocol": req.protocol or SINGLE_NETWORK_PROTOCOL,
                         **req.device_options.get(d, {})}
-                devices[d] = get_device(d, **opts)
+                devices[d] = get_device(targets[d][0], **opts)
         lat = [latency_source(d, spec, sp, cache_dir=out / "cache", device_obj=devices.get(d),
-                              supernet=supernet, weights_id=weights_id) for d, spec in req.latency]
+                              supernet=supernet, weights_id=weights_id, precision=targets[d][1])
+               for d, spec in req.latency]
         method = _method(req, acc.candidates() is not None)
         if method == "evolution" and any(spec == "measure" for _, spec in req.latency):
             raise LatkitError("live measurement (DEV=measure) needs a finite candidate set: give "
@@ -235,7 +268,8 @@ def run_search(req: SearchRequest, log: Callable[[str], None] | None = None, *,
                                       settings, log=log)
 
         # ---- verify and ship ----
-        exporter = Exporter(sp.name, out / "cache" / "exports", supernet, weights_id)
+        exporter = {d: Exporter(sp.name, out / "cache" / "exports", supernet, weights_id, p)
+                    for d, (_, p) in targets.items()}
         t_verify = time.perf_counter()
         if req.verify:
             choices = verify_picks(result, devices, exporter, max_tries=req.max_tries, log=log)
@@ -291,5 +325,7 @@ def run_search(req: SearchRequest, log: Callable[[str], None] | None = None, *,
         "failed": [c.note for c in choices if c.within_budget is False],
         "outside_fit": {f"{r['device']} {r['budget_ms']:g} ms": r["outside_fit"]
                         for r in rows if r.get("outside_fit")},
+        "precisions": {d: p for d, (_, p) in targets.items()},
+        "precision_winners": precision_winners(choices, targets),
     }
     return SearchReport(result, choices, summary)

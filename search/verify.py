@@ -16,7 +16,7 @@ device's first (``onnx`` for ``cpu``/``cuda``, ``tflite`` for ``cpu-tflite`` and
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -80,16 +80,24 @@ class Choice:
 
 @dataclass
 class Exporter:
-    """Exports subnets through a cache: seeded random weights, or a loaded supernet's weights."""
+    """Exports subnets through a cache: seeded random weights, or a loaded supernet's weights, in
+    ``precision`` (a target ``pixel4:int8`` ships int8 models)."""
 
     space: str
     cache_dir: Path
     supernet: Any = None
     weights_id: str | None = None
+    precision: str = "fp32"
 
     def __call__(self, arch: ArchConfig, fmt: str) -> Path:
         return export_arch(self.space, arch, fmt, cache=ExportCache(Path(self.cache_dir)),
-                           supernet=self.supernet, weights_id=self.weights_id)
+                           supernet=self.supernet, weights_id=self.weights_id,
+                           precision=self.precision)
+
+
+def exporter_for(export: Any, target: str) -> Callable[[ArchConfig, str], Path]:
+    """``export`` itself, or its entry for ``target`` when it is a mapping target -> exporter."""
+    return export[target] if isinstance(export, Mapping) else export
 
 
 def verify_picks(result: SearchResult, devices: dict[str, Any], export: Callable[[ArchConfig, str], Path],
@@ -104,7 +112,7 @@ def verify_picks(result: SearchResult, devices: dict[str, Any], export: Callable
 
     def bench(dev: str, arch: ArchConfig) -> dict[str, Any]:
         d = devices[dev]
-        m = levels.benchmark_scaled(d, export(arch, d.formats[0]))  # on the tables' scale
+        m = levels.benchmark_scaled(d, exporter_for(export, dev)(arch, d.formats[0]))  # on the tables' scale
         return {"median_ms": float(m.median_ms), "p10_ms": m.p10_ms, "p90_ms": m.p90_ms,
                 "cv": m.cv, "runs": m.runs, "remeasured": m.remeasured, "env": m.env}
 
@@ -162,7 +170,7 @@ def ship(choices: Sequence[Choice], out_dir: str | Path, export: Callable[[ArchC
     models.mkdir(parents=True, exist_ok=True)
     for c in choices:
         fmt = formats[c.device]
-        src = export(c.arch, fmt)
+        src = exporter_for(export, c.device)(c.arch, fmt)
         dst = models / f"{c.device}-{c.budget_ms:g}ms.{fmt}"
         with atomic_path(dst) as tmp:
             shutil.copyfile(src, tmp)

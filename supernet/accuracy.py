@@ -34,7 +34,7 @@ from latkit.fileio import check_writable, sha256_file, write_text
 from latkit.provenance import now_iso
 from latkit.supernet.accuracy_csv import accuracy_frame, read_accuracy_csv
 from latkit.supernet.arch import ArchConfig
-from latkit.supernet.bn_calib import calibration_mode
+from latkit.supernet.bn_calib import calibration_mode, recalibrate_bn
 from latkit.supernet.checkpoint import load_checkpoint
 from latkit.supernet.data import (
     IMAGENET_MEAN,
@@ -261,7 +261,8 @@ def accuracy_table(checkpoint: str | Path, space: SearchSpace | str, archs: Sequ
                    device: str = "cpu", precision: str = "fp32", command: str = "",
                    on_result: Callable[[ArchConfig, float], None] | None = None,
                    log: Callable[[str], None] | None = None, workers: int = 0,
-                   on_decode: Callable[[int, int], None] | None = None) -> AccuracyTable:
+                   on_decode: Callable[[int, int], None] | None = None,
+                   export_scorer: Callable[..., float] | None = None) -> AccuracyTable:
     """Evaluate ``archs`` of the supernet in ``checkpoint`` and write the accuracy CSV at ``out``.
 
     ``space`` is a ``SearchSpace`` or its name; ``archs`` are ``ArchConfig``s, arch keys, or a
@@ -271,6 +272,11 @@ def accuracy_table(checkpoint: str | Path, space: SearchSpace | str, archs: Sequ
     without ``overwrite`` evaluates only the archs it lacks); ``out.meta.json`` beside it records
     how it was made, with ``command``. Images are decoded once per resolution in ``workers``
     processes; ``on_decode(n, total)`` reports their progress.
+
+    ``precision="int8"`` scores what ships: each subnet, BatchNorm recalibrated, is handed to
+    ``export_scorer(subnet, arch, images, data_spec)`` (``latkit.profiler.quantize.score_int8``,
+    given by ``lat train eval``: this package sits below the exporter), which exports it in int8
+    calibrated on the data's training images and returns the export's held-out top-1.
     """
     t0 = time.perf_counter()
     space = get_space(space) if isinstance(space, str) else space
@@ -293,6 +299,18 @@ def accuracy_table(checkpoint: str | Path, space: SearchSpace | str, archs: Sequ
     if data.n_classes != model.n_classes:
         raise TrainError(f"data {spec} has {data.n_classes} classes but the checkpoint "
                          f"{model.n_classes}; pass the --data it was trained on")
+    if precision == "int8" and export_scorer is None:
+        raise TrainError("int8 evaluation scores the int8 export: it needs an export_scorer "
+                         "(lat train eval --precision int8 passes latkit.profiler's)")
+    if out.is_file() and not overwrite:
+        try:
+            before = json.loads(out.with_suffix(".meta.json").read_text()).get("precision", "fp32")
+        except (OSError, ValueError, AttributeError):
+            before = None
+        want = precision if precision == "int8" else resolve_precision(precision, torch.device(device))
+        if before is not None and (before == "int8") != (want == "int8"):
+            raise TrainError(f"{out} holds {before} top-1; this evaluation is {want}: give another "
+                             "--out, or --overwrite")
     model.to(torch.device(device))
     done: dict[ArchConfig, float] = {}
     ckpt_id = os.path.abspath(checkpoint)  # rows record it; a resume from elsewhere still matches
@@ -325,8 +343,17 @@ def accuracy_table(checkpoint: str | Path, space: SearchSpace | str, archs: Sequ
 
         images = {r: make_eval_images(data, r, n_calib, n_eval, workers, decoded)
                   for r in resolutions}
-        results = evaluate_subnets(model, todo, images, batch_size=batch_size,
-                                   precision=precision, on_result=record)
+        if precision == "int8":
+            results = {}
+            for a in todo:
+                im = images[a.r]
+                recalibrate_bn(model, a, normalise_images(im.calib, next(model.parameters()).device),
+                               batch_size=batch_size)
+                results[a] = float(export_scorer(model.extract(a).cpu().eval(), a, im, spec))
+                record(a, results[a])
+        else:
+            results = evaluate_subnets(model, todo, images, batch_size=batch_size,
+                                       precision=precision, on_result=record)
     finally:
         f.close()
     elapsed = time.perf_counter() - t0
@@ -334,7 +361,8 @@ def accuracy_table(checkpoint: str | Path, space: SearchSpace | str, archs: Sequ
         "format": "latkit-accuracy", "space": space.name, "checkpoint": ckpt_id,
         "checkpoint_space": model.space.name, "data": data.name, "data_origin": data.origin,
         "calibration_images": n_calib,
-        "precision": resolve_precision(precision, torch.device(device)),
+        "precision": precision if precision == "int8" else resolve_precision(precision,
+                                                                               torch.device(device)),
         "heldout_images": int(images[resolutions[0]].labels.shape[0]) if resolutions else None,
         "resolutions": resolutions, "n_archs": len(archs),
         "elapsed_s": round(elapsed, 3), "command": command,

@@ -198,7 +198,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
                              device=args.device, precision=args.precision,
                              command=args.command_line, on_result=on_result,
                              log=lambda m: print(m, file=sys.stderr), workers=workers,
-                             on_decode=on_decode)
+                             on_decode=on_decode,
+                             export_scorer=getattr(args, "export_scorer", None))
     finally:
         for b in bars.values():
             b.close()
@@ -345,9 +346,11 @@ def register_train(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--workers", type=cli_args.integer(0, cli_args.MAX_THREADS), metavar="N",
                    help="processes decoding image files (default: min(8, CPU count)); images are "
                    "decoded once per resolution, then every subnet runs on them")
-    q.add_argument("--precision", choices=("fp32", "bf16", "auto"), default="fp32",
+    q.add_argument("--precision", choices=("fp32", "bf16", "auto", "int8"), default="fp32",
                    help="bf16: bfloat16 autocast, ~2x faster on CPUs with AVX512-BF16 (top-1 "
-                   "within an image or two of fp32); auto: bf16 where the hardware has it")
+                   "within an image or two of fp32); auto: bf16 where the hardware has it; int8: "
+                   "the top-1 of each subnet's int8 TFLite export itself (LiteRT), calibrated on "
+                   "the data's training images")
     q.add_argument("--device", default="cpu")
     cli_args.add_out(q, metavar="ACC.csv", help="accuracy CSV")
     q.add_argument("--overwrite", action="store_true", help="start the CSV afresh")

@@ -46,6 +46,7 @@ from latkit.devices.android.parse import BenchmarkFlagError, BenchmarkResult, pa
 from latkit.devices.android.profile import AndroidProfile, load_profile
 from latkit.devices.android.text import Glob, excerpt
 from latkit.devices.base import DeviceUnreachableError, Measurement, ProtocolSettings, environment_base
+from latkit.devices.precision import detect_precision
 from latkit.errors import DeviceError, ParseError
 from latkit.fileio import sha256_file
 
@@ -347,6 +348,10 @@ class AndroidDevice:
                               f"--format tflite (or use --device cpu for .onnx)")
         sha = sha256_file(path)
         remote = posixpath.join(self.profile.remote_dir, path.name)
+        try:
+            precision = detect_precision(path)
+        except DeviceError:  # no LiteRT on this host to read it with: the phone still runs it
+            precision = None
 
         def run() -> dict[str, Any]:
             self._ensure_remote_dir()
@@ -358,7 +363,8 @@ class AndroidDevice:
                     raise LinkError(f"{remote} on the phone does not match {path.name} after the "
                                     f"push (sha256 differs)")
                 pushed = True
-            return {"artifact": str(path), "sha256": sha, "remote": remote, "pushed": pushed}
+            return {"artifact": str(path), "sha256": sha, "remote": remote, "pushed": pushed,
+                    "precision": precision}
 
         return self._attempt(f"preparing {path.name}", run)
 
@@ -475,7 +481,8 @@ class AndroidDevice:
         handle = self.prepare(artifact)
         env = self.environment()
         env.update(artifact=handle["artifact"], artifact_sha256=handle["sha256"],
-                   remote_artifact=handle["remote"], model_pushed=handle["pushed"])
+                   remote_artifact=handle["remote"], model_pushed=handle["pushed"],
+                   precision=handle.get("precision"))
 
         def measure() -> Measurement:
             result, snap = self._run_once(handle["remote"], settings)

@@ -249,7 +249,8 @@ def test_lat_measure_csv(tmp_path, capsys):
     assert res["entries"] == 3 and res["measured"] == 3
     rows = list(csv.DictReader(open(out)))
     assert list(rows[0]) == ["arch", "latency_ms", "space", "device", "p10_ms", "p90_ms",
-                             "mean_ms", "std_ms", "cv", "runs", "passes", "pass_ms", "ref_drift"]
+                             "mean_ms", "std_ms", "cv", "runs", "passes", "pass_ms", "ref_drift",
+                             "precision"]
     want = [str(a) for a in sample_archs(SPACE, 3, 1, [128])]
     assert [r["arch"] for r in rows] == want
     assert all(r["space"] == "compofa-w1.0" and r["device"] == "cpu" for r in rows)

@@ -25,10 +25,31 @@ SETTINGS = {"protocol": {"min_runs": 20}, "format": "onnx"}
 def test_wal_schema_and_meta(tmp_path):
     with open_store(tmp_path / "s.sqlite") as st:
         assert st.meta()["format"] == "latkit-store"
-        assert st.meta()["schema_version"] == "1"
+        assert st.meta()["schema_version"] == "2"
     conn = sqlite3.connect(tmp_path / "s.sqlite")
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     conn.close()
+
+
+def test_a_schema_1_store_opens_migrated_its_rows_fp32(tmp_path):
+    """A store written before precisions existed: the precision column is added, old rows are fp32,
+    an fp32 campaign's settings hash as before, and an int8 row is another identity."""
+    path = tmp_path / "old.sqlite"
+    with open_store(path) as st:
+        st.add("network", "a", "sp", "cpu", SETTINGS, meas(2.0))
+    conn = sqlite3.connect(path)  # turn it back into what latkit wrote before schema 2
+    conn.executescript("ALTER TABLE measurements DROP COLUMN precision; "
+                       "UPDATE meta SET value = '1' WHERE name = 'schema_version';")
+    conn.close()
+    with open_store(path) as st:
+        assert st.meta()["schema_version"] == "2"
+        old = next(iter(st.records()))
+        assert old.precision == "fp32" and old.settings_hash == settings_fingerprint(SETTINGS)
+        assert st.done_keys("network", "sp", "cpu", settings_fingerprint(SETTINGS)) == {"a"}
+        q = {**SETTINGS, "precision": "int8"}
+        st.add("network", "a", "sp", "cpu", q, meas(1.0))
+        assert st.done_keys("network", "sp", "cpu", settings_fingerprint(q)) == {"a"}
+        assert list(st.frame("network")["precision"]) == ["fp32", "int8"]
 
 
 def test_identity_and_latest(tmp_path):

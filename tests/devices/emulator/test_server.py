@@ -335,3 +335,29 @@ def test_command_line_entry_point():
     bad = subprocess.run([sys.executable, "-m", "latkit.devices.emulator", "--host", "0.0.0.0"],
                          capture_output=True, text=True, timeout=30)
     assert bad.returncode == 2 and "loopback" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.tflite
+def test_benchmark_model_runs_int8_and_fp16_models(emu, signer, tflite_model, tmp_path):
+    """Quantized models run through LiteRT as fp32 ones do; a delegate the profile lacks still
+    fails as the real tool fails."""
+    pytest.importorskip("ai_edge_quantizer")
+    import numpy as np
+
+    from latkit.devices.precision import detect_precision
+    from latkit.profiler.quantize import quantize_file
+
+    dev = connect(emu, signer)
+    rng = np.random.default_rng(0)
+    calib = [rng.standard_normal((1, 3, 16, 16)).astype(np.float32) for _ in range(4)]
+    for prec in ("int8", "fp16"):
+        model = quantize_file(tflite_model, tmp_path / f"tiny-{prec}.tflite", "tflite", prec, calib)
+        assert detect_precision(model) == prec
+        install_benchmark(dev, model, tmp_path)
+        out = dev.shell(f"{BENCH} --graph={GRAPH} --num_threads=1 {QUICK}; echo __RC=$?",
+                        read_timeout_s=60)
+        assert out.rstrip().endswith("__RC=0"), out
+        count, lo, hi, avg, median = STATS.findall(out)[1]
+        assert int(count) >= 10 and 0 < int(lo) <= int(median) <= int(hi)
+        out = dev.shell(f"{BENCH} --graph={GRAPH} --use_nnapi=true; echo __RC=$?")
+        assert "ERROR: Failed to apply NNAPI delegate." in out and "__RC=1" in out
