@@ -64,7 +64,7 @@ def teacher_config(args, data):
     return TrainConfig(space=sp.name, schedule="ofa", data="builtin:gratings",
                        resolutions=tuple(args.resolutions), epochs_scale=args.teacher_epochs_scale,
                        batch_size=args.batch_size, lr_scale=args.lr_scale, seed=args.teacher_seed,
-                       precision=args.precision, max_steps=full.end)
+                       amp=args.amp, channels_last=not args.old_step, max_steps=full.end)
 
 
 def run_dir(name: str, seed: int, scale: float | None = None) -> str:
@@ -87,7 +87,7 @@ def run_schedule(name: str, space: str, args, data, from_full: str | None = None
                           resolutions=tuple(args.resolutions),
                           epochs_scale=own or args.epochs_scale,
                           batch_size=args.batch_size, lr_scale=args.lr_scale, seed=seed,
-                          precision=args.precision, from_full=from_full)
+                          amp=args.amp, channels_last=not args.old_step, from_full=from_full)
     last = out / "last.pt"
     if args.reuse and last.is_file():
         import torch

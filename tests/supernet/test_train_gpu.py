@@ -29,7 +29,7 @@ def test_train_on_gpu_then_load_on_cpu(tmp_path):
             arr[..., ci] = 255
             Image.fromarray(arr).save(root / c / f"{i}.png")
     cfg = TrainConfig(data=str(root), resolutions=(128, 160), batch_size=4, epochs_scale=0.02,
-                      max_steps=3, device="cuda", precision="bf16")
+                      max_steps=3, device="cuda", amp="bf16")
     res = train(cfg, tmp_path / "run", command="test")
     assert res.steps == 3
     model, ck = load_supernet(res.checkpoint)
