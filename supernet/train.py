@@ -56,7 +56,7 @@ from latkit.supernet.checkpoint import (
     save_atomic,
     set_rng_state,
 )
-from latkit.supernet.data import BatchPlan, TrainData, load_train_batch, open_data
+from latkit.supernet.data import BatchLoader, BatchPlan, TrainData, load_train_batch, open_data
 from latkit.supernet.distill import accumulate_step
 from latkit.supernet.model import ElasticMobileNetV3, supernet_from_checkpoint
 from latkit.supernet.schedules import Phase, Schedule, get_schedule, step_subnets
@@ -95,6 +95,7 @@ class TrainConfig:
     # how a run is carried out; may change on --resume (the same arithmetic in other kernels)
     channels_last: bool = True  # NHWC activations and weights (see ``STEP_DEFAULTS_MEASURED``)
     compile: bool = False  # torch.compile the supernet's forward
+    workers: int = 2  # loader worker processes (0: load batches in the training process)
     checkpoint_every_steps: int = 0
     checkpoint_every_s: float = 600.0
     max_steps: int | None = None
@@ -107,7 +108,7 @@ class TrainConfig:
     kd_teacher: str = "full"
 
     RUNTIME_FIELDS = ("checkpoint_every_steps", "checkpoint_every_s", "max_steps", "device",
-                      "channels_last", "compile")
+                      "channels_last", "compile", "workers")
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -663,6 +664,8 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = False,
                 finished, extra), last)
         last_save = time.monotonic()
 
+    loader = BatchLoader(data, plan, step, stop, workers=cfg.workers,
+                         pin_memory=ctx.device.startswith("cuda"))
     try:
         while step < stop:
             pp = next(p for p in phases if p.start <= step < p.end)
@@ -673,10 +676,11 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = False,
                     model.reorder_channels()
                 optimizer = make_optimizer(model, cfg)
             t0 = time.perf_counter()
+            batch = next(loader)  # made ahead by the workers while the last step ran
             # a NonFiniteLoss propagates unsaved: that forward pass already fed BatchNorm's
             # running statistics, so only the last checkpoint on disk holds a finite state
             lr, loss, r, n_sub = train_step(model, optimizer, cfg, space, data, plan, pp, step,
-                                            ctx, autocast, teacher, forward, scaler)
+                                            ctx, autocast, teacher, forward, scaler, batch)
             step += 1
             dt = time.perf_counter() - t0
             counters["images"] += plan.global_batch
@@ -698,6 +702,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = False,
         if step > first_step:
             save(finished=step >= total)
     finally:
+        loader.close()
         if log_f is not None:
             log_f.close()
     return TrainResult(last, step, total, step >= total, counters["train_s"], counters["images"],

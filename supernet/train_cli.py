@@ -77,7 +77,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         label_smoothing=args.label_smoothing, kd_ratio=args.kd_ratio,
         kd_temperature=args.kd_temperature, dropout=args.dropout, seed=args.seed,
         max_train_images=args.max_train_images, amp=_amp(args),
-        channels_last=args.channels_last, compile=args.compile,
+        channels_last=args.channels_last, compile=args.compile, workers=args.workers,
         deterministic=args.deterministic, checkpoint_every_steps=args.checkpoint_every,
         checkpoint_every_s=args.checkpoint_minutes * 60.0, max_steps=args.max_steps,
         device=args.device, from_full=args.from_full, kd_teacher=args.kd_teacher,
@@ -310,6 +310,10 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
                     help="torch.compile the supernet's forward (default off: on the 2-core CPU the "
                     "compiled step was slower, recompiling per subnet shape, and compiling took "
                     "minutes)")
+    r0.add_argument("--workers", type=cli_args.integer(0, cli_args.MAX_THREADS), default=2,
+                    metavar="N", help="processes decoding and augmenting the next batches while "
+                    "the step runs (default 2; 0: in the training process). The batches are the "
+                    "same either way")
     p.add_argument("--from-full", metavar="CKPT",
                    help="start the elastic phases from the full network in CKPT (a supernet "
                    "checkpoint of either space: larger kernels are centre-cropped) and skip the "
