@@ -414,7 +414,10 @@ class BatchLoader:
             self._loader = torch.utils.data.DataLoader(
                 steps, batch_size=None, sampler=range(start, stop), num_workers=workers,
                 prefetch_factor=prefetch, pin_memory=pin_memory, persistent_workers=False,
-                multiprocessing_context="fork")
+                multiprocessing_context="fork",
+                # its own generator: the workers' base seed must not be drawn from the global RNG
+                # (a resumed run restores that and must continue it exactly as the original did)
+                generator=torch.Generator().manual_seed(plan.seed))
             self._it = iter(self._loader)
 
     def __iter__(self) -> BatchLoader:

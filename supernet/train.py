@@ -22,6 +22,13 @@ parameters receive gradients on every rank and one all-reduce after the step's l
 replaces DDP's per-backward synchronisation and its unused-parameter search. BatchNorm statistics
 are per rank (as in once-for-all); only rank 0 writes files.
 
+Speed (``amp``, ``channels_last``, ``compile``, ``workers``; defaults by measurement, see
+``STEP_DEFAULTS_MEASURED``): the step runs under the resolved ``--amp`` (bf16 autocast, or fp16 with a
+``GradScaler`` whose state is checkpointed), with NHWC weights and activations, the teacher once per
+step under ``torch.inference_mode``, and the next batches made by ``BatchLoader`` worker processes
+while it runs. ``model_step`` is the step on a batch (``benchmarks/train_throughput.py`` times it).
+Checkpoints hold the weights in the standard layout whatever the run's.
+
 Resume: a checkpoint holds model, optimizer, step, phase, counters and RNG states; batches and
 subnets are functions of (seed, step), so ``train(..., resume=True)`` continues a killed run and
 ends with the weights an uninterrupted run would have.

@@ -138,3 +138,18 @@ def test_a_run_records_its_step_settings(tmp_path):
     assert all(v.is_contiguous() for v in ck["model"].values())
     settings = json.loads((tmp_path / "run" / "config.json").read_text())["step_settings"]
     assert settings["channels_last"] is True and "measured" in settings
+
+
+@pytest.mark.slow  # torch.compile of the supernet takes minutes on a 2-core CPU
+def test_compile_trains_the_same_step(tmp_path):
+    space = get_space("compofa-w1.0")
+    x, y = torch.randn(2, 3, 128, 128), torch.tensor([0, 1])
+    losses = []
+    for compiled in (False, True):
+        model = _tiny(space).train()
+        cfg = TrainConfig(amp="off", channels_last=False, compile=compiled)
+        opt = make_optimizer(model, cfg)
+        fwd = torch.compile(model) if compiled else None
+        losses.append(model_step(model, opt, x, y, [space.min_arch(128)], distill=False, cfg=cfg,
+                                 forward=fwd)[0])
+    assert losses[0] == pytest.approx(losses[1], rel=1e-4)
