@@ -31,6 +31,7 @@ import random
 import statistics
 import sys
 import time
+import warnings
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -41,6 +42,7 @@ def _ofa_classes():
     from ofa_side import _install_torchvision_stand_in  # benchmarks/ofa_side.py
 
     _install_torchvision_stand_in()
+    warnings.filterwarnings("ignore", message="Implicit dimension choice")  # ofa's nn.LogSoftmax()
     from ofa.imagenet_classification.elastic_nn.networks.ofa_mbv3 import OFAMobileNetV3
     from ofa.utils import cross_entropy_loss_with_soft_target, cross_entropy_with_label_smoothing
 
