@@ -234,7 +234,8 @@ def main() -> int:
             ips = loader_rate(batch, r, workers, n)
             out[f"loader_images_per_s_workers{workers}"] = ips
             print(f"loader alone, {workers} worker processes: {ips:.0f} img/s "
-                  f"({ips / step_ips:.1f}x the largest subnet's step)", flush=True)
+                  f"({ips / step_ips:.0f}x the images/s of latkit's largest-subnet step)",
+                  flush=True)
     print("summary: " + ", ".join(f"{k} {v['ratio']:.2f}x" for k, v in out["kinds"].items())
           + " (once-for-all's step time / latkit's; medians of interleaved rounds)")
     if args.json:
