@@ -429,10 +429,7 @@ def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, cfg: Tr
                             autocast=autocast, teacher=teacher, forward=forward, scaler=scaler,
                             world_size=ctx.world_size)
     except NonFiniteLoss as exc:
-        raise NonFiniteLoss(
-            f"{exc} at step {step + 1} (phase {pp.phase.name}, resolution {r}); stopped before "
-            "the optimizer step, nothing of it saved (the run directory keeps its last "
-            "checkpoint, if any); lower --lr-scale or check --data") from None
+        raise NonFiniteLoss(f"{exc}{_where(step, pp, r)}") from None
     return lr, float(np.mean(losses)), r, len(archs)
 
 
@@ -440,19 +437,28 @@ class NonFiniteLoss(TrainError):
     """A step's loss or gradients are not finite: training stops before the weights take them."""
 
 
-def _check_finite(model: torch.nn.Module, losses: list[float]) -> None:
+def _where(step: int, pp: PhasePlan, r: int) -> str:
+    return (f" at step {step + 1} (phase {pp.phase.name}, resolution {r}); stopped before the "
+            "optimizer step, nothing of it saved (the run directory keeps its last checkpoint, "
+            "if any); lower --lr-scale or check --data")
+
+
+def _check_finite(model: torch.nn.Module, losses: list[float], step: int | None = None,
+                  pp: PhasePlan | None = None, r: int = 0) -> None:
     """Raise ``NonFiniteLoss`` before ``optimizer.step`` if a loss or a gradient is NaN or infinite.
 
     Gradients are checked too (after the all-reduce every rank holds the same ones, so every rank
     stops together); the weights are still those of the last finite step (BatchNorm's running
-    statistics are not, which is why the step is never saved). ``train_step`` adds where.
+    statistics are not, which is why the step is never saved). With ``step`` and ``pp`` the
+    message says where (``train_step`` adds it otherwise).
     """
     bad = [v for v in losses if not math.isfinite(v)]
     grads = [p.grad for p in model.parameters() if p.grad is not None]
     if not bad and grads and not bool(torch.isfinite(torch.stack([g.norm() for g in grads])).all()):
         bad = ["non-finite gradients"]
     if bad:
-        raise NonFiniteLoss(f"training loss is not finite ({bad[0]})")
+        where = _where(step, pp, r) if step is not None and pp is not None else ""
+        raise NonFiniteLoss(f"training loss is not finite ({bad[0]}){where}")
 
 
 def _open_log(path: Path, step: int):
