@@ -30,6 +30,7 @@ import json
 import random
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -64,7 +65,29 @@ def teacher_config(args, data):
     return TrainConfig(space=sp.name, schedule="ofa", data="builtin:gratings",
                        resolutions=tuple(args.resolutions), epochs_scale=args.teacher_epochs_scale,
                        batch_size=args.batch_size, lr_scale=args.lr_scale, seed=args.teacher_seed,
-                       precision=args.precision, max_steps=full.end)
+                       **step_settings(args), max_steps=full.end)
+
+
+def step_settings(args) -> dict:
+    """The trainer's step settings: its defaults (``--amp auto`` resolved for the CPU, channels-last,
+    loader workers), or with ``--old-step`` what it ran before them (fp32, NCHW, batches loaded
+    in the training process)."""
+    from latkit.supernet.train import resolve_amp
+
+    if args.old_step:
+        return {"amp": "off", "channels_last": False, "workers": 0}
+    return {"amp": resolve_amp(args.amp, "cpu")}
+
+
+def _same_run(cfg, have: dict, name: str) -> bool:
+    """A finished run's saved config is this one (runtime fields, which may differ on --resume,
+    aside; a run written before --amp reads as what it ran: fp32 is --amp off)."""
+    from latkit.supernet.train import TrainConfig
+
+    old = TrainConfig.from_dict(have)
+    if name == "teacher":  # the full-network phase distils nothing: kd_teacher is moot
+        old = replace(old, kd_teacher=cfg.kd_teacher)
+    return not cfg.differences(old)
 
 
 def run_dir(name: str, seed: int, scale: float | None = None) -> str:
@@ -87,18 +110,14 @@ def run_schedule(name: str, space: str, args, data, from_full: str | None = None
                           resolutions=tuple(args.resolutions),
                           epochs_scale=own or args.epochs_scale,
                           batch_size=args.batch_size, lr_scale=args.lr_scale, seed=seed,
-                          precision=args.precision, from_full=from_full)
+                          **step_settings(args), from_full=from_full)
     last = out / "last.pt"
     if args.reuse and last.is_file():
         import torch
 
         ck = torch.load(last, weights_only=True)
         done = ck.get("finished") or (cfg.max_steps is not None and ck.get("step") == cfg.max_steps)
-        want, have = cfg.to_dict(), dict(ck.get("config") or {})
-        if name == "teacher":  # the full-network phase distils nothing: kd_teacher is moot
-            want.pop("kd_teacher", None)
-            have.pop("kd_teacher", None)
-        if done and have == want:
+        if done and _same_run(cfg, dict(ck.get("config") or {}), name):
             print(f"[{name}] reusing {last}", flush=True)
             return {"checkpoint": str(last), "wall_s": ck["counters"].get("wall_s"),
                     **ck["counters"], "phases": _phase_costs(out / "train_log.jsonl")}
@@ -192,7 +211,14 @@ def main() -> int:
     ap.add_argument("--lr-scale", type=float, default=1.0)
     ap.add_argument("--resolutions", type=lambda s: [int(v) for v in s.split(",")],
                     default=[128])
-    ap.add_argument("--precision", default="fp32", choices=("fp32", "bf16"))
+    ap.add_argument("--amp", default="auto", choices=("auto", "bf16", "fp16", "off"),
+                    help="the trainer's --amp (default auto: fp32 on a CPU without bfloat16)")
+    ap.add_argument("--old-step", action="store_true",
+                    help="train with the step settings from before issue 21 (fp32, NCHW, no loader "
+                    "workers) for the old-against-new comparison")
+    ap.add_argument("--compare", metavar="OLD.json",
+                    help="after the runs, print this report's mean top-1 and wall time against "
+                    "OLD.json's (e.g. an --old-step run's train_cost.json, same seeds)")
     ap.add_argument("--seeds", type=lambda s: [int(v) for v in s.split(",")], default=[0, 1, 2],
                     help="seeds of the two schedules' runs, e.g. 0,1,2: each seed trains both from "
                     "the same teacher (data order and subnet sampling differ); the summary gives "
@@ -246,6 +272,8 @@ def main() -> int:
         report["summary"] = _summary(report["runs"])
         _write(report, args.out)
         _print(report)
+    if args.compare and "summary" in report:
+        _compare(json.loads(Path(args.compare).read_text()), report)
     report["gpu"] = gpu_throughput()
     if report["gpu"] is None:
         print("no CUDA GPU: training throughput at 224 x 256 not measured")
@@ -254,6 +282,23 @@ def main() -> int:
               json.dumps(report["gpu"], indent=1))
     _write(report, args.out)
     return 0
+
+
+def _compare(old: dict, new: dict) -> None:
+    """Per schedule: mean top-1 of the 20 subnets over seeds (and its spread), wall time, new/old."""
+    import statistics as st
+
+    print(f"\nthis run against {new['args']['compare']} (seeds {old['summary']['seeds']} vs "
+          f"{new['summary']['seeds']}):")
+    for name in ("compofa", "ofa"):
+        cols = []
+        for rep in (old, new):
+            tops = [r[name]["top1"]["random_mean"] for r in rep["runs"]]
+            walls = [r[name]["wall_s"] for r in rep["runs"]]
+            cols.append((st.mean(tops), st.stdev(tops) if len(tops) > 1 else 0.0, sum(walls)))
+        (t0, s0, w0), (t1, s1, w1) = cols
+        print(f"  {name:<8} top-1 {t0:.2f}% (sd {s0:.2f}) -> {t1:.2f}% (sd {s1:.2f}), difference "
+              f"{t1 - t0:+.2f}; wall {w0:.0f} s -> {w1:.0f} s ({w0 / w1:.2f}x faster)")
 
 
 def _ratios(run: dict, teacher: dict | None) -> dict:

@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from latkit.errors import TrainError
+from latkit.errors import LatkitError, TrainError
 from latkit.supernet.builtin_data import (
     DIGITS_ORIGIN,
     GRATINGS_ORIGIN,
@@ -374,6 +374,75 @@ def load_train_batch(data: TrainData, plan: BatchPlan, step: int):
         arrays.append(train_transform(img, r, data.augment, rng))
         labels.append(y)
     return to_tensor(np.stack(arrays)), torch.tensor(labels, dtype=torch.long), r
+
+
+class _StepBatches(torch.utils.data.Dataset):
+    """Item ``step`` is ``load_train_batch(data, plan, step)`` (a worker process's job); a latkit
+    error comes back as a value, so that the main process raises it as itself (one line)."""
+
+    def __init__(self, data: TrainData, plan: BatchPlan, steps: int) -> None:
+        self.data, self.plan, self.steps = data, plan, steps
+
+    def __len__(self) -> int:
+        return self.steps
+
+    def __getitem__(self, step: int):
+        try:
+            return load_train_batch(self.data, self.plan, int(step))
+        except LatkitError as exc:
+            return exc
+
+
+class BatchLoader:
+    """This rank's batches for steps ``start``, ``start + 1``, ... ``stop - 1``, in order.
+
+    ``workers`` > 0 decodes and augments in that many worker processes (``torch.utils.data``'s,
+    forked), ``prefetch`` batches ahead each, into pinned memory when ``pin_memory`` (a CUDA
+    device's host-to-device copy then overlaps the step); 0 loads in this process, when asked.
+    Batches are functions of (seed, step), so they are the same either way. A context manager:
+    leaving it stops the workers.
+    """
+
+    def __init__(self, data: TrainData, plan: BatchPlan, start: int, stop: int | None = None, *,
+                 workers: int = 0, prefetch: int = 2, pin_memory: bool = False) -> None:
+        self.data, self.plan, self.step = data, plan, start
+        self.workers = workers
+        self._it = None
+        if workers > 0:
+            stop = stop if stop is not None else start + 10 ** 9
+            steps = _StepBatches(data, plan, stop)
+            self._loader = torch.utils.data.DataLoader(
+                steps, batch_size=None, sampler=range(start, stop), num_workers=workers,
+                prefetch_factor=prefetch, pin_memory=pin_memory, persistent_workers=False,
+                multiprocessing_context="fork",
+                # its own generator: the workers' base seed must not be drawn from the global RNG
+                # (a resumed run restores that and must continue it exactly as the original did)
+                generator=torch.Generator().manual_seed(plan.seed))
+            self._it = iter(self._loader)
+
+    def __iter__(self) -> BatchLoader:
+        return self
+
+    def __next__(self) -> tuple[torch.Tensor, torch.Tensor, int]:
+        step = self.step
+        self.step += 1
+        if self._it is None:
+            return load_train_batch(self.data, self.plan, step)
+        item = next(self._it)
+        if isinstance(item, LatkitError):
+            raise item
+        return item
+
+    def close(self) -> None:
+        it, self._it = self._it, None
+        if it is not None and hasattr(it, "_shutdown_workers"):
+            it._shutdown_workers()
+
+    def __enter__(self) -> BatchLoader:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 def load_eval_images(source: ImageSource, indices: Sequence[int], r: int, aug: Augment,

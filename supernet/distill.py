@@ -50,12 +50,14 @@ def accumulate_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
                     archs: Sequence[ArchConfig], *, distill: bool, label_smoothing: float = 0.1,
                     kd_ratio: float = 1.0, temperature: float = 1.0,
                     autocast: Callable[[], object] | None = None,
-                    teacher_logits: torch.Tensor | None = None) -> list[float]:
+                    teacher_logits: torch.Tensor | None = None,
+                    scale: Callable[[torch.Tensor], torch.Tensor] | None = None) -> list[float]:
     """Forward and backward every subnet of a step on the same batch (gradients accumulate).
 
     With ``distill``, every subnet learns from ``teacher_logits`` (a frozen full network's output on
     ``x``) when given; otherwise ``archs[0]`` (the largest subnet) is the in-place teacher of the
-    others. Returns each subnet's loss value.
+    others. ``scale``: what the loss is multiplied by before ``backward`` (fp16's gradient scaler).
+    Returns each subnet's (unscaled) loss value.
     """
     teacher = teacher_logits.detach().float() if teacher_logits is not None else None
     inplace = teacher is None
@@ -68,7 +70,7 @@ def accumulate_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
         loss = subnet_loss(logits, y, teacher if distill else None,
                            label_smoothing=label_smoothing, kd_ratio=kd_ratio,
                            temperature=temperature)
-        loss.backward()
+        (scale(loss) if scale is not None else loss).backward()
         if j == 0 and inplace:
             teacher = logits.detach()
         losses.append(float(loss.detach()))

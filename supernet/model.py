@@ -101,7 +101,7 @@ class ElasticMBConv(nn.Module):
         self.se = ElasticSE(self.max_mid) if se else None
         self.project = ElasticPointConv(self.max_mid, out_c)
         self.project_bn = nn.BatchNorm2d(out_c)
-        self.act = activation(act)
+        self.act = activation(act, fused=True)
         self.act_name = act
         self.idskip = stride == 1 and in_c == out_c
 

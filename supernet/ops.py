@@ -35,11 +35,16 @@ class HSigmoid(nn.Module):
         return F.relu6(x + 3.0) / 6.0
 
 
-def activation(name: str) -> nn.Module:
+def activation(name: str, fused: bool = False) -> nn.Module:
+    """The activation ``name``; ``fused``: torch's one-kernel ``hardswish`` and an in-place ReLU
+    (the same function; for the supernet's training step, where the four elementwise passes of
+    the written-out h_swish and their saved tensors cost memory traffic; a BatchNorm's output may
+    be overwritten, its backward needs only its input). Static layers keep the written-out form,
+    which is what is exported and measured."""
     if name == "relu":
-        return nn.ReLU(inplace=False)
+        return nn.ReLU(inplace=fused)
     if name == "h_swish":
-        return HSwish()
+        return nn.Hardswish() if fused else HSwish()
     if name in ("none", ""):
         return nn.Identity()
     raise ValueError(f"unknown activation {name!r}")
@@ -154,8 +159,8 @@ class ElasticSE(nn.Module):
         c = x.shape[1]
         m = self.mid(c)
         y = x.mean(dim=(2, 3), keepdim=True)
-        y = F.relu(F.conv2d(y, self.reduce_weight[:m, :c], self.reduce_bias[:m]))
-        y = F.relu6(F.conv2d(y, self.expand_weight[:c, :m], self.expand_bias[:c]) + 3.0) / 6.0
+        y = F.relu(F.conv2d(y, self.reduce_weight[:m, :c], self.reduce_bias[:m]), inplace=True)
+        y = F.hardsigmoid(F.conv2d(y, self.expand_weight[:c, :m], self.expand_bias[:c]))
         return x * y
 
 

@@ -22,6 +22,13 @@ parameters receive gradients on every rank and one all-reduce after the step's l
 replaces DDP's per-backward synchronisation and its unused-parameter search. BatchNorm statistics
 are per rank (as in once-for-all); only rank 0 writes files.
 
+Speed (``amp``, ``channels_last``, ``compile``, ``workers``; defaults by measurement, see
+``STEP_DEFAULTS_MEASURED``): the step runs under the resolved ``--amp`` (bf16 autocast, or fp16 with a
+``GradScaler`` whose state is checkpointed), with NHWC weights and activations, the teacher once per
+step under ``torch.inference_mode``, and the next batches made by ``BatchLoader`` worker processes
+while it runs. ``model_step`` is the step on a batch (``benchmarks/train_throughput.py`` times it).
+Checkpoints hold the weights in the standard layout whatever the run's.
+
 Resume: a checkpoint holds model, optimizer, step, phase, counters and RNG states; batches and
 subnets are functions of (seed, step), so ``train(..., resume=True)`` continues a killed run and
 ends with the weights an uninterrupted run would have.
@@ -56,7 +63,7 @@ from latkit.supernet.checkpoint import (
     save_atomic,
     set_rng_state,
 )
-from latkit.supernet.data import BatchPlan, TrainData, load_train_batch, open_data
+from latkit.supernet.data import BatchLoader, BatchPlan, TrainData, load_train_batch, open_data
 from latkit.supernet.distill import accumulate_step
 from latkit.supernet.model import ElasticMobileNetV3, supernet_from_checkpoint
 from latkit.supernet.schedules import Phase, Schedule, get_schedule, step_subnets
@@ -89,9 +96,13 @@ class TrainConfig:
     dropout: float = 0.1
     seed: int = 0
     max_train_images: int | None = None
-    precision: str = "fp32"  # or "bf16" (autocast)
+    # mixed precision (see ``resolve_amp``): "auto" is resolved by ``train`` before it is saved
+    amp: str = "auto"
     deterministic: bool = False
-    # how a run is carried out; may change on --resume
+    # how a run is carried out; may change on --resume (the same arithmetic in other kernels)
+    channels_last: bool = True  # NHWC activations and weights (see ``STEP_DEFAULTS_MEASURED``)
+    compile: bool = False  # torch.compile the supernet's forward
+    workers: int = 2  # loader worker processes (0: load batches in the training process)
     checkpoint_every_steps: int = 0
     checkpoint_every_s: float = 600.0
     max_steps: int | None = None
@@ -103,7 +114,8 @@ class TrainConfig:
     # once-for-all's and CompOFA's code) or "inplace" (the step's largest subnet)
     kd_teacher: str = "full"
 
-    RUNTIME_FIELDS = ("checkpoint_every_steps", "checkpoint_every_s", "max_steps", "device")
+    RUNTIME_FIELDS = ("checkpoint_every_steps", "checkpoint_every_s", "max_steps", "device",
+                      "channels_last", "compile", "workers")
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -116,6 +128,10 @@ class TrainConfig:
         kw = {k: v for k, v in d.items() if k in names}
         if d and "kd_teacher" not in d:  # written before the frozen teacher: in-place distillation
             kw["kd_teacher"] = "inplace"
+        if d and "amp" not in d:  # written before --amp: --precision fp32|bf16, NCHW, eager
+            kw["amp"] = "bf16" if d.get("precision") == "bf16" else "off"
+            kw.setdefault("channels_last", False)
+            kw.setdefault("compile", False)
         if kw.get("resolutions") is not None:
             kw["resolutions"] = tuple(int(r) for r in kw["resolutions"])
         return cls(**kw)
@@ -263,20 +279,76 @@ def broadcast_state(model: torch.nn.Module, world_size: int) -> None:
         dist.broadcast(t, 0)
 
 
-def _autocast(cfg: TrainConfig, device: str) -> Callable[[], Any] | None:
-    if cfg.precision == "fp32":
+AMP_CHOICES = ("auto", "bf16", "fp16", "off")
+
+# What chose the defaults of --amp, --channels-last and --compile (benchmarks/train_throughput.py,
+# 2 threads, batch 16 at 128, this project's 2-core Xeon with AVX-512 but no AVX512-BF16/AMX):
+# channels-last took the step from 1.53 s to 0.83 s for the largest subnet; bfloat16 autocast made
+# it 1.9-9x slower (emulated bfloat16 convolutions), so "auto" keeps fp32 on CPUs without native
+# bfloat16; torch.compile was slower still (7.5 s per step, a recompile per subnet shape) and
+# compiling took minutes, so it is off by default.
+STEP_DEFAULTS_MEASURED = (
+    "channels-last 1.8x faster; bf16 autocast 2-9x slower on a CPU without AVX512-BF16/AMX; "
+    "torch.compile slower (a recompile per subnet)")
+
+
+def resolve_amp(amp: str, device: str) -> str:
+    """``auto`` -> bf16 on a CUDA GPU with bfloat16 (fp16 with a gradient scaler on one without) and
+    on a CPU with native bfloat16 (AVX512-BF16 or AMX); fp32 ("off") on other CPUs, where
+    emulated bfloat16 is slower than fp32."""
+    from latkit.supernet.accuracy import cpu_has_bf16  # noqa: PLC0415 -- reads /proc/cpuinfo only for auto
+
+    if amp not in AMP_CHOICES:
+        raise TrainError(f"--amp must be one of {', '.join(AMP_CHOICES)}, got {amp!r}")
+    if amp != "auto":
+        return amp
+    if device.startswith("cuda"):
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    return "bf16" if cpu_has_bf16() else "off"
+
+
+def _autocast(amp: str, device: str) -> Callable[[], Any] | None:
+    """A context-manager factory for ``amp`` (resolved: bf16, fp16 or off), or None for off."""
+    if amp == "off":
         return None
-    if cfg.precision != "bf16":
-        raise TrainError(f"--precision must be fp32 or bf16, got {cfg.precision!r}")
+    if amp not in ("bf16", "fp16"):
+        raise TrainError(f"--amp must be one of {', '.join(AMP_CHOICES)}, got {amp!r}")
     kind = "cuda" if device.startswith("cuda") else "cpu"
-    return lambda: torch.autocast(kind, dtype=torch.bfloat16)
+    dtype = torch.bfloat16 if amp == "bf16" else torch.float16
+    return lambda: torch.autocast(kind, dtype=dtype)
+
+
+def grad_scaler(amp: str, device: str) -> torch.amp.GradScaler | None:
+    """fp16 needs loss scaling (its range is too small for gradients); bf16 and fp32 do not."""
+    if amp != "fp16":
+        return None
+    return torch.amp.GradScaler("cuda" if device.startswith("cuda") else "cpu")
+
+
+def to_memory_format(model: torch.nn.Module, channels_last: bool) -> torch.nn.Module:
+    """The model's 4-d weights (and so its activations) in NHWC (``channels_last``) or NCHW."""
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    return model.to(memory_format=fmt)
+
+
+@torch.no_grad()
+def teacher_logits(teacher: torch.nn.Module, x: torch.Tensor, r: int,
+                   autocast: Callable[[], Any] | None = None) -> torch.Tensor:
+    """The frozen teacher's fp32 logits on ``x`` (its largest subnet), once per step.
+
+    Run under ``torch.inference_mode`` (no autograd bookkeeping at all) and the step's reduced
+    precision; the result is cloned out of inference mode so that the losses may use it.
+    """
+    with torch.inference_mode(), (autocast or contextlib.nullcontext)():
+        out = teacher(x, teacher.space.max_arch(r))
+    return out.float().clone()
 
 
 def _checkpoint_payload(model, optimizer, cfg: TrainConfig, schedule: Schedule, pp: PhasePlan,
                         step: int, plan: BatchPlan, data: TrainData, counters: dict,
                         command: str, ctx: DistContext, finished: bool,
                         extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    return model.checkpoint_dict(
+    ck = model.checkpoint_dict(
         **(extra or {}),
         version=FORMAT_VERSION,
         kernel_transform=schedule.kernel_transform,
@@ -288,32 +360,76 @@ def _checkpoint_payload(model, optimizer, cfg: TrainConfig, schedule: Schedule, 
         data=data.describe(), command=command, versions=versions(),
         world_size=ctx.world_size, created=now_iso(), finished=finished,
     )
+    # weights in the standard layout, whatever the run's --channels-last (readers may view them)
+    for key in ("model", "teacher_model"):
+        if isinstance(ck.get(key), dict):
+            ck[key] = {k: v.contiguous() for k, v in ck[key].items()}
+    return ck
+
+
+def model_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor,
+               y: torch.Tensor, archs, *, distill: bool, cfg: TrainConfig,
+               autocast: Callable[[], Any] | None = None,
+               teacher: torch.nn.Module | None = None, forward: Callable | None = None,
+               scaler: torch.amp.GradScaler | None = None, world_size: int = 1
+               ) -> list[float]:
+    """The model's part of a step on one batch: the teacher's logits (once, shared by every subnet),
+    every subnet's forward and backward, the all-reduce, the finiteness check, the optimizer step.
+
+    ``forward``: what runs the supernet (``model`` or its ``torch.compile``); ``scaler``: fp16's
+    gradient scaler (a step whose scaled gradients overflowed is skipped and the scale lowered, as
+    ``GradScaler`` does, instead of stopping the run). Returns the subnets' losses.
+    """
+    optimizer.zero_grad(set_to_none=True)
+    r = int(x.shape[-1])
+    soft = None
+    if teacher is not None and distill:
+        soft = teacher_logits(teacher, x, r, autocast)
+    losses = accumulate_step(
+        forward or model, x, y, archs, distill=distill, label_smoothing=cfg.label_smoothing,
+        kd_ratio=cfg.kd_ratio, temperature=cfg.kd_temperature, autocast=autocast,
+        teacher_logits=soft, scale=scaler.scale if scaler is not None else None)
+    allreduce_gradients(model, world_size)
+    if scaler is not None:
+        scaler.unscale_(optimizer)
+        bad = [v for v in losses if not math.isfinite(v)]
+        if bad:
+            raise NonFiniteLoss(f"training loss is not finite ({bad[0]}) under --amp fp16; "
+                                "lower --lr-scale or use --amp bf16/off")
+        scaler.step(optimizer)  # skipped if a gradient overflowed
+        scaler.update()
+        return losses
+    _check_finite(model, losses)
+    optimizer.step()
+    return losses
 
 
 def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, cfg: TrainConfig,
                space, data: TrainData, plan: BatchPlan, pp: PhasePlan, step: int,
                ctx: DistContext, autocast: Callable[[], Any] | None = None,
-               teacher: torch.nn.Module | None = None) -> tuple[float, float, int, int]:
-    """One global step on this rank; returns (lr, mean loss, resolution, number of subnets)."""
+               teacher: torch.nn.Module | None = None, forward: Callable | None = None,
+               scaler: torch.amp.GradScaler | None = None,
+               batch: tuple[torch.Tensor, torch.Tensor, int] | None = None,
+               ) -> tuple[float, float, int, int]:
+    """One global step on this rank; returns (lr, mean loss, resolution, number of subnets).
+
+    ``batch``: this step's (images, labels, resolution) if already loaded (by a ``BatchLoader``).
+    """
     peak = pp.phase.lr * plan.global_batch / REFERENCE_BATCH * cfg.lr_scale
     lr = lr_at(pp, step, peak)
     for g in optimizer.param_groups:
         g["lr"] = lr
-    x, y, r = load_train_batch(data, plan, step)
+    x, y, r = batch if batch is not None else load_train_batch(data, plan, step)
     x, y = x.to(ctx.device, non_blocking=True), y.to(ctx.device, non_blocking=True)
+    if cfg.channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
     archs = step_subnets(space, pp.phase, cfg.seed, step, r)
-    optimizer.zero_grad(set_to_none=True)
-    soft = None
-    if teacher is not None and pp.phase.distill:
-        with torch.no_grad(), (autocast or contextlib.nullcontext)():
-            soft = teacher(x, teacher.space.max_arch(r)).float()
-    losses = accumulate_step(
-        model, x, y, archs, distill=pp.phase.distill, label_smoothing=cfg.label_smoothing,
-        kd_ratio=cfg.kd_ratio, temperature=cfg.kd_temperature, autocast=autocast,
-        teacher_logits=soft)
-    allreduce_gradients(model, ctx.world_size)
-    _check_finite(model, losses, step, pp, r)
-    optimizer.step()
+    try:
+        losses = model_step(model, optimizer, x, y, archs, distill=pp.phase.distill, cfg=cfg,
+                            autocast=autocast, teacher=teacher, forward=forward, scaler=scaler,
+                            world_size=ctx.world_size)
+    except NonFiniteLoss as exc:
+        raise NonFiniteLoss(f"{exc}{_where(step, pp, r)}") from None
     return lr, float(np.mean(losses)), r, len(archs)
 
 
@@ -321,23 +437,28 @@ class NonFiniteLoss(TrainError):
     """A step's loss or gradients are not finite: training stops before the weights take them."""
 
 
-def _check_finite(model: torch.nn.Module, losses: list[float], step: int, pp: PhasePlan,
-                  r: int) -> None:
+def _where(step: int, pp: PhasePlan, r: int) -> str:
+    return (f" at step {step + 1} (phase {pp.phase.name}, resolution {r}); stopped before the "
+            "optimizer step, nothing of it saved (the run directory keeps its last checkpoint, "
+            "if any); lower --lr-scale or check --data")
+
+
+def _check_finite(model: torch.nn.Module, losses: list[float], step: int | None = None,
+                  pp: PhasePlan | None = None, r: int = 0) -> None:
     """Raise ``NonFiniteLoss`` before ``optimizer.step`` if a loss or a gradient is NaN or infinite.
 
     Gradients are checked too (after the all-reduce every rank holds the same ones, so every rank
     stops together); the weights are still those of the last finite step (BatchNorm's running
-    statistics are not, which is why the step is never saved).
+    statistics are not, which is why the step is never saved). With ``step`` and ``pp`` the
+    message says where (``train_step`` adds it otherwise).
     """
     bad = [v for v in losses if not math.isfinite(v)]
     grads = [p.grad for p in model.parameters() if p.grad is not None]
     if not bad and grads and not bool(torch.isfinite(torch.stack([g.norm() for g in grads])).all()):
         bad = ["non-finite gradients"]
     if bad:
-        raise NonFiniteLoss(
-            f"training loss is not finite ({bad[0]}) at step {step + 1} (phase {pp.phase.name}, "
-            f"resolution {r}); stopped before the optimizer step, nothing of it saved (the run "
-            "directory keeps its last checkpoint, if any); lower --lr-scale or check --data")
+        where = _where(step, pp, r) if step is not None and pp is not None else ""
+        raise NonFiniteLoss(f"training loss is not finite ({bad[0]}){where}")
 
 
 def _open_log(path: Path, step: int):
@@ -440,6 +561,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = False,
         raise TrainError(f"--batch-size must be >= 1, got {cfg.batch_size}")
     if cfg.kd_teacher not in ("full", "inplace"):
         raise TrainError(f"--kd-teacher must be full or inplace, got {cfg.kd_teacher!r}")
+    cfg = replace(cfg, amp=resolve_amp(cfg.amp, ctx.device))  # saved resolved: resume compares it
 
     ckpt = None
     if last.is_file():
@@ -494,7 +616,8 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = False,
         ckpt is None or cfg.kd_teacher == "full") else None
     if cfg.kd_teacher == "full" and full_ck is not None:
         with torch.random.fork_rng(devices=[]):
-            teacher = freeze_teacher(supernet_from_checkpoint(full_ck, cfg.from_full).to(ctx.device))
+            teacher = freeze_teacher(to_memory_format(
+                supernet_from_checkpoint(full_ck, cfg.from_full).to(ctx.device), cfg.channels_last))
         _check_teacher(teacher, data.n_classes, cfg.from_full)
     elif cfg.kd_teacher == "full" and ckpt is not None and ckpt.get("teacher_model") is not None:
         teacher = freeze_teacher(copy.deepcopy(model))
@@ -516,17 +639,26 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = False,
         say(f"resuming {last} at step {step}/{total} (phase {ckpt.get('phase')})")
     broadcast_state(model, ctx.world_size)
     model.train()
+    to_memory_format(model, cfg.channels_last)
+    if teacher is not None:
+        to_memory_format(teacher, cfg.channels_last)
+    scaler = grad_scaler(cfg.amp, ctx.device)
+    if scaler is not None and ckpt is not None and ckpt.get("grad_scaler"):
+        scaler.load_state_dict(ckpt["grad_scaler"])
+    forward = torch.compile(model) if cfg.compile else None
 
     if ctx.is_main:
         out.mkdir(parents=True, exist_ok=True)
         write_text(out / "config.json", json.dumps(
             {"config": cfg.to_dict(), "schedule": schedule.to_dict(), "data": data.describe(),
+             "step_settings": {"amp": cfg.amp, "channels_last": cfg.channels_last,
+                               "compile": cfg.compile, "measured": STEP_DEFAULTS_MEASURED},
              "phases": [{"name": p.phase.name, "start": p.start, "steps": p.steps,
                          "warmup_steps": p.warmup_steps} for p in phases],
              "steps_per_epoch": plan.steps_per_epoch, "world_size": ctx.world_size,
              "command": command, "versions": versions()}, indent=1) + "\n")
     log_f = _open_log(out / "train_log.jsonl", step) if ctx.is_main else None
-    autocast = _autocast(cfg, ctx.device)
+    autocast = _autocast(cfg.amp, ctx.device)
     stop = total if cfg.max_steps is None else min(total, cfg.max_steps)
     pp = next(p for p in phases if p.start <= min(step, total - 1) < p.end)
     last_save = time.monotonic()
@@ -537,25 +669,31 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = False,
         nonlocal last_save
         if ctx.is_main:
             own = teacher is not None and not cfg.from_full
+            extra: dict[str, Any] = {"teacher_model": teacher.state_dict()} if own else {}
+            if scaler is not None:
+                extra["grad_scaler"] = scaler.state_dict()
             save_atomic(_checkpoint_payload(
                 model, optimizer, cfg, schedule, pp, step, plan, data, counters, command, ctx,
-                finished, {"teacher_model": teacher.state_dict()} if own else None), last)
+                finished, extra), last)
         last_save = time.monotonic()
 
+    loader = BatchLoader(data, plan, step, stop, workers=cfg.workers,
+                         pin_memory=ctx.device.startswith("cuda"))
     try:
         while step < stop:
             pp = next(p for p in phases if p.start <= step < p.end)
             if teacher is None and cfg.kd_teacher == "full" and pp.phase.distill:
-                teacher = freeze_teacher(copy.deepcopy(model))
+                teacher = freeze_teacher(copy.deepcopy(model))  # keeps the model's memory format
             if step == pp.start or optimizer is None:
                 if step == pp.start and pp.phase.reorder_channels_before:
                     model.reorder_channels()
                 optimizer = make_optimizer(model, cfg)
             t0 = time.perf_counter()
+            batch = next(loader)  # made ahead by the workers while the last step ran
             # a NonFiniteLoss propagates unsaved: that forward pass already fed BatchNorm's
             # running statistics, so only the last checkpoint on disk holds a finite state
             lr, loss, r, n_sub = train_step(model, optimizer, cfg, space, data, plan, pp, step,
-                                            ctx, autocast, teacher)
+                                            ctx, autocast, teacher, forward, scaler, batch)
             step += 1
             dt = time.perf_counter() - t0
             counters["images"] += plan.global_batch
@@ -577,6 +715,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = False,
         if step > first_step:
             save(finished=step >= total)
     finally:
+        loader.close()
         if log_f is not None:
             log_f.close()
     return TrainResult(last, step, total, step >= total, counters["train_s"], counters["images"],

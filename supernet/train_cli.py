@@ -76,7 +76,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         batch_size=args.batch_size, lr_scale=args.lr_scale, weight_decay=args.weight_decay,
         label_smoothing=args.label_smoothing, kd_ratio=args.kd_ratio,
         kd_temperature=args.kd_temperature, dropout=args.dropout, seed=args.seed,
-        max_train_images=args.max_train_images, precision=args.precision,
+        max_train_images=args.max_train_images, amp=_amp(args),
+        channels_last=args.channels_last, compile=args.compile, workers=args.workers,
         deterministic=args.deterministic, checkpoint_every_steps=args.checkpoint_every,
         checkpoint_every_s=args.checkpoint_minutes * 60.0, max_steps=args.max_steps,
         device=args.device, from_full=args.from_full, kd_teacher=args.kd_teacher,
@@ -117,6 +118,15 @@ def _cmd_train(args: argparse.Namespace) -> int:
         dist.barrier()
         dist.destroy_process_group()
     return 0
+
+
+def _amp(args: argparse.Namespace) -> str:
+    """--amp, or the older --precision fp32|bf16 it replaced (fp32 is --amp off)."""
+    if args.precision is not None:
+        if args.amp != "auto":
+            raise TrainError("give --amp or the older --precision, not both")
+        return "off" if args.precision == "fp32" else "bf16"
+    return args.amp
 
 
 def _final_eval(checkpoint: Path, cfg) -> None:
@@ -285,7 +295,26 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     h.add_argument("--kd-temperature", type=cli_args.number(0, lo_open=True), default=1.0)
     h.add_argument("--dropout", type=cli_args.number(0, 1), default=0.1)
     cli_args.add_seed(h, default=0)
-    h.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
+    h.add_argument("--amp", choices=("auto", "bf16", "fp16", "off"), default="auto",
+                   help="mixed precision: bf16 = bfloat16 autocast; fp16 = float16 autocast with a "
+                   "gradient scaler; off = fp32; auto (default) = bf16 on a CUDA GPU that has it "
+                   "(fp16 on one that does not) and on a CPU with AVX512-BF16 or AMX, fp32 on "
+                   "other CPUs (measured on a 2-core AVX-512 Xeon without them: bf16 2-9x slower "
+                   "than fp32). The resolved choice is saved in the checkpoint")
+    h.add_argument("--precision", choices=("fp32", "bf16"), help=argparse.SUPPRESS)  # before --amp
+    r0 = p.add_argument_group("step speed (kept in config.json and the checkpoint; may change "
+                              "on --resume)")
+    r0.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True,
+                    help="NHWC activations and weights (default on: the step 1.8x faster than "
+                    "NCHW on the 2-core CPU, batch 16 at 128, benchmarks/train_throughput.py)")
+    r0.add_argument("--compile", action=argparse.BooleanOptionalAction, default=False,
+                    help="torch.compile the supernet's forward (default off: on the 2-core CPU the "
+                    "compiled step was slower, recompiling per subnet shape, and compiling took "
+                    "minutes)")
+    r0.add_argument("--workers", type=cli_args.integer(0, cli_args.MAX_THREADS), default=2,
+                    metavar="N", help="processes decoding and augmenting the next batches while "
+                    "the step runs (default 2; 0: in the training process). The batches are the "
+                    "same either way")
     p.add_argument("--from-full", metavar="CKPT",
                    help="start the elastic phases from the full network in CKPT (a supernet "
                    "checkpoint of either space: larger kernels are centre-cropped) and skip the "

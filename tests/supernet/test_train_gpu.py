@@ -19,8 +19,7 @@ def _need_cuda():
         pytest.skip("no CUDA GPU")
 
 
-def test_train_on_gpu_then_load_on_cpu(tmp_path):
-    root = tmp_path / "ds"
+def _folder(root):
     rng = np.random.default_rng(0)
     for ci, c in enumerate("ab"):
         (root / c).mkdir(parents=True)
@@ -28,8 +27,13 @@ def test_train_on_gpu_then_load_on_cpu(tmp_path):
             arr = rng.integers(0, 255, (48, 48, 3), dtype=np.uint8)
             arr[..., ci] = 255
             Image.fromarray(arr).save(root / c / f"{i}.png")
+    return root
+
+
+def test_train_on_gpu_then_load_on_cpu(tmp_path):
+    root = _folder(tmp_path / "ds")
     cfg = TrainConfig(data=str(root), resolutions=(128, 160), batch_size=4, epochs_scale=0.02,
-                      max_steps=3, device="cuda", precision="bf16")
+                      max_steps=3, device="cuda", amp="bf16")
     res = train(cfg, tmp_path / "run", command="test")
     assert res.steps == 3
     model, ck = load_supernet(res.checkpoint)
@@ -41,3 +45,18 @@ def test_train_on_gpu_then_load_on_cpu(tmp_path):
     cpu = evaluate_subnets(model, archs, ev)
     gpu = evaluate_subnets(model.cuda(), archs, ev)
     assert gpu.keys() == cpu.keys()
+
+
+@pytest.mark.parametrize("amp", ["auto", "fp16"])
+def test_amp_on_gpu_resolves_saves_and_resumes(tmp_path, amp):
+    root = _folder(tmp_path / "ds")
+    cfg = TrainConfig(data=str(root), resolutions=(128,), batch_size=4, epochs_scale=0.02,
+                      max_steps=2, device="cuda", amp=amp, checkpoint_every_steps=1)
+    train(cfg, tmp_path / "run")
+    ck = torch.load(tmp_path / "run" / "last.pt", weights_only=True)
+    want = ("bf16" if torch.cuda.is_bf16_supported() else "fp16") if amp == "auto" else amp
+    assert ck["config"]["amp"] == want
+    assert ("grad_scaler" in ck) == (want == "fp16")
+    res = train(TrainConfig.from_dict({**ck["config"], "max_steps": 4}), tmp_path / "run",
+                resume=True)
+    assert res.steps == 4
