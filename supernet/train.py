@@ -59,6 +59,7 @@ from latkit.supernet.checkpoint import (
 from latkit.supernet.data import BatchPlan, TrainData, load_train_batch, open_data
 from latkit.supernet.distill import accumulate_step
 from latkit.supernet.model import ElasticMobileNetV3, supernet_from_checkpoint
+from latkit.supernet.sampling import LatencyFn, SubnetSampler, latency_provenance
 from latkit.supernet.schedules import Phase, Schedule, get_schedule, step_subnets
 from latkit.supernet.space import get_space
 
@@ -102,6 +103,10 @@ class TrainConfig:
     # distillation target of the elastic phases: "full" (a frozen copy of the full network, as
     # once-for-all's and CompOFA's code) or "inplace" (the step's largest subnet)
     kd_teacher: str = "full"
+    # how each step's random subnets are drawn (supernet/sampling.py): "uniform" or "latency"
+    # (uniform over the latency range of these (device, predictor spec) targets)
+    sampling: str = "uniform"
+    latency: tuple[tuple[str, str], ...] | None = None
 
     RUNTIME_FIELDS = ("checkpoint_every_steps", "checkpoint_every_s", "max_steps", "device")
 
@@ -118,6 +123,8 @@ class TrainConfig:
             kw["kd_teacher"] = "inplace"
         if kw.get("resolutions") is not None:
             kw["resolutions"] = tuple(int(r) for r in kw["resolutions"])
+        if kw.get("latency") is not None:
+            kw["latency"] = tuple((str(d), str(p)) for d, p in kw["latency"])
         return cls(**kw)
 
     def differences(self, other: TrainConfig) -> list[str]:
@@ -293,7 +300,8 @@ def _checkpoint_payload(model, optimizer, cfg: TrainConfig, schedule: Schedule, 
 def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, cfg: TrainConfig,
                space, data: TrainData, plan: BatchPlan, pp: PhasePlan, step: int,
                ctx: DistContext, autocast: Callable[[], Any] | None = None,
-               teacher: torch.nn.Module | None = None) -> tuple[float, float, int, int]:
+               teacher: torch.nn.Module | None = None,
+               sampler: SubnetSampler | None = None) -> tuple[float, float, int, int]:
     """One global step on this rank; returns (lr, mean loss, resolution, number of subnets)."""
     peak = pp.phase.lr * plan.global_batch / REFERENCE_BATCH * cfg.lr_scale
     lr = lr_at(pp, step, peak)
@@ -301,7 +309,8 @@ def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, cfg: Tr
         g["lr"] = lr
     x, y, r = load_train_batch(data, plan, step)
     x, y = x.to(ctx.device, non_blocking=True), y.to(ctx.device, non_blocking=True)
-    archs = step_subnets(space, pp.phase, cfg.seed, step, r)
+    archs = (sampler(pp.phase, step, r) if sampler is not None
+             else step_subnets(space, pp.phase, cfg.seed, step, r))
     optimizer.zero_grad(set_to_none=True)
     soft = None
     if teacher is not None and pp.phase.distill:
@@ -420,8 +429,12 @@ def load_full_network(model: torch.nn.Module, path: str | Path,
 
 def train(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = False,
           command: str | None = None, on_step: Callable[[StepInfo], None] | None = None,
-          log: Callable[[str], None] | None = None, data: TrainData | None = None) -> TrainResult:
+          log: Callable[[str], None] | None = None, data: TrainData | None = None,
+          latency: dict[str, LatencyFn] | None = None) -> TrainResult:
     """Train (or, with ``resume``, continue) a supernet; see the module docstring.
+
+    ``latency`` (device -> predicted ms of a list of archs) serves ``cfg.sampling == "latency"``
+    (``supernet.sampling``); a family ``cfg.space`` trains its parent's supernet on its members.
 
     ``command`` is recorded in the checkpoints and ``config.json`` (the CLI passes the command line
     as typed; a library caller its own, or nothing).
@@ -458,7 +471,8 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = False,
     elif resume:
         say(f"no checkpoint in {out}; starting a new run")
 
-    space = get_space(cfg.space)
+    sampler = SubnetSampler(get_space(cfg.space), cfg.seed, cfg.sampling, latency)
+    space = sampler.space  # the supernet's: a family's parent
     schedule = get_schedule(cfg.schedule, space).scaled(cfg.epochs_scale)
     if cfg.from_full:
         rest = tuple(p for p in schedule.phases if p.name != "full")
@@ -516,6 +530,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = False,
         say(f"resuming {last} at step {step}/{total} (phase {ckpt.get('phase')})")
     broadcast_state(model, ctx.world_size)
     model.train()
+    sampling = {**sampler.describe(), "latency": latency_provenance(cfg.latency)}
 
     if ctx.is_main:
         out.mkdir(parents=True, exist_ok=True)
@@ -524,7 +539,8 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = False,
              "phases": [{"name": p.phase.name, "start": p.start, "steps": p.steps,
                          "warmup_steps": p.warmup_steps} for p in phases],
              "steps_per_epoch": plan.steps_per_epoch, "world_size": ctx.world_size,
-             "command": command, "versions": versions()}, indent=1) + "\n")
+             "command": command, "versions": versions(), "subnet_sampling": sampling},
+            indent=1) + "\n")
     log_f = _open_log(out / "train_log.jsonl", step) if ctx.is_main else None
     autocast = _autocast(cfg, ctx.device)
     stop = total if cfg.max_steps is None else min(total, cfg.max_steps)
@@ -539,7 +555,8 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = False,
             own = teacher is not None and not cfg.from_full
             save_atomic(_checkpoint_payload(
                 model, optimizer, cfg, schedule, pp, step, plan, data, counters, command, ctx,
-                finished, {"teacher_model": teacher.state_dict()} if own else None), last)
+                finished, {"subnet_sampling": sampling,
+                           **({"teacher_model": teacher.state_dict()} if own else {})}), last)
         last_save = time.monotonic()
 
     try:
@@ -555,7 +572,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = False,
             # a NonFiniteLoss propagates unsaved: that forward pass already fed BatchNorm's
             # running statistics, so only the last checkpoint on disk holds a finite state
             lr, loss, r, n_sub = train_step(model, optimizer, cfg, space, data, plan, pp, step,
-                                            ctx, autocast, teacher)
+                                            ctx, autocast, teacher, sampler)
             step += 1
             dt = time.perf_counter() - t0
             counters["images"] += plan.global_batch
