@@ -23,6 +23,7 @@ subnet of the space meets is reported with the fastest reachable latency; the ot
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -101,7 +102,8 @@ def device_noise(src: LatencySource, given_ms: float | None = None) -> Noise:
     In order: ``given_ms``; the predictor's recorded noise floor (``meta["noise_floor"]``,
     ``figure_mape``: the noise of a reported median, written by ``lat fit`` when its measurements
     carry passes); its cross-validated MAPE (how well it tells subnets apart at all); a lookup
-    table's median per-layer coefficient of variation; else ``DEFAULT_NOISE_PCT``.
+    table's noise of a reported median (1.2533 x its median per-layer cv / sqrt(runs), as
+    ``predictors.metrics.noise_floor`` estimates it); else ``DEFAULT_NOISE_PCT``.
     """
     if given_ms is not None:
         return Noise(float(given_ms), None, "given (--noise-ms)")
@@ -116,10 +118,11 @@ def device_noise(src: LatencySource, given_ms: float | None = None) -> Noise:
                      "noise floor: its measurements had no passes)")
     table = getattr(src, "table", None)
     if table is not None:
-        cvs = [e.cv for e in getattr(table, "entries", {}).values() if getattr(e, "cv", None)]
-        if cvs:
-            return Noise(None, 100.0 * float(np.median(cvs)), "the lookup table's median per-layer "
-                         "coefficient of variation")
+        rows = [(e.cv, e.runs) for e in getattr(table, "entries", {}).values() if e.cv and e.runs]
+        if rows:
+            cv, runs = float(np.median([c for c, _ in rows])), float(np.median([n for _, n in rows]))
+            return Noise(None, 100.0 * 1.2533 * cv / math.sqrt(runs), "the lookup table's noise of a "
+                         "median: 1.2533 x median per-layer cv / sqrt(runs)")
     return Noise(None, DEFAULT_NOISE_PCT, f"assumed {DEFAULT_NOISE_PCT:g}% (the source records no "
                  "noise; give --noise-ms)")
 
