@@ -169,13 +169,13 @@ def main() -> int:
     ap.add_argument("--reuse", action="store_true", help="reuse tables and finished runs")
     ap.add_argument("--seeds", type=lambda s: [int(v) for v in s.split(",")], default=[0, 1, 2])
     ap.add_argument("--resolution", type=int, default=128)
-    ap.add_argument("--epochs-scale", type=float, default=0.01,
-                    help="the compound phases' epoch scaling (default 0.01: 44 steps x 5 subnets)")
+    ap.add_argument("--epochs-scale", type=float, default=0.004,
+                    help="the compound phases' epoch scaling (default 0.004: 18 steps x 5 subnets)")
     ap.add_argument("--teacher-epochs-scale", type=float, default=0.05,
                     help="the shared full network's (default 0.05: 9 epochs)")
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--size", type=int, help="derived family size cap (default: what the noise allows)")
-    ap.add_argument("--per-budget", type=int, default=3,
+    ap.add_argument("--per-budget", type=int, default=2,
                     help="subnets evaluated per (device, budget): the most MACs within it")
     args = ap.parse_args()
     out = Path(args.out)
