@@ -147,12 +147,13 @@ def candidates(space, specs: dict[str, str], budgets: dict[str, list[float]], r:
     return picked, {d: {str(a): float(lat[d][archs.index(a)]) for a in picked} for d in specs}
 
 
-def score(checkpoint: str, archs: list, lat: dict, budgets: dict, data, r: int) -> dict:
+def score(checkpoint: str, archs: list, lat: dict, budgets: dict, data, r: int, calib: int,
+          heldout: int | None) -> dict:
     from latkit.supernet.accuracy import evaluate_subnets, make_eval_images
     from latkit.supernet.model import load_supernet
 
     model, _ = load_supernet(checkpoint)
-    acc = evaluate_subnets(model, archs, {r: make_eval_images(data, r, 256, None)})
+    acc = evaluate_subnets(model, archs, {r: make_eval_images(data, r, calib, heldout)})
     best = {}
     for d, bs in budgets.items():
         for b in bs:
@@ -169,15 +170,21 @@ def main() -> int:
     ap.add_argument("--reuse", action="store_true", help="reuse tables and finished runs")
     ap.add_argument("--seeds", type=lambda s: [int(v) for v in s.split(",")], default=[0, 1, 2])
     ap.add_argument("--resolution", type=int, default=128)
-    ap.add_argument("--epochs-scale", type=float, default=0.004,
-                    help="the compound phases' epoch scaling (default 0.004: 18 steps x 5 subnets)")
+    ap.add_argument("--epochs-scale", type=float, default=0.002,
+                    help="the compound phases' epoch scaling (default 0.002: 10 steps x 5 subnets, "
+                    "what a shared 2-core machine runs in 30 min; 0.01 on a quiet one)")
     ap.add_argument("--teacher-epochs-scale", type=float, default=0.05,
                     help="the shared full network's (default 0.05: 9 epochs)")
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--size", type=int, help="derived family size cap (default: what the noise allows)")
-    ap.add_argument("--per-budget", type=int, default=2,
+    ap.add_argument("--calib-images", type=int, default=64,
+                    help="training images each subnet's BatchNorm is recalibrated on (default 64)")
+    ap.add_argument("--eval-images", type=int, default=200,
+                    help="held-out images (default 200; 0: all 360)")
+    ap.add_argument("--per-budget", type=int, default=1,
                     help="subnets evaluated per (device, budget): the most MACs within it")
     args = ap.parse_args()
+    args.eval_images = args.eval_images or None
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
@@ -214,7 +221,8 @@ def main() -> int:
             cost = run(cfg, out / f"{name}-seed{seed}", args.reuse, data,
                        lat_fns if sampling == "latency" else None)
             archs, lat = cands[name]
-            cost["top1"] = score(cost["checkpoint"], archs, lat, budgets, data, r)
+            cost["top1"] = score(cost["checkpoint"], archs, lat, budgets, data, r,
+                                 args.calib_images, args.eval_images)
             report["runs"].setdefault(name, []).append({"seed": seed, **cost})
             log(f"  {name} seed {seed}: mean best top-1 {cost['top1']['mean']:.2f}%  "
                 + "  ".join(f"{k} {v:.1f}" for k, v in cost["top1"]["best"].items() if v is not None))
