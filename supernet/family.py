@@ -73,7 +73,7 @@ class FamilySpace(SearchSpace):
         return f"family {self.source} ({len(self.members)} subnets of {self.conf.name})"
 
     @cached_property
-    def _member_set(self) -> frozenset[ArchConfig]:
+    def members_set(self) -> frozenset[ArchConfig]:
         return frozenset(self.members)
 
     @cached_property
@@ -106,7 +106,7 @@ class FamilySpace(SearchSpace):
 
     # ---- the SearchSpace interface, restricted to the members ----
     def validate(self, arch: ArchConfig) -> ArchConfig:
-        if arch in self._member_set:
+        if arch in self.members_set:
             return arch
         super().validate(arch)
         raise ArchError(f"{arch} is a subnet of {self.conf.name} but not of {self.label}; "

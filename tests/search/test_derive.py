@@ -128,3 +128,23 @@ def test_cli_writes_a_family_with_its_provenance_and_reports_infeasible(preds, t
             "phone=3", "-o", tmp_path / "x.json")
     assert p.returncode == 2 and "not a target" in p.stderr and len(p.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "x.json").exists()
+
+
+def test_a_family_is_searched_over_its_members_with_the_parents_accuracy_table(preds, tmp_path):
+    from latkit.search.derive import write_family
+
+    sp = get_space(SPACE)
+    budgets = {"cpu": [12.0, 18.0], "phone": [9.0]}
+    der = derive_family(SPACE, _latency(preds), budgets, resolutions=[128])
+    fam = write_family(der, tmp_path / "fam.json", _latency(preds))
+    acc = tmp_path / "acc.csv"  # the whole parent space at 128: a family keeps its members' rows
+    acc.write_text("arch,top1\n" + "".join(f"{a},{50 + sp.macs(a) / 1e7:.3f}\n" for a in sp.enumerate(128)))
+    p = lat("search", "--space", fam, "--latency", f"cpu={preds['cpu']},phone={preds['phone']}",
+            "--accuracy", acc, "--budget-ms", "cpu=12,18", "--budget-ms", "9", "--out", tmp_path / "s",
+            "--no-export", "--json")
+    assert p.returncode == 0, p.stderr
+    s = json.loads(p.stdout)
+    assert s["candidates"] == len(der.members)
+    assert {c["arch"] for c in s["choices"]} <= {str(a) for a in der.members}
+    prov = json.loads((tmp_path / "s" / "search.json").read_text())
+    assert prov["family"]["path"] == str(fam) and prov["family"]["members"] == len(der.members)
