@@ -522,7 +522,7 @@ def evolution_search(space: str | SearchSpace, latency: Sequence[LatencySource],
         budgets_ms = per_device[src.device]
         if not strict:
             ms, arch = fastest_subnet(sp, src, random.Random(f"latkit-fastest-{src.device}"),
-                                      resolutions=_resolutions(sp, settings))
+                                      n_random=200, resolutions=_resolutions(sp, settings))
             infeasible += [Infeasible(src.device, b, ms, arch) for b in budgets_ms if b < ms]
             budgets_ms = [b for b in budgets_ms if b >= ms]
             if not budgets_ms:
