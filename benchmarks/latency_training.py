@@ -26,6 +26,13 @@ training cost of every run (subnet-image passes, seconds) to show it is the same
         [--epochs-scale F] [--teacher-epochs-scale F]
 
 Writes OUT/latency_training.json, OUT/lut (tables), OUT/family.json and OUT/<condition>-seed<N>/.
+
+Durations on the 2-core VM under a load of 6-7 (other runs beside it): tables 3 min, the shared
+teacher 34 min, then 3 min per run at ``--epochs-scale 0.001`` (evaluation included); ``--reuse``
+keeps the tables, the teacher and every finished run. The scales are tiny (a few steps of the
+compound phases from a teacher trained for 9 epochs): at these, the conditions differ by about
+their seed spread; give a quiet machine ``--epochs-scale 0.01 --per-budget 3 --calib-images 256
+--eval-images 0`` for figures with a signal.
 """
 
 from __future__ import annotations
