@@ -21,6 +21,7 @@ from latkit import __version__
 from latkit.errors import LatkitError
 from latkit.predictors.cli import register_fit_accuracy
 from latkit.provenance import command_line
+from latkit.search.derive_cli import register_derive
 
 # name -> module that defines register_<name>(subparsers). Order is the order in `lat --help`.
 COMMANDS: dict[str, str] = {
@@ -74,10 +75,17 @@ def _register_aliases(sub: argparse._SubParsersAction) -> None:
 
     ``lat train fit-accuracy`` is ``lat fit --target top1`` (the predictors package's), listed
     among ``lat train``'s forms: the supernet package sits below predictors and cannot register it.
+    ``lat space derive`` (search's) is listed among ``lat space``'s actions for the same reason,
+    and ``lat train --latency`` gets its predictor loader here.
     """
+    space = sub.choices.get("space")
+    actions = [a for a in space._actions if isinstance(a, argparse._SubParsersAction)] if space else []
+    if actions and "derive" not in actions[0].choices:
+        register_derive(actions[0])
     train = sub.choices.get("train")
     if train is None:
         return
+    train.set_defaults(latency_loader=_train_latency)
     forms = [a for a in train._actions if isinstance(a, argparse._SubParsersAction)]
     if forms and "fit-accuracy" not in forms[0].choices:
         register_fit_accuracy(forms[0])
@@ -90,6 +98,13 @@ def _score_int8(*args: Any, **kwargs: Any) -> float:
     from latkit.profiler.quantize import score_int8  # noqa: PLC0415 -- torch: keeps lat --help fast
 
     return score_int8(*args, **kwargs)
+
+
+def _train_latency(space: str, targets: Sequence[tuple[str, str]]) -> dict[str, Callable]:
+    """``lat train --latency``: each device's predicted milliseconds (search's latency sources)."""
+    from latkit.search.protocols import latency_source  # noqa: PLC0415 -- numpy, xgboost: only for lat train --latency
+
+    return {d: latency_source(d, spec, space).predict_ms for d, spec in targets}
 
 
 def main(argv: Sequence[str] | None = None, prog: str = "lat",

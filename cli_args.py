@@ -278,3 +278,96 @@ def protocol_overrides(args: argparse.Namespace | Mapping[str, Any]) -> dict[str
     """
     get = args.get if isinstance(args, Mapping) else (lambda k: getattr(args, k, None))
     return {field: v for name, field in PROTOCOL_FIELDS.items() if (v := get(name)) is not None}
+
+
+# ---------------------------------------------------------------------------------------------
+# Latency budgets: one list for every device, or per device
+# ---------------------------------------------------------------------------------------------
+
+#: the exit status of a command that answered every (device, budget) it could but found one that
+#: no subnet meets (reported with the fastest reachable latency); 2 stays for bad input
+INFEASIBLE_EXIT = 3
+
+#: help text of ``--budget-ms``
+BUDGET_HELP = ("latency budgets in ms: B[,B...] for every device, or DEV=B[,B...] for one device "
+               "(repeatable: --budget-ms cpu=3,5,8 --budget-ms pixel4=20,30; a plain list then "
+               f"serves the devices not named). A budget no subnet meets is reported with the "
+               f"fastest reachable latency, the others are still answered, and the exit status "
+               f"is {INFEASIBLE_EXIT}")
+
+
+def _milliseconds(text: str, whole: str) -> list[float]:
+    out = []
+    for part in text.split(","):
+        if not part.strip():
+            continue
+        try:
+            v = float(part)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected milliseconds such as 5 or 2.5, got "
+                                             f"{part.strip()!r} in {whole!r}") from None
+        if not math.isfinite(v) or v <= 0:
+            raise argparse.ArgumentTypeError(f"budgets are positive milliseconds, got {part.strip()!r} "
+                                             f"in {whole!r}")
+        out.append(v)
+    if not out:
+        raise argparse.ArgumentTypeError(f"expected B[,B...] or DEV=B[,B...] in ms, got {whole!r}")
+    return out
+
+
+def budget_spec(text: str) -> tuple[str | None, list[float]]:
+    """An argparse ``type``: ``5,10`` -> ``(None, [5.0, 10.0])``; ``cpu=3,5`` -> ``("cpu", [3.0, 5.0])``."""
+    text = str(text)
+    dev, sep, rest = text.partition("=")
+    if sep:
+        if not dev.strip():
+            raise argparse.ArgumentTypeError(f"expected DEV=B[,B...], got {text!r} (no device name)")
+        return dev.strip(), _milliseconds(rest, text)
+    return None, _milliseconds(text, text)
+
+
+def add_budgets(p: Parser, *, required: bool = True, help: str = BUDGET_HELP) -> argparse.Action:
+    """``--budget-ms B[,B...] | DEV=B[,B...]`` (repeatable): see ``resolve_budgets``."""
+    return p.add_argument("--budget-ms", dest="budget_ms", action="append", type=budget_spec,
+                          required=required, metavar="[DEV=]B[,B...]", help=help)
+
+
+def resolve_budgets(specs: Iterable[tuple[str | None, Iterable[float]]] | str | None,
+                    devices: Iterable[str]) -> dict[str, list[float]]:
+    """Each device -> its budgets (ascending, no repeats), from ``budget_spec`` values.
+
+    A device named with ``DEV=`` takes its own list; every other device takes the plain list.
+    ``ValueError`` (the CLI shows it as one line) for a device that is not a target, a device given
+    twice, more than one plain list, or a target left without budgets. ``specs`` may be the text
+    of one option (``"5,10"``, ``"cpu=3,5"``) or a ``;``-separated list of them.
+    """
+    if isinstance(specs, str):
+        try:
+            specs = [budget_spec(s) for s in specs.split(";") if s.strip()]
+        except argparse.ArgumentTypeError as exc:
+            raise ValueError(f"--budget-ms: {exc}") from None
+    devices = list(devices)
+    plain: list[float] | None = None
+    own: dict[str, list[float]] = {}
+    for dev, values in specs or ():
+        values = [float(v) for v in values]
+        if dev is None:
+            if plain is not None:
+                raise ValueError("--budget-ms: give one plain list (for every device) and DEV=... "
+                                 "lists for the others, not two plain lists")
+            plain = values
+        elif dev in own:
+            raise ValueError(f"--budget-ms names device {dev} twice; give its budgets in one list")
+        elif dev not in devices:
+            raise ValueError(f"--budget-ms names device {dev!r}, which is not a target (targets: "
+                             f"{', '.join(devices)})")
+        else:
+            own[dev] = values
+    out = {}
+    for d in devices:
+        values = own.get(d, plain)
+        if not values:
+            raise ValueError(f"no --budget-ms for device {d}: give --budget-ms {d}=B[,B...] or a "
+                             "plain list for every device")
+        out[d] = sorted(set(values))
+    return out

@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -360,8 +361,17 @@ def run_demo(cfg: DemoConfig, say: Callable[[str], None] = lambda m: None) -> De
     return rep
 
 
+def _device_budgets(specs: Any, device: str) -> tuple[float, ...] | None:
+    """``--budget-ms 3,5`` or ``--budget-ms cpu=3,5`` (the demo's one device) -> its budgets."""
+    if not specs:
+        return None
+    try:
+        return tuple(cli_args.resolve_budgets(specs, [device])[device])
+    except ValueError as exc:
+        raise LatkitError(str(exc)) from None
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from latkit.search.run import parse_budgets  # noqa: PLC0415 -- numpy: keeps lat --help fast
     from latkit.search.verify import format_choices  # noqa: PLC0415 -- numpy: keeps lat --help fast
 
     quick = args.quick
@@ -378,7 +388,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         checkpoint=Path(args.checkpoint) if args.checkpoint else (
             None if args.train or quick else builtin_checkpoint()),
         n_e2e=args.n_e2e or (12 if quick else 40),
-        budgets_ms=tuple(parse_budgets(args.budget_ms)) if args.budget_ms else None,
+        budgets_ms=_device_budgets(args.budget_ms, args.device),
         calib_images=64 if quick else 256, eval_images=100 if quick else 360,
         quick=quick, seed=args.seed,
         command=args.command_line,
@@ -400,7 +410,12 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     timings = ", ".join(f"{s['step']} {s['seconds']:.0f} s" for s in rep.steps)
     say(f"\n  search {rep.search_seconds * 1000:.0f} ms; whole demo {rep.total_seconds / 60:.1f} min "
         f"({timings})")
-    bad = [c for c in rep.choices if not c.get("within_budget")]
+    infeasible = [c for c in rep.choices if c.get("feasible") is False]
+    bad = [c for c in rep.choices if not c.get("within_budget") and c.get("feasible") is not False]
+    if infeasible and not bad:
+        for c in infeasible:
+            print(f"lat demo: {c['note']}", file=sys.stderr)
+        return cli_args.INFEASIBLE_EXIT
     if bad:
         raise LatkitError(f"{len(bad)} choice(s) did not measure within budget: "
                           f"{bad[0].get('note', '')}")
@@ -425,6 +440,7 @@ def register_demo(sub: argparse._SubParsersAction) -> None:
                    help="training length (default 0.01)")
     p.add_argument("--max-train-steps", type=cli_args.POSITIVE, help="stop training after this many steps")
     p.add_argument("--n-e2e", type=cli_args.integer(2), help="end-to-end measurements (default 40)")
-    p.add_argument("--budget-ms", help="budgets instead of the frontier quantiles")
+    cli_args.add_budgets(p, required=False, help="budgets instead of the frontier quantiles: "
+                         + cli_args.BUDGET_HELP)
     cli_args.add_seed(p, default=0)
     p.set_defaults(func=_cmd_demo)

@@ -413,6 +413,8 @@ def _provenance(pred: Any, meas: Measurements, command: str, table: Any) -> None
     if table is not None:
         pred.meta_["env"] = dict(table.meta.get("env") or {})
     pred.meta_["command"] = command
+    if meas.passes is not None:  # the measurements' own noise: lat space derive spaces a family by it
+        pred.meta_["noise_floor"] = noise_floor(meas.passes)
 
 
 def load_table(path: str | Path) -> Any:

@@ -21,7 +21,7 @@ def _cmd_search(args: argparse.Namespace) -> int:
     # the search library imports numpy, the profiler and the devices: lat --help need not
     from latkit.search.evolution import FAST  # noqa: PLC0415 -- numpy: keeps lat --help fast
     from latkit.search.protocols import parse_latency_specs  # noqa: PLC0415 -- numpy: lat --help
-    from latkit.search.run import SearchRequest, parse_budgets, run_search  # noqa: PLC0415 -- numpy
+    from latkit.search.run import SearchRequest, run_search  # noqa: PLC0415 -- numpy
     from latkit.search.verify import format_choices  # noqa: PLC0415 -- numpy: keeps lat --help fast
 
     evo = FAST
@@ -33,11 +33,16 @@ def _cmd_search(args: argparse.Namespace) -> int:
         if args.restarts < 1:
             raise LatkitError(f"--restarts must be at least 1, got {args.restarts}")
         evo = replace(evo, restarts=args.restarts)
+    latency = parse_latency_specs(args.latency)
+    try:
+        budgets = cli_args.resolve_budgets(args.budget_ms, [d for d, _ in latency])
+    except ValueError as exc:
+        raise LatkitError(str(exc)) from None
     req = SearchRequest(
         space=args.space,
-        latency=parse_latency_specs(args.latency),
+        latency=latency,
         accuracy=args.accuracy,
-        budgets_ms=parse_budgets(args.budget_ms),
+        budgets_ms=budgets,
         out=Path(args.out),
         verify=args.verify,
         checkpoint=Path(args.checkpoint) if args.checkpoint else None,
@@ -70,6 +75,13 @@ def _cmd_search(args: argparse.Namespace) -> int:
               f"{s['out']['pareto_png']}" + (f" and {len(s['out']['models'])} model(s) in "
                                            f"{Path(s['out']['dir']) / 'models'}"
                                            if s["out"]["models"] else ""))
+    if s["infeasible"]:
+        import sys  # noqa: PLC0415 -- only when a budget is infeasible
+
+        for note in s["infeasible"]:
+            print(f"lat search: {note}", file=sys.stderr)
+        if not s["failed"]:
+            return cli_args.INFEASIBLE_EXIT
     if s["failed"]:
         raise BudgetError(s["failed"][0] + (f" (and {len(s['failed']) - 1} more; see "
                                             f"{s['out']['choices_json']})" if len(s["failed"]) > 1 else ""))
@@ -92,9 +104,8 @@ def register_search(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--accuracy", required=True, metavar="ACC.csv|ACC.json",
                    help="accuracy table (arch,top1 CSV from lat train eval) or accuracy predictor "
                    "JSON (lat train fit-accuracy)")
-    p.add_argument("--budget-ms", required=True, metavar="B[,B...]",
-                   help="latency budgets in ms; with evolution, a device's budgets are searched "
-                   "together (shared samples and predictions, one batch for all)")
+    cli_args.add_budgets(p, help=cli_args.BUDGET_HELP + "; with evolution, a device's budgets are "
+                         "searched together (shared samples and predictions, one batch for all)")
     p.add_argument("--verify", action="store_true",
                    help="export and measure every choice on its device; walk down the frontier "
                    "until one fits")

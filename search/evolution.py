@@ -43,8 +43,13 @@ import numpy as np
 from latkit.errors import BudgetError, LatkitError
 from latkit.search.genes import Genes, GeneSpace, KeyedArchs
 from latkit.search.pareto import (
+    Budgets,
     Candidates,
+    Frontier,
+    Infeasible,
     SearchResult,
+    all_budgets,
+    device_budgets,
     make_frontier,
     no_subnet_error,
     pareto_indices,
@@ -494,10 +499,14 @@ def evolve(space: str | SearchSpace, latency: LatencySource, accuracy: AccuracyS
 
 
 def evolution_search(space: str | SearchSpace, latency: Sequence[LatencySource],
-                     accuracy: AccuracySource, budgets_ms: Sequence[float], rng: random.Random,
+                     accuracy: AccuracySource, budgets_ms: Budgets, rng: random.Random,
                      settings: EvolutionSettings = FAST,
-                     log: Callable[[str], None] | None = None) -> SearchResult:
+                     log: Callable[[str], None] | None = None, strict: bool = True) -> SearchResult:
     """``evolve`` for every (device, budget); a frontier per device over everything scored.
+
+    ``budgets_ms``: one list for every device or a mapping device -> its list. With
+    ``strict=False`` a budget below the device's fastest subnet (``fastest_subnet``, seeded by the
+    device name) goes to ``result.infeasible`` instead of raising, and the rest are searched.
 
     Each device keeps one cache across its budgets, and its frontier is built from every arch
     whose latency and accuracy were both computed, so a verification that rejects a pick can walk
@@ -506,8 +515,20 @@ def evolution_search(space: str | SearchSpace, latency: Sequence[LatencySource],
     sp = get_space(space)
     t0 = time.perf_counter()
     devices = [src.device for src in latency]
+    per_device = device_budgets(budgets_ms, devices)
+    infeasible: list[Infeasible] = []
     cands, frontiers, picks, runs = {}, {}, [], []
     for src in latency:
+        budgets_ms = per_device[src.device]
+        if not strict:
+            ms, arch = fastest_subnet(sp, src, random.Random(f"latkit-fastest-{src.device}"),
+                                      n_random=200, resolutions=_resolutions(sp, settings))
+            infeasible += [Infeasible(src.device, b, ms, arch) for b in budgets_ms if b < ms]
+            budgets_ms = [b for b in budgets_ms if b >= ms]
+            if not budgets_ms:
+                cands[src.device] = Candidates(src.device, [], np.zeros(0), np.zeros(0))
+                frontiers[src.device] = Frontier(src.device, (), np.zeros(0), np.zeros(0))
+                continue
         sc = _Scorer(src, accuracy, GeneSpace(sp))
         for b, r in zip(budgets_ms, evolve_budgets(sp, src, accuracy, budgets_ms,
                                                    random.Random(rng.getrandbits(64)), settings, sc),
@@ -529,9 +550,10 @@ def evolution_search(space: str | SearchSpace, latency: Sequence[LatencySource],
         cands[src.device] = c
         frontiers[src.device] = make_frontier(src.device, c, pareto_indices(c.latency_ms, c.top1)[0])
         picks += picks_for(sp.name, frontiers[src.device], budgets_ms)
-    return SearchResult(sp.name, "evolution", devices, [float(b) for b in budgets_ms], cands,
+    return SearchResult(sp.name, "evolution", devices, all_budgets(per_device), cands,
                         frontiers, picks, time.perf_counter() - t0,
-                        info={"settings": _settings_dict(settings), "runs": runs})
+                        info={"settings": _settings_dict(settings), "runs": runs},
+                        infeasible=infeasible, budgets_by_device=per_device)
 
 
 def _settings_dict(s: EvolutionSettings) -> dict[str, Any]:

@@ -15,7 +15,7 @@ that was scored on a device (for the plot), ``frontiers`` the frontier, ``picks`
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -64,6 +64,40 @@ class Pick:
 
 
 @dataclass(frozen=True)
+class Infeasible:
+    """A (device, budget) that no candidate meets, with the fastest the device can reach."""
+
+    device: str
+    budget_ms: float
+    fastest_ms: float
+    fastest_arch: ArchConfig | None
+
+    def message(self, space: str, scope: str = "") -> str:
+        return str(no_subnet_error(space, self.device, self.budget_ms, self.fastest_ms,
+                                   self.fastest_arch, scope))
+
+
+#: budgets as search takes them: one list for every device, or a list per device
+Budgets = Sequence[float] | Mapping[str, Sequence[float]]
+
+
+def device_budgets(budgets_ms: Budgets, devices: Sequence[str]) -> dict[str, list[float]]:
+    """Each device -> its budgets (a plain list serves every device)."""
+    if isinstance(budgets_ms, Mapping):
+        missing = [d for d in devices if d not in budgets_ms]
+        if missing:
+            raise LatkitError(f"no budgets for device(s) {', '.join(missing)}")
+        return {d: [float(b) for b in budgets_ms[d]] for d in devices}
+    return {d: [float(b) for b in budgets_ms] for d in devices}
+
+
+def all_budgets(budgets_ms: Budgets) -> list[float]:
+    """Every budget once, ascending (a result's ``budgets_ms``)."""
+    values = (b for v in budgets_ms.values() for b in v) if isinstance(budgets_ms, Mapping) else budgets_ms
+    return sorted({float(b) for b in values})
+
+
+@dataclass(frozen=True)
 class Candidates:
     """Everything a search scored on one device."""
 
@@ -84,6 +118,10 @@ class SearchResult:
     picks: list[Pick]
     search_seconds: float
     info: dict[str, Any] = field(default_factory=dict)
+    #: (device, budget) pairs nothing met (``strict=False``); their picks are left out
+    infeasible: list[Infeasible] = field(default_factory=list)
+    #: each device's own budgets (``budgets_ms`` is all of them)
+    budgets_by_device: dict[str, list[float]] = field(default_factory=dict)
 
     def frame(self) -> Any:
         """Every device's frontier as a pandas DataFrame (the rows of ``pareto.csv``)."""
@@ -147,15 +185,21 @@ def make_frontier(device: str, cands: Candidates, idx: np.ndarray) -> Frontier:
                     cands.top1[idx])
 
 
-def picks_for(space: str, frontier: Frontier, budgets_ms: Sequence[float], scope: str = ""
-              ) -> list[Pick]:
-    """One Pick per budget; BudgetError naming the fastest subnet if a budget is below it."""
+def picks_for(space: str, frontier: Frontier, budgets_ms: Sequence[float], scope: str = "",
+              infeasible: list[Infeasible] | None = None) -> list[Pick]:
+    """One Pick per budget; BudgetError naming the fastest subnet if a budget is below it.
+
+    With ``infeasible`` (a list), such a budget is appended to it instead and has no pick.
+    """
     pos = best_positions(frontier.latency_ms, budgets_ms)
     out = []
     for b, p in zip(budgets_ms, pos, strict=True):
         if p < 0:
             fast = (float(frontier.latency_ms[0]), frontier.archs[0]) if len(frontier) else (np.inf, None)
-            raise no_subnet_error(space, frontier.device, b, fast[0], fast[1], scope)
+            if infeasible is None:
+                raise no_subnet_error(space, frontier.device, b, fast[0], fast[1], scope)
+            infeasible.append(Infeasible(frontier.device, float(b), fast[0], fast[1]))
+            continue
         out.append(Pick(frontier.device, float(b), frontier.archs[p],
                         float(frontier.latency_ms[p]), float(frontier.top1[p]), int(p)))
     return out
@@ -185,14 +229,16 @@ def enumerate_candidates(space: SearchSpace, accuracy: AccuracySource,
 
 
 def pareto_search(space: str | SearchSpace, latency: Sequence[LatencySource],
-                  accuracy: AccuracySource, budgets_ms: Sequence[float], *,
+                  accuracy: AccuracySource, budgets_ms: Budgets, *,
                   resolutions: Sequence[int] | None = None,
                   candidates: Sequence[ArchConfig] | None = None,
-                  log: Callable[[str], None] | None = None) -> SearchResult:
+                  log: Callable[[str], None] | None = None, strict: bool = True) -> SearchResult:
     """Score every candidate on every device; frontier per device; best subnet per budget.
 
-    ``search_seconds`` covers enumeration and every predictor call. Raises ``BudgetError`` if a
-    budget is below the fastest candidate of a device.
+    ``budgets_ms``: one list for every device or a mapping device -> its list. ``search_seconds``
+    covers enumeration and every predictor call. Raises ``BudgetError`` if a budget is below the
+    fastest candidate of a device; with ``strict=False`` such pairs go to ``result.infeasible``
+    and every other pair is still answered.
     """
     sp = get_space(space)
     t0 = time.perf_counter()
@@ -209,7 +255,11 @@ def pareto_search(space: str | SearchSpace, latency: Sequence[LatencySource],
     cands = {d: Candidates(d, archs, lat[i], top1) for i, d in enumerate(devices)}
     frontiers = {d: make_frontier(d, cands[d], fronts[i]) for i, d in enumerate(devices)}
     scope = "" if accuracy.candidates() is None else " in the accuracy table"
-    picks = [p for d in devices for p in picks_for(sp.name, frontiers[d], budgets_ms, scope)]
+    per_device = device_budgets(budgets_ms, devices)
+    infeasible: list[Infeasible] | None = None if strict else []
+    picks = [p for d in devices for p in picks_for(sp.name, frontiers[d], per_device[d], scope,
+                                                   infeasible)]
     seconds = time.perf_counter() - t0
-    return SearchResult(sp.name, "pareto", devices, [float(b) for b in budgets_ms], cands,
-                        frontiers, picks, seconds, info={"candidates": len(archs), "scope": what})
+    return SearchResult(sp.name, "pareto", devices, all_budgets(budgets_ms), cands,
+                        frontiers, picks, seconds, info={"candidates": len(archs), "scope": what},
+                        infeasible=infeasible or [], budgets_by_device=per_device)

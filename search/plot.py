@@ -55,7 +55,7 @@ def frontier_figure(result: SearchResult, choices: Sequence[Choice] = (),
             if any(len(c.tried) > 1 or c.within_budget is False for c in mine):
                 ax.plot([], [], "x", c="0.3", label="measured (over budget)")
         ax.legend(fontsize=7.5, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
-        lo = min(float(front.top1.min()), *(c.top1 for c in mine)) if len(front) else 0
+        lo = min([float(front.top1.min()), *(c.top1 for c in mine)]) if len(front) else 0
         hi = float(cands.top1.max()) if len(cands.top1) else 1
         pad = max(0.5, 0.05 * (hi - lo))
         ax.set_ylim(lo - 4 * pad, hi + pad)

@@ -41,6 +41,7 @@ from latkit.fileio import check_writable
 from latkit.profiler import export
 from latkit.profiler.lut import LookupTable
 from latkit.supernet.accuracy_csv import read_accuracy_csv
+from latkit.supernet.family import FamilySpace
 from latkit.supernet.space import ArchConfig, SearchSpace, get_space
 
 
@@ -305,14 +306,24 @@ class AccuracyTable:
 
     @classmethod
     def load(cls, path: str | Path, space: str | SearchSpace) -> AccuracyTable:
-        """The table at ``path``, read and checked by ``read_accuracy_csv``."""
+        """The table at ``path``, read and checked by ``read_accuracy_csv``.
+
+        For a family (``supernet.family``) the table is read as its parent's and only the
+        members' rows are kept: a table of the whole parent space serves any family of it.
+        """
         sp = get_space(space)
+        family = isinstance(sp, FamilySpace)
         table: dict[str, float] = {}
         checkpoints: set[str] = set()
-        for row in read_accuracy_csv(path, sp):
+        for row in read_accuracy_csv(path, sp.parent if family else sp):
+            if family and row.arch not in sp.members_set:
+                continue
             table[str(row.arch)] = row.top1
             if row.fields.get("checkpoint"):
                 checkpoints.add(row.fields["checkpoint"])
+        if family and not table:
+            raise LatkitError(f"accuracy table {path} has none of the {len(sp.members)} subnets of "
+                              f"{sp.label}; evaluate them with lat train eval --space {sp.source}")
         return cls(table, sp.name, source=str(Path(path)), meta={"checkpoints": sorted(checkpoints)})
 
     def top1(self, archs: Sequence[ArchConfig]) -> np.ndarray:

@@ -34,10 +34,11 @@ from latkit.predictors.ranges import outside_fit
 from latkit.profiler.campaign import SINGLE_NETWORK_PROTOCOL
 from latkit.provenance import record
 from latkit.search.evolution import FAST, EvolutionSettings, evolution_search
-from latkit.search.pareto import SearchResult, pareto_search
+from latkit.search.pareto import SearchResult, all_budgets, pareto_search
 from latkit.search.plot import frontier_figure, plot_frontiers
 from latkit.search.protocols import accuracy_source, latency_source, parse_latency_specs, split_target
 from latkit.search.verify import Choice, Exporter, ship, verify_picks
+from latkit.supernet.family import FamilySpace
 from latkit.supernet.space import get_space
 from latkit.tables import write_table
 
@@ -52,7 +53,7 @@ class SearchRequest:
     space: str
     latency: Sequence[tuple[str, str]]  # (device, spec) pairs: spec = PRED.json | lut:DIR | measure
     accuracy: str  # arch,top1 CSV or accuracy predictor JSON
-    budgets_ms: Sequence[float]
+    budgets_ms: Sequence[float] | Mapping[str, Sequence[float]]  # every device's, or per device
     out: Path
     verify: bool = False
     checkpoint: Path | None = None
@@ -157,6 +158,11 @@ def _method(req: SearchRequest, acc_has_candidates: bool) -> str:
     if req.method != "auto":
         return req.method
     sp = get_space(req.space)
+    if isinstance(sp, FamilySpace):
+        if req.method == "evolution":
+            raise LatkitError(f"{sp.label} is searched exhaustively (its members are listed): drop "
+                              "--method evolution")
+        return "pareto"
     n = sp.num_subnets() * len(req.resolutions or sp.resolutions)
     return "pareto" if acc_has_candidates or n <= ENUMERABLE_MAX else "evolution"
 
@@ -178,12 +184,14 @@ def write_pareto_csv(result: SearchResult, path: Path) -> None:
 
 
 def search(space: str, latency: Mapping[str, str] | Sequence[tuple[str, str]] | str,
-           accuracy: str | Path, budgets_ms: Sequence[float] | float | str, out: str | Path, *,
+           accuracy: str | Path, budgets_ms: Sequence[float] | Mapping[str, Sequence[float]] | float | str,
+           out: str | Path, *,
            log: Callable[[str], None] | None = None, **options: Any) -> SearchReport:
     """``lat search`` as one call: ``run_search(SearchRequest(...))`` with plain arguments.
 
     ``latency``: ``{"cpu": "cpu.json", "pixel4": "lut:luts/pixel4"}``, a list of such pairs, or the
-    CLI's ``"cpu=cpu.json,pixel4=lut:DIR"``; ``budgets_ms``: numbers or ``"5,10"``; ``options``: the
+    CLI's ``"cpu=cpu.json,pixel4=lut:DIR"``; ``budgets_ms``: numbers or ``"5,10"`` for every device,
+    or ``{"cpu": [3, 5], "pixel4": [20, 30]}``; ``options``: the
     other ``SearchRequest`` fields (``verify``, ``checkpoint``, ``method``, ``resolutions``, ...).
     """
     if isinstance(latency, str):
@@ -192,7 +200,10 @@ def search(space: str, latency: Mapping[str, str] | Sequence[tuple[str, str]] | 
         pairs = [(str(k), str(v)) for k, v in latency.items()]
     else:
         pairs = [(str(k), str(v)) for k, v in latency]
-    if isinstance(budgets_ms, str):
+    if isinstance(budgets_ms, Mapping):
+        budgets: Any = {str(d): parse_budgets(",".join(str(float(b)) for b in v))
+                        for d, v in budgets_ms.items()}
+    elif isinstance(budgets_ms, str):
         budgets = parse_budgets(budgets_ms)
     elif isinstance(budgets_ms, (int, float)):
         budgets = parse_budgets(str(budgets_ms))
@@ -213,8 +224,9 @@ def run_search(req: SearchRequest, log: Callable[[str], None] | None = None, *,
     ``req.checkpoint``: the demo passes its supernet with per-subnet BatchNorm recalibration.
     """
     sp = get_space(req.space)
-    if not req.budgets_ms or any(not math.isfinite(b) or b <= 0 for b in req.budgets_ms):
-        raise LatkitError(f"budgets must be positive latencies in ms, got {list(req.budgets_ms)}")
+    flat = all_budgets(req.budgets_ms)
+    if not flat or any(not math.isfinite(b) or b <= 0 for b in flat):
+        raise LatkitError(f"budgets must be positive latencies in ms, got {req.budgets_ms}")
     if req.resolutions:
         bad = [r for r in req.resolutions if r not in sp.resolutions]
         if bad:
@@ -256,16 +268,17 @@ def run_search(req: SearchRequest, log: Callable[[str], None] | None = None, *,
 
         # ---- search ----
         if log:
-            log(f"searching {sp.name} by {method} for {len(lat)} device(s) x "
-                f"{len(req.budgets_ms)} budget(s)")
+            log(f"searching {getattr(sp, 'label', sp.name)} by {method} for {len(lat)} device(s) x "
+                f"{len(flat)} budget(s)")
         if method == "pareto":
-            result = pareto_search(sp, lat, acc, req.budgets_ms, resolutions=req.resolutions, log=log)
+            result = pareto_search(sp, lat, acc, req.budgets_ms, resolutions=req.resolutions, log=log,
+                                   strict=False)
         else:
             settings = req.evolution
             if req.resolutions:
                 settings = replace(settings, resolutions=tuple(req.resolutions))
             result = evolution_search(sp, lat, acc, req.budgets_ms, random.Random(req.seed),
-                                      settings, log=log)
+                                      settings, log=log, strict=False)
 
         # ---- verify and ship ----
         exporter = {d: Exporter(sp.name, out / "cache" / "exports", supernet, weights_id, p)
@@ -293,6 +306,14 @@ def run_search(req: SearchRequest, log: Callable[[str], None] | None = None, *,
             if log:
                 log(f"{c.device} {c.budget_ms:g} ms: {c.arch} is outside what a predictor was fitted "
                     f"on ({'; '.join(notes)}): its figures are extrapolated, measure it (--verify)")
+    scope = "" if acc.candidates() is None else " in the accuracy table"
+    infeasible = [{"device": i.device, "budget_ms": i.budget_ms, "feasible": False,
+                   "fastest_ms": i.fastest_ms, "fastest_arch": str(i.fastest_arch),
+                   "note": i.message(sp.name, scope)} for i in result.infeasible]
+    rows += infeasible
+    if log:
+        for i in infeasible:
+            log(i["note"])
     write_pareto_csv(result, out / "pareto.csv")
     write_text(out / "choices.json", json.dumps(rows, indent=1) + "\n")
     plot_frontiers(result, choices, out / "pareto.png",
@@ -301,7 +322,8 @@ def run_search(req: SearchRequest, log: Callable[[str], None] | None = None, *,
     prov = {
         "format": "latkit-search", "version": 1, "space": sp.name, "method": result.method,
         **record(req.command),  # command, cwd, created, host, versions
-        "budgets_ms": list(req.budgets_ms), "seed": req.seed,
+        "budgets_ms": result.budgets_by_device or list(req.budgets_ms), "seed": req.seed,
+        "family": sp.provenance() if isinstance(sp, FamilySpace) else None,
         "latency_sources": {s.device: s.describe() for s in lat},
         "accuracy_source": acc.describe(),
         "checkpoint": ({"path": str(req.checkpoint), "weights_id": weights_id}
@@ -323,6 +345,7 @@ def run_search(req: SearchRequest, log: Callable[[str], None] | None = None, *,
                 "search_json": str(out / "search.json"),
                 "models": [c.model_path for c in choices if c.model_path]},
         "failed": [c.note for c in choices if c.within_budget is False],
+        "infeasible": [i["note"] for i in infeasible],
         "outside_fit": {f"{r['device']} {r['budget_ms']:g} ms": r["outside_fit"]
                         for r in rows if r.get("outside_fit")},
         "precisions": {d: p for d, (_, p) in targets.items()},

@@ -183,6 +183,10 @@ def format_choices(rows: Sequence[dict[str, Any]]) -> str:
     head = ("device", "budget ms", "arch", "predicted ms", "measured ms", "top1 %", "within")
     lines = []
     for r in rows:
+        if r.get("feasible") is False:
+            lines.append((r["device"], f"{r['budget_ms']:g}", "INFEASIBLE: the fastest subnet is "
+                          f"{r['fastest_ms']:.2f} ms", "-", "-", "-", "-"))
+            continue
         meas = r.get("measured_latency_ms")
         within = r.get("within_budget")
         lines.append((r["device"], f"{r['budget_ms']:g}", r["arch"],

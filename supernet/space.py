@@ -31,6 +31,7 @@ import random
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
+from pathlib import Path
 from typing import Any
 
 from latkit.errors import ArchError, SpaceError
@@ -506,12 +507,29 @@ class SearchSpace:
 _SPACES: dict[str, SearchSpace] = {}
 
 
+_FAMILIES: dict[tuple[str, int, int], SearchSpace] = {}
+
+
 def get_space(name: str) -> SearchSpace:
-    """The space called ``name``; SpaceError listing the known names otherwise."""
+    """The space called ``name``, or the family in the JSON file ``name`` (``latkit.supernet.family``);
+    SpaceError listing the known names otherwise."""
     if isinstance(name, SearchSpace):
         return name
+    if name not in SPACE_CONFS and isinstance(name, str):
+        from latkit.supernet.family import is_family_path, load_family  # noqa: PLC0415 -- family.py imports this module
+
+        if is_family_path(name):
+            try:
+                st = Path(name).stat()
+            except OSError:
+                return load_family(name)  # the one-line error for a missing file
+            key = (str(Path(name).resolve()), st.st_mtime_ns, st.st_size)
+            if key not in _FAMILIES:
+                _FAMILIES[key] = load_family(name)
+            return _FAMILIES[key]
     if name not in SPACE_CONFS:
-        raise SpaceError(f"unknown space {name!r}; known spaces: {', '.join(SPACE_CONFS)}")
+        raise SpaceError(f"unknown space {name!r}; known spaces: {', '.join(SPACE_CONFS)}, or a "
+                         "family file (FAMILY.json, lat space derive)")
     if name not in _SPACES:
         _SPACES[name] = SearchSpace(SPACE_CONFS[name])
     return _SPACES[name]

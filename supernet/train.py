@@ -66,6 +66,7 @@ from latkit.supernet.checkpoint import (
 from latkit.supernet.data import BatchLoader, BatchPlan, TrainData, load_train_batch, open_data
 from latkit.supernet.distill import accumulate_step
 from latkit.supernet.model import ElasticMobileNetV3, supernet_from_checkpoint
+from latkit.supernet.sampling import LatencyFn, SubnetSampler, latency_provenance
 from latkit.supernet.schedules import Phase, Schedule, get_schedule, step_subnets
 from latkit.supernet.space import get_space
 
@@ -113,6 +114,10 @@ class TrainConfig:
     # distillation target of the elastic phases: "full" (a frozen copy of the full network, as
     # once-for-all's and CompOFA's code) or "inplace" (the step's largest subnet)
     kd_teacher: str = "full"
+    # how each step's random subnets are drawn (supernet/sampling.py): "uniform" or "latency"
+    # (uniform over the latency range of these (device, predictor spec) targets)
+    sampling: str = "uniform"
+    latency: tuple[tuple[str, str], ...] | None = None
 
     RUNTIME_FIELDS = ("checkpoint_every_steps", "checkpoint_every_s", "max_steps", "device",
                       "channels_last", "compile", "workers")
@@ -134,6 +139,8 @@ class TrainConfig:
             kw.setdefault("compile", False)
         if kw.get("resolutions") is not None:
             kw["resolutions"] = tuple(int(r) for r in kw["resolutions"])
+        if kw.get("latency") is not None:
+            kw["latency"] = tuple((str(d), str(p)) for d, p in kw["latency"])
         return cls(**kw)
 
     def differences(self, other: TrainConfig) -> list[str]:
@@ -410,6 +417,7 @@ def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, cfg: Tr
                teacher: torch.nn.Module | None = None, forward: Callable | None = None,
                scaler: torch.amp.GradScaler | None = None,
                batch: tuple[torch.Tensor, torch.Tensor, int] | None = None,
+               sampler: SubnetSampler | None = None,
                ) -> tuple[float, float, int, int]:
     """One global step on this rank; returns (lr, mean loss, resolution, number of subnets).
 
@@ -423,7 +431,8 @@ def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, cfg: Tr
     x, y = x.to(ctx.device, non_blocking=True), y.to(ctx.device, non_blocking=True)
     if cfg.channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
-    archs = step_subnets(space, pp.phase, cfg.seed, step, r)
+    archs = (sampler(pp.phase, step, r) if sampler is not None
+             else step_subnets(space, pp.phase, cfg.seed, step, r))
     try:
         losses = model_step(model, optimizer, x, y, archs, distill=pp.phase.distill, cfg=cfg,
                             autocast=autocast, teacher=teacher, forward=forward, scaler=scaler,
@@ -541,8 +550,12 @@ def load_full_network(model: torch.nn.Module, path: str | Path,
 
 def train(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = False,
           command: str | None = None, on_step: Callable[[StepInfo], None] | None = None,
-          log: Callable[[str], None] | None = None, data: TrainData | None = None) -> TrainResult:
+          log: Callable[[str], None] | None = None, data: TrainData | None = None,
+          latency: dict[str, LatencyFn] | None = None) -> TrainResult:
     """Train (or, with ``resume``, continue) a supernet; see the module docstring.
+
+    ``latency`` (device -> predicted ms of a list of archs) serves ``cfg.sampling == "latency"``
+    (``supernet.sampling``); a family ``cfg.space`` trains its parent's supernet on its members.
 
     ``command`` is recorded in the checkpoints and ``config.json`` (the CLI passes the command line
     as typed; a library caller its own, or nothing).
@@ -580,7 +593,8 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = False,
     elif resume:
         say(f"no checkpoint in {out}; starting a new run")
 
-    space = get_space(cfg.space)
+    sampler = SubnetSampler(get_space(cfg.space), cfg.seed, cfg.sampling, latency)
+    space = sampler.space  # the supernet's: a family's parent
     schedule = get_schedule(cfg.schedule, space).scaled(cfg.epochs_scale)
     if cfg.from_full:
         rest = tuple(p for p in schedule.phases if p.name != "full")
@@ -646,6 +660,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = False,
     if scaler is not None and ckpt is not None and ckpt.get("grad_scaler"):
         scaler.load_state_dict(ckpt["grad_scaler"])
     forward = torch.compile(model) if cfg.compile else None
+    sampling = {**sampler.describe(), "latency": latency_provenance(cfg.latency)}
 
     if ctx.is_main:
         out.mkdir(parents=True, exist_ok=True)
@@ -656,7 +671,8 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = False,
              "phases": [{"name": p.phase.name, "start": p.start, "steps": p.steps,
                          "warmup_steps": p.warmup_steps} for p in phases],
              "steps_per_epoch": plan.steps_per_epoch, "world_size": ctx.world_size,
-             "command": command, "versions": versions()}, indent=1) + "\n")
+             "command": command, "versions": versions(), "subnet_sampling": sampling},
+            indent=1) + "\n")
     log_f = _open_log(out / "train_log.jsonl", step) if ctx.is_main else None
     autocast = _autocast(cfg.amp, ctx.device)
     stop = total if cfg.max_steps is None else min(total, cfg.max_steps)
@@ -674,7 +690,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = False,
                 extra["grad_scaler"] = scaler.state_dict()
             save_atomic(_checkpoint_payload(
                 model, optimizer, cfg, schedule, pp, step, plan, data, counters, command, ctx,
-                finished, extra), last)
+                finished, {"subnet_sampling": sampling, **extra}), last)
         last_save = time.monotonic()
 
     loader = BatchLoader(data, plan, step, stop, workers=cfg.workers,
@@ -693,7 +709,8 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = False,
             # a NonFiniteLoss propagates unsaved: that forward pass already fed BatchNorm's
             # running statistics, so only the last checkpoint on disk holds a finite state
             lr, loss, r, n_sub = train_step(model, optimizer, cfg, space, data, plan, pp, step,
-                                            ctx, autocast, teacher, forward, scaler, batch)
+                                            ctx, autocast, teacher, forward, scaler, batch,
+                                            sampler)
             step += 1
             dt = time.perf_counter() - t0
             counters["images"] += plan.global_batch

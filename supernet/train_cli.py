@@ -27,6 +27,7 @@ from pathlib import Path
 from latkit import cli_args
 from latkit.errors import TrainError
 from latkit.supernet.arch_files import read_archs
+from latkit.supernet.family import FamilySpace
 from latkit.supernet.resolutions import parse_resolutions
 from latkit.supernet.space import get_space, list_spaces
 
@@ -70,9 +71,22 @@ def _cmd_train(args: argparse.Namespace) -> int:
         raise TrainError("a training run needs --out DIR (the run directory; see lat train --help)")
     space = get_space(args.space)
     schedule = args.schedule or ("compofa" if space.is_coupled else "ofa")
+    targets = _latency_targets(args.latency)
+    if args.sampling == "latency" and not targets:
+        raise TrainError("--sampling latency needs --latency DEV=PRED.json[,DEV=...]: the targets "
+                         "whose latency range each step's subnets are drawn over")
+    latency = None
+    if targets:
+        loader = getattr(args, "latency_loader", None)
+        if loader is None:
+            raise TrainError("--latency is read by latkit's command line (lat train); from Python, "
+                             "pass train(..., latency={device: predict_ms})")
+        latency = loader(space.name, targets)
     cfg = TrainConfig(
-        space=space.name, schedule=schedule, data=args.data,
-        resolutions=parse_resolutions(args.resolutions, space), epochs_scale=args.epochs_scale,
+        space=args.space if isinstance(space, FamilySpace) else space.name, schedule=schedule,
+        data=args.data, sampling=args.sampling, latency=tuple(targets) or None,
+        resolutions=parse_resolutions(args.resolutions, getattr(space, "parent", space)),
+        epochs_scale=args.epochs_scale,
         batch_size=args.batch_size, lr_scale=args.lr_scale, weight_decay=args.weight_decay,
         label_smoothing=args.label_smoothing, kd_ratio=args.kd_ratio,
         kd_temperature=args.kd_temperature, dropout=args.dropout, seed=args.seed,
@@ -103,7 +117,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     try:
         res = train(cfg, args.out, resume=args.resume, command=args.command_line, on_step=on_step,
-                    log=log)
+                    log=log, latency=latency)
     finally:
         if bar is not None:
             bar.close()
@@ -127,6 +141,20 @@ def _amp(args: argparse.Namespace) -> str:
             raise TrainError("give --amp or the older --precision, not both")
         return "off" if args.precision == "fp32" else "bf16"
     return args.amp
+
+
+def _latency_targets(text: str | None) -> list[tuple[str, str]]:
+    out: list[tuple[str, str]] = []
+    for part in (text or "").split(","):
+        if not part.strip():
+            continue
+        dev, sep, spec = part.partition("=")
+        if not sep or not dev.strip() or not spec.strip():
+            raise TrainError(f"--latency takes DEV=PRED.json (or DEV=lut:DIR), comma-separated; got {part!r}")
+        if any(d == dev.strip() for d, _ in out):
+            raise TrainError(f"--latency names device {dev.strip()} more than once")
+        out.append((dev.strip(), spec.strip()))
+    return out
 
 
 def _final_eval(checkpoint: Path, cfg) -> None:
@@ -265,8 +293,18 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 def _add_train_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("what to train")
-    g.add_argument("--space", default="compofa-w1.0", choices=list_spaces(),
-                   help="search space of the supernet (default compofa-w1.0)")
+    g.add_argument("--space", default="compofa-w1.0",
+                   help=f"search space of the supernet: {', '.join(list_spaces())} (default "
+                   "compofa-w1.0), or a family file (lat space derive): its parent's supernet, "
+                   "trained on the family's subnets only")
+    g.add_argument("--latency", metavar="DEV=PRED[,DEV=PRED...]",
+                   help="target devices' latency predictors (lat fit JSON, or lut:DIR) for "
+                   "--sampling latency")
+    g.add_argument("--sampling", choices=("uniform", "latency"), default="uniform",
+                   help="each step's random subnets: uniform = uniform per choice (once-for-all's; "
+                   "on a family, uniform over its members); latency = uniform over the targets' "
+                   "latency range (a target device, then a latency, then the nearest subnet); the "
+                   "largest subnet is always trained too (default uniform)")
     g.add_argument("--schedule", choices=("compofa", "ofa"),
                    help="compofa: full network then compound (d,e) phases; ofa: progressive "
                    "shrinking (full, kernel, depth x2, expand x2). Default: compofa on coupled "

@@ -73,3 +73,28 @@ def test_a_subset_of_the_device_options():
     assert flags == ["--serial", "--threads"]
     with pytest.raises(ValueError, match="unknown device option"):
         cli_args.add_device_options(argparse.ArgumentParser(), options=("nosuch",))
+
+
+# ---- budgets: one list for every device, or per device ----
+
+
+def test_budget_specs_per_device_and_plain():
+    import argparse
+
+    from latkit.cli_args import budget_spec, resolve_budgets
+
+    assert budget_spec("5,10") == (None, [5.0, 10.0])
+    assert budget_spec("cpu=3, 5") == ("cpu", [3.0, 5.0])
+    specs = [budget_spec("cpu=8,3,5"), budget_spec("20,30")]
+    assert resolve_budgets(specs, ["cpu", "pixel4", "note10"]) == {
+        "cpu": [3.0, 5.0, 8.0], "pixel4": [20.0, 30.0], "note10": [20.0, 30.0]}
+    assert resolve_budgets("cpu=3;pixel4=20", ["cpu", "pixel4"]) == {"cpu": [3.0], "pixel4": [20.0]}
+    for bad in ("", "=3", "cpu=", "cpu=fast", "0", "-1", "nan", "inf", "3,,x"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            budget_spec(bad)
+    for specs, needle in (([budget_spec("x=3")], "not a target"),
+                          ([budget_spec("cpu=3"), budget_spec("cpu=4")], "twice"),
+                          ([budget_spec("3"), budget_spec("4")], "two plain lists"),
+                          ([budget_spec("cpu=3")], "no --budget-ms for device pixel4")):
+        with pytest.raises(ValueError, match=needle):
+            resolve_budgets(specs, ["cpu", "pixel4"])

@@ -62,10 +62,14 @@ def test_evolution_on_the_ofa_space(inputs, tmp_path):
     assert all(c["predicted_latency_ms"] <= c["budget_ms"] for c in s["choices"])
     settings = json.loads((tmp_path / "o" / "search.json").read_text())["info"]["settings"]
     assert settings["restarts"] == 4 and settings["population"] == 20
-    p = lat(*args, "--budget-ms", "0.5")
-    assert p.returncode == 2
+    p = lat(*args, "--budget-ms", "0.5,20")  # one infeasible budget: reported, the other answered
+    assert p.returncode == 3, p.stderr
     (line,) = p.stderr.strip().splitlines()
     assert "no subnet of ofa-mbv3-w1.0 meets 0.5 ms on cpu: the fastest predicted is" in line
+    rows = json.loads(p.stdout)["choices"]
+    assert [r["budget_ms"] for r in rows if r.get("feasible") is not False] == [20]
+    (bad,) = [r for r in rows if r.get("feasible") is False]
+    assert bad["budget_ms"] == 0.5 and bad["fastest_ms"] > 0.5
     p = lat(*args, "--budget-ms", "20", "--restarts", "1", "--out", tmp_path / "one")
     assert p.returncode == 0, p.stderr
     settings = json.loads((tmp_path / "one" / "search.json").read_text())["info"]["settings"]
@@ -132,10 +136,9 @@ def test_text_output_is_a_table(inputs, tmp_path):
 
 
 @pytest.mark.parametrize("case, needle", [
-    ("impossible", "no subnet of compofa-w1.0 in the accuracy table meets 0.5 ms on cpu: the fastest predicted is"),
     ("unknown_device", "unknown device 'pixel99'"),
     ("other_space", "is for space ofa-mbv3-w1.0, not compofa-w1.0"),
-    ("bad_budget", "--budget-ms needs positive"),
+    ("bad_budget", "argument --budget-ms: budgets are positive milliseconds"),
     ("bad_spec", "--latency takes DEV=PRED.json"),
     ("missing_predictor", "predictor file"),
     ("other_space_predictor", "predictor pred_ofa.json is for space ofa-mbv3-w1.0, not compofa-w1.0"),
@@ -143,7 +146,7 @@ def test_text_output_is_a_table(inputs, tmp_path):
 def test_user_errors_are_one_line_exit_2(inputs, tmp_path, case, needle):
     lut, other = f"cpu=lut:{inputs.lut}", f"cpu=lut:{inputs.other_lut}"
     latency, budget = {
-        "impossible": (lut, "0.5"), "unknown_device": (f"pixel99=lut:{inputs.lut}", "10"),
+        "unknown_device": (f"pixel99=lut:{inputs.lut}", "10"),
         "other_space": (other, "10"), "bad_budget": (lut, "-3"), "bad_spec": ("cpu", "10"),
         "missing_predictor": ("cpu=nope.json", "10"),
         "other_space_predictor": (f"cpu={inputs.other_pred}", "10"),
@@ -168,3 +171,38 @@ def test_a_table_is_searched_under_any_target_name(inputs, tmp_path):
     p = lat("search", "--space", SPACE, "--latency", f"note10=lut:{inputs.lut}", "--accuracy",
             inputs.acc, "--budget-ms", "10", "--out", tmp_path / "v", "--verify")
     assert p.returncode == 2 and "unknown device 'note10'" in p.stderr and "--verify" in p.stderr
+
+
+def test_an_infeasible_budget_is_reported_and_the_others_answered(inputs, tmp_path):
+    p = lat("search", "--space", SPACE, "--latency", f"cpu=lut:{inputs.lut},cuda=lut:{inputs.lut}",
+            "--accuracy", inputs.acc, "--budget-ms", "0.5", "--budget-ms", "cuda=10,0.5", "--out",
+            tmp_path / "o", "--no-export")
+    assert p.returncode == 3, p.stderr
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 2 and all("meets 0.5 ms on" in line for line in lines)
+    assert "no subnet of compofa-w1.0 in the accuracy table meets 0.5 ms on cpu" in lines[0]
+    assert "INFEASIBLE: the fastest subnet is" in p.stdout
+    rows = json.loads((tmp_path / "o" / "choices.json").read_text())
+    answered = [(r["device"], r["budget_ms"]) for r in rows if r.get("feasible") is not False]
+    assert answered == [("cuda", 10.0)]
+    assert sorted((r["device"], r["budget_ms"]) for r in rows if r.get("feasible") is False) == [
+        ("cpu", 0.5), ("cuda", 0.5)]
+    prov = json.loads((tmp_path / "o" / "search.json").read_text())
+    assert prov["budgets_ms"] == {"cpu": [0.5], "cuda": [0.5, 10.0]}
+
+
+def test_per_device_budgets(inputs, tmp_path):
+    p = lat("search", "--space", SPACE, "--latency", f"cpu=lut:{inputs.lut},cuda=lut:{inputs.lut}",
+            "--accuracy", inputs.acc, "--budget-ms", "cpu=12,20", "--budget-ms", "30",
+            "--out", tmp_path / "o", "--no-export", "--json")
+    assert p.returncode == 0, p.stderr
+    got = [(c["device"], c["budget_ms"]) for c in json.loads(p.stdout)["choices"]]
+    assert got == [("cpu", 12.0), ("cpu", 20.0), ("cuda", 30.0)]
+    for bad, needle in ((["--budget-ms", "pixel4=3"], "names device 'pixel4', which is not a target"),
+                        (["--budget-ms", "cpu=3"], "no --budget-ms for device cuda"),
+                        (["--budget-ms", "3", "--budget-ms", "4"], "not two plain lists"),
+                        (["--budget-ms", "cpu=x"], "expected milliseconds")):
+        p = lat("search", "--space", SPACE, "--latency", f"cpu=lut:{inputs.lut},cuda=lut:{inputs.lut}",
+                "--accuracy", inputs.acc, *bad, "--out", tmp_path / "o2", "--no-export")
+        assert p.returncode == 2 and len(p.stderr.strip().splitlines()) == 1, p.stderr
+        assert needle in p.stderr, p.stderr

@@ -116,3 +116,40 @@ def test_export_checkpoint_half(ckpt, tmp_path, capsys):
         a, b = m32(x, arch), m16(x, arch)
     assert next(m16.parameters()).dtype == torch.float32
     assert torch.allclose(a, b, atol=5e-2 * a.abs().max().item())
+
+
+def test_train_on_a_family_with_latency_sampling_records_why(tmp_path, capsys):
+    import hashlib
+    import json
+
+    from latkit.predictors.io import save_predictor
+    from latkit.predictors.models import make_predictor
+    from latkit.supernet.family import save_family
+
+    rng = random.Random(0)
+    members = list(dict.fromkeys(SPACE.sample(rng, 128) for _ in range(5)))
+    fam = save_family(tmp_path / "fam.json", SPACE, members, {"how": "test"})
+    archs = [SPACE.sample(rng) for _ in range(40)]
+    pred = make_predictor("ridge", SPACE, target="latency_ms").fit(
+        archs, np.array([SPACE.macs(a) / 2e7 for a in archs]))  # synthetic latency: tests only
+    pred.meta_["device"] = "cpu"
+    pred_path = save_predictor(pred, tmp_path / "cpu.json")
+    out = tmp_path / "run"
+    common = ["train", "--space", str(fam), "--epochs-scale", "0.002", "--max-train-images", "16",
+              "--batch-size", "8", "--max-steps", "1", "--no-final-eval", "-q"]
+    assert main([*common, "--sampling", "latency", "--out", str(out)]) == 2
+    assert "--sampling latency needs --latency" in capsys.readouterr().err
+    assert main([*common, "--latency", "cpu", "--out", str(out)]) == 2
+    assert "--latency takes DEV=PRED.json" in capsys.readouterr().err
+    assert main([*common, "--latency", f"cpu={pred_path}", "--sampling", "latency",
+                 "--out", str(out)]) == 0
+    rec = json.loads((out / "config.json").read_text())
+    assert rec["config"]["space"] == str(fam) and rec["config"]["sampling"] == "latency"
+    s = rec["subnet_sampling"]
+    assert s["sampling"] == "latency" and s["space"] == "compofa-w1.0"
+    assert s["family"]["sha256"] == hashlib.sha256(fam.read_bytes()).hexdigest()
+    assert s["family"]["members"] == len(members) and s["family"]["derivation"] == {"how": "test"}
+    assert s["latency"] == [{"device": "cpu", "spec": str(pred_path),
+                             "sha256": hashlib.sha256(pred_path.read_bytes()).hexdigest()}]
+    ck = torch.load(out / "last.pt", weights_only=True)
+    assert ck["subnet_sampling"] == s and ck["space"] == "compofa-w1.0"
