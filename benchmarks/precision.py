@@ -62,6 +62,7 @@ def measure(jobs: Sequence[tuple[str, str, Any]], export: Callable[[str, str, An
             passes: int, min_time: float, seed: int, log: Callable[[str], None]
             ) -> dict[tuple[str, str, str], list[float]]:
     """(device, precision, arch) jobs: the medians of each pass, interleaved across the jobs."""
+    from latkit.devices import levels
     from latkit.devices.base import ProtocolSettings
     from latkit.devices.host import DEFAULT_RT_PRIORITY, default_affinity, realtime
     from latkit.devices.registry import get_device
@@ -88,7 +89,7 @@ def measure(jobs: Sequence[tuple[str, str, Any]], export: Callable[[str, str, An
             t1 = time.time()
             for key in order:
                 with realtime(DEFAULT_RT_PRIORITY, required=False):
-                    m = devs[key[0]].benchmark(files[key])
+                    m = levels.benchmark_scaled(devs[key[0]], files[key])  # paired, as campaigns
                 if m.env.get("precision") != key[1]:
                     raise SystemExit(f"{files[key]} measured as {m.env.get('precision')}, "
                                      f"expected {key[1]}")
