@@ -15,12 +15,10 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
-import io
 import json
 import os
 import re
 import tempfile
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +27,7 @@ from typing import Any
 from latkit.errors import ExportError
 from latkit.fileio import atomic_path, sha256_file, write_text
 from latkit.profiler.quantize import Calibration, calibration_inputs, check_precision_name, quantize_file
+from latkit.profiler.quantize import quiet as _quiet
 from latkit.provenance import versions
 from latkit.supernet.space import get_space
 
@@ -58,16 +57,6 @@ def _writable_target(path: Path) -> Path:
     if path.is_dir():
         raise ExportError(f"output path {path} is a directory; give a file name")
     return path
-
-
-@contextlib.contextmanager
-def _quiet():
-    """Silence exporter chatter (warnings, progress on stdout/stderr) unless an error escapes."""
-    out, err = io.StringIO(), io.StringIO()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            yield
 
 
 def export_onnx(module: Any, input_shape: tuple[int, ...], path: str | Path,

@@ -151,7 +151,9 @@ def score_int8(subnet: Any, arch: Any, images: Any, data_spec: str, fmt: str = "
 
 
 @contextlib.contextmanager
-def _quiet():
+def quiet():
+    """Silence exporter and quantizer chatter (warnings, progress on stdout/stderr) unless an error
+    escapes; ``profiler/export.py`` uses it too."""
     out, err = io.StringIO(), io.StringIO()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -165,7 +167,7 @@ def _first_line(exc: BaseException) -> str:
 
 
 def _quantize_tflite(src: Path, dst: Path, precision: str, inputs: list[Any]) -> None:
-    with _quiet():
+    with quiet():
         from ai_edge_litert.interpreter import Interpreter  # noqa: PLC0415 -- the tflite extra
         from ai_edge_quantizer import quantizer, recipe  # noqa: PLC0415 -- the tflite extra
         from ai_edge_quantizer.algorithm_manager import AlgorithmName  # noqa: PLC0415 -- as above
@@ -190,7 +192,7 @@ def _quantize_tflite(src: Path, dst: Path, precision: str, inputs: list[Any]) ->
 def _quantize_onnx(src: Path, dst: Path, precision: str, inputs: list[Any]) -> None:
     import onnx  # noqa: PLC0415 -- onnx: keeps lat --help fast
 
-    with _quiet():
+    with quiet():
         if precision == "fp16":
             try:
                 from onnxruntime.transformers.float16 import (  # noqa: PLC0415 -- optional part
