@@ -36,6 +36,9 @@ KEEP = 2000
 IDENTITY_FIELDS = ("device", "host", "runtime", "runtime_version", "threads", "affinity_mask",
                    "execution_provider", "delegate", "graph_opt_level", "allow_spinning")
 
+#: path -> ((inode, mtime_ns, size), readings) of the books read by this process
+_READ_CACHE: dict[Path, tuple[tuple[int, int, int], list[float]]] = {}
+
 __all__ = ["KEEP", "LevelBook", "benchmark_scaled", "book_of", "identity_of", "level_of", "record"]
 
 
@@ -80,7 +83,18 @@ class LevelBook:
         return [r for r in out if math.isfinite(r[1]) and r[1] > 0]
 
     def readings(self) -> list[float]:
-        return [v for _, v in self._read()]
+        """The readings' values, read again only when the file changed: a table of 459 layers asks
+        its level once per layer (``profiler.passes.combine_rows``)."""
+        try:
+            st = self.path.stat()
+            stamp = (st.st_ino, st.st_mtime_ns, st.st_size)  # an add replaces the file (new inode)
+        except OSError:
+            return []
+        cached = _READ_CACHE.get(self.path)
+        if cached is None or cached[0] != stamp:
+            cached = (stamp, [v for _, v in self._read()])
+            _READ_CACHE[self.path] = cached
+        return list(cached[1])
 
     def add(self, values_ms: Iterable[float]) -> None:
         """Append readings (reference pass medians, in ms); non-finite or non-positive ones are
