@@ -31,3 +31,29 @@ def shared_data() -> Path:
 def _latkit_home(tmp_path_factory, monkeypatch):
     """Every test runs with its own empty LATKIT_HOME: no user profile or lock of the machine leaks in."""
     monkeypatch.setenv("LATKIT_HOME", str(tmp_path_factory.mktemp("latkit-home")))
+
+
+@pytest.fixture()
+def folder_checkpoint(tmp_path):
+    """``make(space)``: a random-weight 2-class supernet checkpoint of ``space`` whose config names
+    a tiny image folder (two classes of six seeded 40x40 PNGs); returns (checkpoint, folder)."""
+    def make(space):
+        import numpy as np
+        import torch
+        from PIL import Image
+
+        from latkit.supernet.model import ElasticMobileNetV3
+
+        root = tmp_path / "ds"
+        rng = np.random.default_rng(0)
+        for c in ("a", "b"):
+            (root / c).mkdir(parents=True)
+            for i in range(6):
+                Image.fromarray(rng.integers(0, 255, (40, 40, 3), dtype=np.uint8)).save(root / c / f"{i}.png")
+        torch.manual_seed(0)
+        m = ElasticMobileNetV3(space, n_classes=2, kernel_transform=False)
+        ckpt = tmp_path / "c.pt"
+        torch.save(m.checkpoint_dict(kernel_transform=False, config={"data": str(root)}), ckpt)
+        return ckpt, root
+
+    return make

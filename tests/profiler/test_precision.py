@@ -124,30 +124,11 @@ def test_subnet_int8_tflite_cli_and_bench_refusal(tmp_path):
     assert detect_precision(p) == "fp16"
 
 
-
-def _tiny_checkpoint(tmp_path):
-    from PIL import Image
-
-    from latkit.supernet.model import ElasticMobileNetV3
-
-    root = tmp_path / "ds"
-    rng = np.random.default_rng(0)
-    for c in ("a", "b"):
-        (root / c).mkdir(parents=True)
-        for i in range(6):
-            Image.fromarray(rng.integers(0, 255, (40, 40, 3), dtype=np.uint8)).save(root / c / f"{i}.png")
-    torch.manual_seed(0)
-    m = ElasticMobileNetV3(SP, n_classes=2, kernel_transform=False)
-    ckpt = tmp_path / "c.pt"
-    torch.save(m.checkpoint_dict(kernel_transform=False, config={"data": str(root)}), ckpt)
-    return ckpt, root
-
-
-def test_train_eval_int8_keeps_precisions_apart(tmp_path):
+def test_train_eval_int8_keeps_precisions_apart(tmp_path, folder_checkpoint):
     from latkit.errors import TrainError
     from latkit.supernet.accuracy import accuracy_table
 
-    ckpt, _ = _tiny_checkpoint(tmp_path)
+    ckpt, _ = folder_checkpoint(SP)
     arch = SP.min_arch(128)
     (tmp_path / "acc.csv").write_text("arch,top1,space,resolution,checkpoint\n")  # an fp32 table
     (tmp_path / "acc.meta.json").write_text('{"format": "latkit-accuracy", "precision": "fp32"}')
@@ -159,7 +140,7 @@ def test_train_eval_int8_keeps_precisions_apart(tmp_path):
 
 
 @pytest.mark.slow
-def test_train_eval_int8_scores_the_export(tmp_path):
+def test_train_eval_int8_scores_the_export(tmp_path, folder_checkpoint):
     """``accuracy_table(precision="int8")`` (``lat train eval --precision int8``): each subnet's
     int8 export is scored (ONNX Runtime here, for speed), and the CLI form runs LiteRT."""
     import functools
@@ -167,7 +148,7 @@ def test_train_eval_int8_scores_the_export(tmp_path):
     from latkit.profiler.quantize import score_int8
     from latkit.supernet.accuracy import accuracy_table
 
-    ckpt, root = _tiny_checkpoint(tmp_path)
+    ckpt, root = folder_checkpoint(SP)
     arch = SP.min_arch(128)
     calls = []
 

@@ -68,19 +68,8 @@ def test_prefix_shared_evaluation_matches_one_at_a_time():
         assert got[a] == pytest.approx(want), str(a)
 
 
-def test_accuracy_table_writes_and_resumes(tmp_path):
-    from PIL import Image
-
-    root = tmp_path / "ds"
-    rng = np.random.default_rng(0)
-    for c in ("a", "b"):
-        (root / c).mkdir(parents=True)
-        for i in range(6):
-            Image.fromarray(rng.integers(0, 255, (40, 40, 3), dtype=np.uint8)).save(root / c / f"{i}.png")
-    torch.manual_seed(0)
-    m = ElasticMobileNetV3(SPACE, n_classes=2, kernel_transform=False)
-    ckpt = tmp_path / "c.pt"
-    torch.save(m.checkpoint_dict(kernel_transform=False, config={"data": str(root)}), ckpt)
+def test_accuracy_table_writes_and_resumes(tmp_path, folder_checkpoint):
+    ckpt, root = folder_checkpoint(SPACE)
     archs = [SPACE.min_arch(128), SPACE.max_arch(128), SPACE.sample(random.Random(2), 128)]
     out = tmp_path / "acc.csv"
     t = accuracy_table(ckpt, SPACE, archs[:2], out, n_calib=4, n_eval=4, batch_size=4)
@@ -93,7 +82,10 @@ def test_accuracy_table_writes_and_resumes(tmp_path):
     assert t2.n_evaluated == 1 and t2.n_kept == 2 and len(t2.top1) == 3
     assert [a for a, _, _ in read_accuracy_csv(out, SPACE)] == archs
     assert (tmp_path / "acc.meta.json").is_file()
-    (root / "c").mkdir()
+    from PIL import Image
+
+    (root / "c").mkdir()  # a class the checkpoint was not trained on
+    rng = np.random.default_rng(1)
     Image.fromarray(rng.integers(0, 255, (40, 40, 3), dtype=np.uint8)).save(root / "c" / "0.png")
     with pytest.raises(TrainError, match="classes"):
         accuracy_table(ckpt, SPACE, archs, out, data_spec=str(root), n_calib=4, n_eval=4)
