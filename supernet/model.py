@@ -187,11 +187,13 @@ class ElasticMobileNetV3(nn.Module):
         sp, c = self.space, self.space.conf
         self.n_classes = n_classes or c.n_classes
         self.dropout = dropout
-        self.stem = ConvBNAct(3, sp.stem_width, 3, 2, act="h_swish")
+        # the fixed layers in their fused-activation form too (same parameters; ``extract`` copies
+        # them into the written-out static layers that are exported)
+        self.stem = ConvBNAct(3, sp.stem_width, 3, 2, act="h_swish", fused=True)
         self.first_block = MBConv(
             sp.stem_width, sp.stem_width, sp.first_block_width, 3, FIRST_BLOCK_STRIDE,
             FIRST_BLOCK_ACT, FIRST_BLOCK_SE,
-            idskip=FIRST_BLOCK_STRIDE == 1 and sp.stem_width == sp.first_block_width,
+            idskip=FIRST_BLOCK_STRIDE == 1 and sp.stem_width == sp.first_block_width, fused=True,
         )
         self.stages = nn.ModuleList()
         for s, st in enumerate(c.stages):
@@ -210,10 +212,11 @@ class ElasticMobileNetV3(nn.Module):
                     )
                 )
             self.stages.append(blocks)
-        self.final_expand = ConvBNAct(sp.stage_widths[-1], sp.final_expand_width, 1, act="h_swish")
+        self.final_expand = ConvBNAct(sp.stage_widths[-1], sp.final_expand_width, 1, act="h_swish",
+                                      fused=True)
         self.pool = GlobalAvgPool()
         self.feature_mix = ConvBNAct(sp.final_expand_width, sp.feature_mix_width, 1,
-                                     act="h_swish", bn=False)
+                                     act="h_swish", bn=False, fused=True)
         self.classifier = Classifier(sp.feature_mix_width, self.n_classes, dropout)
         self._init_weights()
 

@@ -231,11 +231,38 @@ def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.SGD:
     """SGD, Nesterov momentum; no weight decay on BN weights and biases (1-d parameters)."""
     decay = [p for p in model.parameters() if p.ndim > 1]
     no_decay = [p for p in model.parameters() if p.ndim <= 1]
-    return torch.optim.SGD(
+    opt = torch.optim.SGD(
         [{"params": decay, "weight_decay": cfg.weight_decay},
          {"params": no_decay, "weight_decay": 0.0}],
-        lr=0.0, momentum=cfg.momentum, nesterov=True,
+        lr=0.0, momentum=cfg.momentum, nesterov=True, fused=_fused_ok(model),
     )
+    fill_momentum(opt)
+    return opt
+
+
+def fill_momentum(opt: torch.optim.Optimizer) -> None:
+    """A zero momentum buffer for every parameter that has none yet.
+
+    The fused kernel needs a buffer for each parameter with a gradient, and in a supernet the
+    parameters active in a step change from step to step. With dampening 0 a zero buffer gives
+    what SGD's first step gives without one (buffer = 0.9 * 0 + gradient = gradient). Call after
+    ``load_state_dict`` too: a checkpoint holds buffers only for parameters trained so far.
+    """
+    if not opt.defaults.get("momentum"):
+        return
+    for group in opt.param_groups:
+        for p in group["params"]:
+            st = opt.state[p]
+            if st.get("momentum_buffer") is None:
+                st["momentum_buffer"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+
+
+def _fused_ok(model: torch.nn.Module) -> bool:
+    """PyTorch's one-kernel SGD (weight decay, momentum and the update in one pass per tensor,
+    instead of four dispatched ops each) where it exists: float parameters on a CPU or CUDA."""
+    return all(p.device.type in ("cpu", "cuda") and p.dtype in (torch.float32, torch.float16,
+                                                                  torch.bfloat16, torch.float64)
+               for p in model.parameters())
 
 
 @torch.no_grad()
@@ -463,7 +490,8 @@ def _check_finite(model: torch.nn.Module, losses: list[float], step: int | None 
     """
     bad = [v for v in losses if not math.isfinite(v)]
     grads = [p.grad for p in model.parameters() if p.grad is not None]
-    if not bad and grads and not bool(torch.isfinite(torch.stack([g.norm() for g in grads])).all()):
+    if not bad and grads and not bool(torch.isfinite(
+            torch.stack(torch._foreach_norm(grads))).all()):  # each tensor's norm, one fused call
         bad = ["non-finite gradients"]
     if bad:
         where = _where(step, pp, r) if step is not None and pp is not None else ""
@@ -498,6 +526,8 @@ def freeze_teacher(model: torch.nn.Module) -> torch.nn.Module:
             m.eval()
         elif isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
             m.momentum = 0.0
+        elif isinstance(m, (torch.nn.Hardswish, torch.nn.ReLU)):
+            m.inplace = True  # nothing is saved for a backward: overwrite the BatchNorm's output
     return model
 
 
@@ -649,6 +679,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = False,
                 pp.start == step for pp in phases):
             optimizer = make_optimizer(model, cfg)
             optimizer.load_state_dict(ckpt["optimizer"])
+            fill_momentum(optimizer)
         set_rng_state(ckpt["rng"])
         say(f"resuming {last} at step {step}/{total} (phase {ckpt.get('phase')})")
     broadcast_state(model, ctx.world_size)

@@ -103,3 +103,25 @@ def test_checkpoint_round_trip(tmp_path):
     (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(TrainError, match="could not be read safely"):
         load_supernet(tmp_path / "bad.pt")
+
+
+@pytest.mark.parametrize("n,c,hw,k,stride", [(4, 32, 8, 7, 1), (4, 48, 8, 5, 2), (3, 24, 4, 7, 1),
+                                             (2, 16, 16, 7, 1), (2, 16, 16, 7, 2), (2, 8, 32, 7, 1),
+                                             (2, 16, 8, 3, 1)])
+def test_depthwise_conv_gradients_match_conv2d(n, c, hw, k, stride):
+    """``depthwise_conv`` (its weight gradient as a forward convolution on small maps, oneDNN's
+    elsewhere) gives F.conv2d's output and both gradients, channels-last and NCHW."""
+    from latkit.supernet.ops import depthwise_conv
+
+    torch.manual_seed(0)
+    for fmt in (torch.channels_last, torch.contiguous_format):
+        x = torch.randn(n, c, hw, hw).contiguous(memory_format=fmt).requires_grad_()
+        w = torch.randn(c, 1, k, k).requires_grad_()
+        ref = torch.nn.functional.conv2d(x, w, stride=stride, padding=k // 2, groups=c)
+        g = torch.randn_like(ref)
+        gx0, gw0 = torch.autograd.grad(ref, (x, w), g)
+        out = depthwise_conv(x, w, stride, k // 2)
+        gx1, gw1 = torch.autograd.grad(out, (x, w), g)
+        torch.testing.assert_close(out, ref)
+        torch.testing.assert_close(gx1, gx0)
+        torch.testing.assert_close(gw1, gw0, rtol=1e-4, atol=1e-4)
