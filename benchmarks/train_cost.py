@@ -214,8 +214,10 @@ def main() -> int:
     ap.add_argument("--amp", default="auto", choices=("auto", "bf16", "fp16", "off"),
                     help="the trainer's --amp (default auto: fp32 on a CPU without bfloat16)")
     ap.add_argument("--old-step", action="store_true",
-                    help="train with the step settings from before issue 21 (fp32, NCHW, no loader "
-                    "workers) for the old-against-new comparison")
+                    help="train with fp32, NCHW activations and no loader workers (a true NCHW "
+                    "step: the trainer before issue 21 ran channels-last convolutions in effect, "
+                    "its batches being NHWC-strided, so its own time is that code's, e.g. a "
+                    "checkout of 9b12fcb)")
     ap.add_argument("--compare", metavar="OLD.json",
                     help="after the runs, print this report's mean top-1 and wall time against "
                     "OLD.json's (e.g. an --old-step run's train_cost.json, same seeds)")

@@ -18,8 +18,10 @@ processes) against the step, so one sees whether the step or the loader sets the
     .venv/bin/python benchmarks/train_throughput.py --device cuda --batch 256 --resolution 224
 
 Defaults: 2 threads, batch 16 at resolution 128 on the CPU (about 4 min on a quiet 2-core
-machine); with ``--device cuda`` batch 256 at 224. ``--amp/--channels-last`` choose latkit's settings
-(default: the trainer's defaults on that device). Prints one line per measurement and a summary
+machine, plus about a minute compiling the teacher); with ``--device cuda`` batch 256 at 224.
+``--amp/--channels-last/--compile-teacher`` choose latkit's settings (default: the trainer's
+defaults on that device for a long run: on the CPU the teacher compiled, as ``--compile-teacher
+auto`` does for 2000+ distilled steps per resolution). Prints one line per measurement and a summary
 with the ratio once-for-all / latkit (>= 2.0 is the target); ``--json FILE`` writes the figures.
 """
 
@@ -58,13 +60,14 @@ def _sync(device: str) -> None:
 
 class LatkitSide:
     def __init__(self, space, n_classes: int, device: str, amp: str, channels_last: bool,
-                 compile_: bool) -> None:
+                 compile_: bool, compile_teacher: bool = False) -> None:
         import torch
 
         from latkit.supernet.model import ElasticMobileNetV3
         from latkit.supernet.train import (
             TrainConfig,
             _autocast,
+            compile_teacher as compiled,
             freeze_teacher,
             grad_scaler,
             make_optimizer,
@@ -87,6 +90,7 @@ class LatkitSide:
         self.autocast = _autocast(self.amp, device)
         self.scaler = grad_scaler(self.amp, device)
         self.forward = torch.compile(self.model) if compile_ else None
+        self.teacher_forward = compiled(self.teacher) if compile_teacher else None
         self.channels_last = channels_last
 
     def step(self, x, y, arch) -> None:
@@ -98,7 +102,7 @@ class LatkitSide:
             x = x.contiguous(memory_format=torch.channels_last)
         model_step(self.model, self.opt, x, y, [arch], distill=True, cfg=self.cfg,
                    autocast=self.autocast, teacher=self.teacher, forward=self.forward,
-                   scaler=self.scaler)
+                   scaler=self.scaler, teacher_forward=self.teacher_forward)
 
 
 class OfaSide:
@@ -173,6 +177,10 @@ def main() -> int:
     ap.add_argument("--amp", default="auto", choices=("auto", "bf16", "fp16", "off"))
     ap.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True)
     ap.add_argument("--compile", action=argparse.BooleanOptionalAction, default=False)
+    ap.add_argument("--compile-teacher", action=argparse.BooleanOptionalAction,
+                    help="torch.compile the teacher (default: on for the CPU, as the trainer's "
+                    "--compile-teacher auto does for a run of 2000+ distilled steps per "
+                    "resolution; its one-time compile is timed apart, not in the steps)")
     ap.add_argument("--n-classes", type=int, default=1000)
     ap.add_argument("--no-loader", dest="loader", action="store_false",
                     help="skip the loader-alone measurement")
@@ -199,13 +207,22 @@ def main() -> int:
     batches = [(torch.randn(batch, 3, r, r, generator=g).to(args.device),
                 torch.randint(0, args.n_classes, (batch,), generator=g).to(args.device))
                for _ in range(2)]
-    lat = LatkitSide(space, args.n_classes, args.device, args.amp, args.channels_last, args.compile)
+    ct = (not gpu) if args.compile_teacher is None else args.compile_teacher
+    lat = LatkitSide(space, args.n_classes, args.device, args.amp, args.channels_last, args.compile,
+                     ct)
     ofa = OfaSide(args.n_classes, args.device)
     print(f"device {args.device}" + ("" if gpu else f", {torch.get_num_threads()} threads")
           + f", batch {batch} at {r}, latkit: amp {lat.amp}, channels-last {args.channels_last}, "
-          f"compile {args.compile}; once-for-all: fp32, NCHW, eager", flush=True)
+          f"compile {args.compile}, compiled teacher {ct}; once-for-all: fp32, NCHW, eager",
+          flush=True)
+    if ct:
+        t0 = time.perf_counter()
+        time_steps(lat, batches, kinds["largest"], args.device, 1)
+        print(f"  the teacher's one-time compile: {time.perf_counter() - t0:.0f} s (with its "
+              "first step)", flush=True)
     out: dict = {"device": args.device, "batch": batch, "resolution": r, "amp": lat.amp,
                  "channels_last": args.channels_last, "compile": args.compile,
+                 "compile_teacher": ct,
                  "threads": torch.get_num_threads(), "kinds": {}}
     for kind, archs in kinds.items():
         for side in (lat, ofa):  # warm up every arch on both sides

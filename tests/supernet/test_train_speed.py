@@ -12,15 +12,20 @@ from latkit.supernet.data import BatchLoader, BatchPlan, load_train_batch, open_
 from latkit.supernet.model import ElasticMobileNetV3
 from latkit.supernet.space import get_space
 from latkit.supernet.train import (
+    COMPILE_TEACHER_MIN_STEPS,
     TrainConfig,
     _autocast,
+    can_compile,
+    compile_teacher,
     freeze_teacher,
     grad_scaler,
     make_optimizer,
     model_step,
     resolve_amp,
+    teacher_logits,
     to_memory_format,
     train,
+    use_compiled_teacher,
 )
 
 
@@ -138,6 +143,7 @@ def test_a_run_records_its_step_settings(tmp_path):
     assert all(v.is_contiguous() for v in ck["model"].values())
     settings = json.loads((tmp_path / "run" / "config.json").read_text())["step_settings"]
     assert settings["channels_last"] is True and "measured" in settings
+    assert settings["compile_teacher"] is False  # auto: 2 steps do not pay for a compile
 
 
 @pytest.mark.slow  # torch.compile of the supernet takes minutes on a 2-core CPU
@@ -153,3 +159,64 @@ def test_compile_trains_the_same_step(tmp_path):
         losses.append(model_step(model, opt, x, y, [space.min_arch(128)], distill=False, cfg=cfg,
                                  forward=fwd)[0])
     assert losses[0] == pytest.approx(losses[1], rel=1e-4)
+
+
+def test_fused_sgd_with_zero_buffers_takes_the_plain_sgd_steps():
+    """The trainer's SGD is the fused kernel with a zero momentum buffer for every parameter
+    (the active parameters change from step to step, and the kernel wants a buffer for each);
+    over steps on different subnets it moves the weights as plain SGD does."""
+    space = get_space("compofa-w1.0")
+    x, y = torch.randn(2, 3, 128, 128), torch.tensor([0, 1])
+    archs = [space.min_arch(128), space.max_arch(128), space.min_arch(128)]
+    weights = []
+    for fused in (True, False):
+        model = _tiny(space).train()
+        cfg = TrainConfig(amp="off", channels_last=False)
+        if fused:
+            opt = make_optimizer(model, cfg)
+            assert all(g["fused"] for g in opt.param_groups)
+        else:
+            decay = [p for p in model.parameters() if p.ndim > 1]
+            rest = [p for p in model.parameters() if p.ndim <= 1]
+            opt = torch.optim.SGD([{"params": decay, "weight_decay": cfg.weight_decay},
+                                   {"params": rest, "weight_decay": 0.0}], lr=0.0,
+                                  momentum=cfg.momentum, nesterov=True, foreach=False)
+        for grp in opt.param_groups:
+            grp["lr"] = 0.05
+        for arch in archs:
+            model_step(model, opt, x, y, [arch], distill=False, cfg=cfg)
+        weights.append({k: v.detach().clone() for k, v in model.state_dict().items()})
+    deep = "stages.0.3.expand_conv.weight"  # trained only by the largest subnet
+    assert not torch.equal(weights[0][deep], _tiny(space).state_dict()[deep])
+    for k, v in weights[0].items():
+        torch.testing.assert_close(v, weights[1][k], rtol=1e-5, atol=1e-6)
+
+
+def test_compile_teacher_auto_only_where_it_pays(monkeypatch):
+    n = COMPILE_TEACHER_MIN_STEPS
+    assert use_compiled_teacher("on", "cpu", 1, 1) and not use_compiled_teacher("off", "cpu", 10**6, 1)
+    if can_compile("cpu"):
+        assert use_compiled_teacher("auto", "cpu", n, 1)
+    assert not use_compiled_teacher("auto", "cpu", n - 1, 1)
+    assert not use_compiled_teacher("auto", "cpu", 3 * n - 1, 3)  # one compile per resolution
+    assert not use_compiled_teacher("auto", "cuda:0", 10**6, 1)  # not measured there
+    monkeypatch.setenv("PATH", "/nonexistent")
+    monkeypatch.delenv("CXX", raising=False)
+    assert not can_compile("cpu") and not use_compiled_teacher("auto", "cpu", 10**6, 1)
+    with pytest.raises(TrainError, match="needs a C[+][+] compiler"):
+        compile_teacher(freeze_teacher(_tiny(get_space("compofa-w1.0"))))
+    with pytest.raises(TrainError, match="auto, on or off"):
+        use_compiled_teacher("yes", "cpu", 1, 1)
+
+
+@pytest.mark.skipif(not can_compile("cpu"), reason="torch.compile on a CPU needs a C++ compiler")
+def test_the_compiled_teacher_gives_the_eager_logits():
+    """About a minute: Inductor compiles the full teacher once (the trainer does so only for long
+    runs, ``--compile-teacher auto``)."""
+    space = get_space("compofa-w1.0")
+    teacher = freeze_teacher(to_memory_format(_tiny(space, 1), True))
+    x = torch.randn(2, 3, 128, 128).contiguous(memory_format=torch.channels_last)
+    eager = teacher_logits(teacher, x, 128)
+    compiled = teacher_logits(teacher, x, 128, forward=compile_teacher(teacher))
+    torch.testing.assert_close(compiled, eager, rtol=1e-4, atol=1e-4)
+    assert not compiled.is_inference()  # usable by the losses
