@@ -67,12 +67,14 @@ class LatkitSide:
         from latkit.supernet.train import (
             TrainConfig,
             _autocast,
-            compile_teacher as compiled,
             freeze_teacher,
             grad_scaler,
             make_optimizer,
             resolve_amp,
             to_memory_format,
+        )
+        from latkit.supernet.train import (
+            compile_teacher as compiled,
         )
 
         self.amp = resolve_amp(amp, device)
