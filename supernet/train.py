@@ -472,7 +472,8 @@ def model_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, x: torc
     losses = accumulate_step(
         forward if forward is not None else model, x, y, archs, distill=distill,
         label_smoothing=cfg.label_smoothing, kd_ratio=cfg.kd_ratio,
-        temperature=cfg.kd_temperature, autocast=autocast, teacher_logits=soft, scale=scaler.scale if scaler is not None else None)
+        temperature=cfg.kd_temperature, autocast=autocast, teacher_logits=soft,
+        scale=scaler.scale if scaler is not None else None)
     allreduce_gradients(model, world_size)
     if scaler is not None:
         scaler.unscale_(optimizer)
