@@ -35,9 +35,10 @@ def _latkit_home(tmp_path_factory, monkeypatch):
 
 @pytest.fixture()
 def folder_checkpoint(tmp_path):
-    """``make(space)``: a random-weight 2-class supernet checkpoint of ``space`` whose config names
-    a tiny image folder (two classes of six seeded 40x40 PNGs); returns (checkpoint, folder)."""
-    def make(space):
+    """``make(space, resolutions=None)``: a random-weight 2-class supernet checkpoint of ``space``
+    whose config names a tiny image folder (two classes of six seeded 40x40 PNGs) and, if given,
+    its training resolutions; returns (checkpoint, folder)."""
+    def make(space, resolutions=None):
         import numpy as np
         import torch
         from PIL import Image
@@ -53,7 +54,10 @@ def folder_checkpoint(tmp_path):
         torch.manual_seed(0)
         m = ElasticMobileNetV3(space, n_classes=2, kernel_transform=False)
         ckpt = tmp_path / "c.pt"
-        torch.save(m.checkpoint_dict(kernel_transform=False, config={"data": str(root)}), ckpt)
+        config = {"data": str(root)}
+        if resolutions is not None:
+            config["resolutions"] = list(resolutions)
+        torch.save(m.checkpoint_dict(kernel_transform=False, config=config), ckpt)
         return ckpt, root
 
     return make

@@ -6,10 +6,9 @@ import random
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from latkit.cli import main
-from latkit.supernet.model import ElasticMobileNetV3, load_supernet
+from latkit.supernet.model import load_supernet
 from latkit.supernet.resolutions import parse_resolutions
 from latkit.supernet.space import get_space
 
@@ -17,20 +16,8 @@ SPACE = get_space("compofa-w1.0")
 
 
 @pytest.fixture
-def ckpt(tmp_path):
-    root = tmp_path / "ds"
-    rng = np.random.default_rng(0)
-    for c in ("a", "b"):
-        (root / c).mkdir(parents=True)
-        for i in range(6):
-            Image.fromarray(rng.integers(0, 255, (40, 40, 3), dtype=np.uint8)).save(
-                root / c / f"{i}.png")
-    torch.manual_seed(0)
-    m = ElasticMobileNetV3(SPACE, n_classes=2, kernel_transform=False)
-    path = tmp_path / "c.pt"
-    torch.save(m.checkpoint_dict(kernel_transform=False, config={"data": str(root),
-                                                                 "resolutions": [128, 132]}), path)
-    return path
+def ckpt(folder_checkpoint):
+    return folder_checkpoint(SPACE, resolutions=[128, 132])[0]
 
 
 def test_help_explains_all_forms(capsys):
