@@ -19,9 +19,10 @@ processes) against the step, so one sees whether the step or the loader sets the
 
 Defaults: 2 threads, batch 16 at resolution 128 on the CPU (about 4 min on a quiet 2-core
 machine, plus about a minute compiling the teacher); with ``--device cuda`` batch 256 at 224.
-``--amp/--channels-last/--compile-teacher`` choose latkit's settings (default: the trainer's
-defaults on that device for a long run: on the CPU the teacher compiled, as ``--compile-teacher
-auto`` does for 2000+ distilled steps per resolution). Prints one line per measurement and a summary
+``--amp/--channels-last/--compile-teacher/--cpu-kernels`` choose latkit's settings (default: the
+trainer's defaults on that device for a long run: on the CPU the teacher compiled, as
+``--compile-teacher auto`` does for 2000+ distilled steps per resolution, and latkit's C++
+depthwise-gradient kernel, built once per machine, as ``--cpu-kernels auto`` uses it). Prints one line per measurement and a summary
 with the ratio once-for-all / latkit (>= 2.0 is the target); ``--json FILE`` writes the figures.
 """
 
@@ -60,7 +61,7 @@ def _sync(device: str) -> None:
 
 class LatkitSide:
     def __init__(self, space, n_classes: int, device: str, amp: str, channels_last: bool,
-                 compile_: bool, compile_teacher: bool = False) -> None:
+                 compile_: bool, compile_teacher: bool = False, cpu_kernels: bool = False) -> None:
         import torch
 
         from latkit.supernet.model import ElasticMobileNetV3
@@ -94,12 +95,15 @@ class LatkitSide:
         self.forward = torch.compile(self.model) if compile_ else None
         self.teacher_forward = compiled(self.teacher) if compile_teacher else None
         self.channels_last = channels_last
+        self.cpu_kernels = cpu_kernels
 
     def step(self, x, y, arch) -> None:
         import torch
 
+        from latkit.supernet.ops import use_cpu_kernels
         from latkit.supernet.train import model_step
 
+        use_cpu_kernels(self.cpu_kernels)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         model_step(self.model, self.opt, x, y, [arch], distill=True, cfg=self.cfg,
@@ -183,6 +187,10 @@ def main() -> int:
                     help="torch.compile the teacher (default: on for the CPU, as the trainer's "
                     "--compile-teacher auto does for a run of 2000+ distilled steps per "
                     "resolution; its one-time compile is timed apart, not in the steps)")
+    ap.add_argument("--cpu-kernels", action=argparse.BooleanOptionalAction,
+                    help="latkit's C++ depthwise weight-gradient kernel (default: on for the CPU, as "
+                    "the trainer's --cpu-kernels auto does once it is built; its one-time build "
+                    "is timed apart)")
     ap.add_argument("--n-classes", type=int, default=1000)
     ap.add_argument("--no-loader", dest="loader", action="store_false",
                     help="skip the loader-alone measurement")
@@ -210,12 +218,21 @@ def main() -> int:
                 torch.randint(0, args.n_classes, (batch,), generator=g).to(args.device))
                for _ in range(2)]
     ct = (not gpu) if args.compile_teacher is None else args.compile_teacher
+    ck = (not gpu) if args.cpu_kernels is None else args.cpu_kernels
+    if ck:
+        from latkit.supernet import cpu_kernels
+
+        t0 = time.perf_counter()
+        built = cpu_kernels.is_built()
+        cpu_kernels.load()
+        print("latkit's CPU kernel: " + ("built before" if built else
+              f"built in {time.perf_counter() - t0:.0f} s (once per machine)"), flush=True)
     lat = LatkitSide(space, args.n_classes, args.device, args.amp, args.channels_last, args.compile,
-                     ct)
+                     ct, ck)
     ofa = OfaSide(args.n_classes, args.device)
     print(f"device {args.device}" + ("" if gpu else f", {torch.get_num_threads()} threads")
           + f", batch {batch} at {r}, latkit: amp {lat.amp}, channels-last {args.channels_last}, "
-          f"compile {args.compile}, compiled teacher {ct}; once-for-all: fp32, NCHW, eager",
+          f"compile {args.compile}, compiled teacher {ct}, CPU kernels {ck}; once-for-all: fp32, NCHW, eager",
           flush=True)
     if ct:
         t0 = time.perf_counter()
@@ -224,7 +241,7 @@ def main() -> int:
               "first step)", flush=True)
     out: dict = {"device": args.device, "batch": batch, "resolution": r, "amp": lat.amp,
                  "channels_last": args.channels_last, "compile": args.compile,
-                 "compile_teacher": ct,
+                 "compile_teacher": ct, "cpu_kernels": ck,
                  "threads": torch.get_num_threads(), "kinds": {}}
     for kind, archs in kinds.items():
         for side in (lat, ofa):  # warm up every arch on both sides

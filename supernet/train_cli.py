@@ -92,7 +92,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         kd_temperature=args.kd_temperature, dropout=args.dropout, seed=args.seed,
         max_train_images=args.max_train_images, amp=_amp(args),
         channels_last=args.channels_last, compile=args.compile,
-        compile_teacher=args.compile_teacher, workers=args.workers,
+        compile_teacher=args.compile_teacher, cpu_kernels=args.cpu_kernels, workers=args.workers,
         deterministic=args.deterministic, checkpoint_every_steps=args.checkpoint_every,
         checkpoint_every_s=args.checkpoint_minutes * 60.0, max_steps=args.max_steps,
         device=args.device, from_full=args.from_full, kd_teacher=args.kd_teacher,
@@ -357,6 +357,14 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
                     "one-time compile of about 50 s per resolution. auto (default): on for a CPU "
                     "run with at least 2000 distilled steps per resolution ahead, where it pays "
                     "for itself; off on GPUs, where it was not measured")
+    r0.add_argument("--cpu-kernels", choices=("auto", "on", "off"), default="auto",
+                    help="latkit's C++ kernel for the weight gradient of 5x5 and 7x7 depthwise "
+                    "convolutions on a CPU, which oneDNN runs 5-30x slower than their forward pass "
+                    "(2-30x faster than oneDNN; 40-60 ms a step for one random subnet, batch 16 at "
+                    "128, on the 2-core CPU). Built with the C++ compiler once per machine (about "
+                    "40 s) into ~/.cache/latkit/kernels ($LATKIT_KERNEL_DIR). auto (default): used "
+                    "if built here before, built first for a run of 1000+ steps; on: build it now "
+                    "if need be (an error if it cannot be); off: oneDNN only")
     r0.add_argument("--workers", type=cli_args.integer(0, cli_args.MAX_THREADS), default=2,
                     metavar="N", help="processes decoding and augmenting the next batches while "
                     "the step runs (default 2; 0: in the training process). The batches are the "

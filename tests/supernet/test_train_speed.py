@@ -144,6 +144,7 @@ def test_a_run_records_its_step_settings(tmp_path):
     settings = json.loads((tmp_path / "run" / "config.json").read_text())["step_settings"]
     assert settings["channels_last"] is True and "measured" in settings
     assert settings["compile_teacher"] is False  # auto: 2 steps do not pay for a compile
+    assert isinstance(settings["cpu_kernels"], bool)
 
 
 @pytest.mark.slow  # torch.compile of the supernet takes minutes on a 2-core CPU
