@@ -218,9 +218,12 @@ def main() -> int:
                     "step: the trainer before issue 21 ran channels-last convolutions in effect, "
                     "its batches being NHWC-strided, so its own time is that code's, e.g. a "
                     "checkout of 9b12fcb)")
-    ap.add_argument("--compare", metavar="OLD.json",
-                    help="after the runs, print this report's mean top-1 and wall time against "
-                    "OLD.json's (e.g. an --old-step run's train_cost.json, same seeds)")
+    ap.add_argument("--compare", metavar="OLD.json", action="append",
+                    help="after the runs, print this report's mean top-1 and wall time per seed "
+                    "against OLD.json's (e.g. an --old-step run's train_cost.json; repeat it to "
+                    "pool the seeds of several reports)")
+    ap.add_argument("--report", metavar="NEW.json",
+                    help="train nothing: print --compare for this finished train_cost.json")
     ap.add_argument("--seeds", type=lambda s: [int(v) for v in s.split(",")], default=[0, 1, 2],
                     help="seeds of the two schedules' runs, e.g. 0,1,2: each seed trains both from "
                     "the same teacher (data order and subnet sampling differ); the summary gives "
@@ -245,6 +248,11 @@ def main() -> int:
         torch.set_num_threads(args.threads)
     Path(args.out).mkdir(parents=True, exist_ok=True)
     report: dict = {"args": vars(args)}
+    if args.report:
+        report = json.loads(Path(args.report).read_text())
+        _compare([json.loads(Path(p).read_text()) for p in args.compare or ()], report,
+                 args.compare or [])
+        return 0
     if not args.gpu_only:
         from latkit.supernet.data import open_data
         from latkit.supernet.space import get_space
@@ -275,7 +283,7 @@ def main() -> int:
         _write(report, args.out)
         _print(report)
     if args.compare and "summary" in report:
-        _compare(json.loads(Path(args.compare).read_text()), report)
+        _compare([json.loads(Path(p).read_text()) for p in args.compare], report, args.compare)
     report["gpu"] = gpu_throughput()
     if report["gpu"] is None:
         print("no CUDA GPU: training throughput at 224 x 256 not measured")
@@ -286,21 +294,25 @@ def main() -> int:
     return 0
 
 
-def _compare(old: dict, new: dict) -> None:
-    """Per schedule: mean top-1 of the 20 subnets over seeds (and its spread), wall time, new/old."""
+def _compare(olds: list[dict], new: dict, names: list[str]) -> None:
+    """Per schedule: mean top-1 of the 20 subnets over seeds (and its spread) and the mean wall time
+    per seed, new against the pooled seeds of the ``olds`` reports."""
     import statistics as st
 
-    print(f"\nthis run against {new['args']['compare']} (seeds {old['summary']['seeds']} vs "
-          f"{new['summary']['seeds']}):")
+    old_runs = [r for rep in olds for r in rep["runs"]]
+    print(f"\nthis run against {', '.join(names)} (seeds {[r['seed'] for r in old_runs]} vs "
+          f"{[r['seed'] for r in new['runs']]}):")
     for name in ("compofa", "ofa"):
         cols = []
-        for rep in (old, new):
-            tops = [r[name]["top1"]["random_mean"] for r in rep["runs"]]
-            walls = [r[name]["wall_s"] for r in rep["runs"]]
-            cols.append((st.mean(tops), st.stdev(tops) if len(tops) > 1 else 0.0, sum(walls)))
-        (t0, s0, w0), (t1, s1, w1) = cols
+        for runs in (old_runs, new["runs"]):
+            tops = [r[name]["top1"]["random_mean"] for r in runs]
+            walls = [r[name]["wall_s"] for r in runs]
+            cols.append((st.mean(tops), st.stdev(tops) if len(tops) > 1 else 0.0, st.mean(walls),
+                         walls))
+        (t0, s0, w0, ws0), (t1, s1, w1, ws1) = cols
         print(f"  {name:<8} top-1 {t0:.2f}% (sd {s0:.2f}) -> {t1:.2f}% (sd {s1:.2f}), difference "
-              f"{t1 - t0:+.2f}; wall {w0:.0f} s -> {w1:.0f} s ({w0 / w1:.2f}x faster)")
+              f"{t1 - t0:+.2f}; wall per seed {w0:.0f} s -> {w1:.0f} s ({w0 / w1:.2f}x faster; "
+              f"{', '.join(f'{w:.0f}' for w in ws0)} -> {', '.join(f'{w:.0f}' for w in ws1)})")
 
 
 def _ratios(run: dict, teacher: dict | None) -> dict:
