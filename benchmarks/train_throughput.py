@@ -65,6 +65,7 @@ class LatkitSide:
         import torch
 
         from latkit.supernet.model import ElasticMobileNetV3
+        from latkit.supernet.ops import use_cpu_kernels
         from latkit.supernet.train import (
             TrainConfig,
             _autocast,
@@ -95,15 +96,13 @@ class LatkitSide:
         self.forward = torch.compile(self.model) if compile_ else None
         self.teacher_forward = compiled(self.teacher) if compile_teacher else None
         self.channels_last = channels_last
-        self.cpu_kernels = cpu_kernels
+        use_cpu_kernels(cpu_kernels)  # process-wide; once-for-all's side has its own convolutions
 
     def step(self, x, y, arch) -> None:
         import torch
 
-        from latkit.supernet.ops import use_cpu_kernels
         from latkit.supernet.train import model_step
 
-        use_cpu_kernels(self.cpu_kernels)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         model_step(self.model, self.opt, x, y, [arch], distill=True, cfg=self.cfg,

@@ -27,7 +27,6 @@ SOURCE = Path(__file__).with_name("cpu_kernels.cpp")
 NAME = "latkit_cpu_kernels"
 _lock = threading.Lock()
 _loaded: dict[str, Any] = {}  # library path -> module
-_active: Any = None  # the module ``dw_weight_grad`` calls (the last one loaded)
 
 
 class KernelBuildError(RuntimeError):
@@ -78,13 +77,14 @@ def _import(path: Path) -> Any:
 
 
 def load(build: bool = True) -> Any:
-    """The kernels' module: loaded if built here, else built first (``build``) or None.
+    """The kernels' module: loaded if built here, else built first (``build``) or None. Its
+    ``dw_weight_grad(x, g, k, stride, padding)`` is d loss / d weight (C, 1, k, k) of a depthwise
+    convolution of fp32 CPU ``x`` with output gradient ``g``.
 
     Raises ``KernelBuildError`` (one line: the compiler's first error, or what is missing) when the
     build fails. Thread-safe; concurrent processes (torchrun ranks) build once, under
     ``torch.utils.cpp_extension``'s lock in the build folder.
     """
-    global _active
     with _lock:
         path = library_path()
         module = _loaded.get(str(path))
@@ -100,7 +100,6 @@ def load(build: bool = True) -> Any:
             else:
                 return None
             _loaded[str(path)] = module
-        _active = module
         return module
 
 
@@ -119,18 +118,11 @@ def _build(folder: Path) -> Any:
     folder.mkdir(parents=True, exist_ok=True)
     try:
         return cpp_extension.load(NAME, [str(SOURCE)], build_directory=str(folder),
-                           extra_cflags=["-O3", "-march=native", "-fopenmp"],
-                           extra_ldflags=["-fopenmp"], verbose=False)
+                                  extra_cflags=["-O3", "-march=native", "-fopenmp"],
+                                  extra_ldflags=["-fopenmp"], verbose=False)
     except (RuntimeError, OSError, ImportError) as exc:
         first = next((ln for ln in str(exc).splitlines() if "error" in ln.lower()),
                      str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
         raise KernelBuildError(f"building latkit's CPU kernels in {folder} failed: "
                                f"{first.strip()[:300]}; pass --cpu-kernels off") from None
 
-
-def dw_weight_grad(x: Any, g: Any, k: int, stride: int, padding: int) -> Any:
-    """d loss / d weight (C, 1, k, k) of a depthwise convolution of fp32 CPU ``x`` with output
-    gradient ``g`` (the kernels must be loaded: ``load``)."""
-    if _active is None:
-        raise KernelBuildError("latkit's CPU kernels are not loaded (cpu_kernels.load())")
-    return _active.dw_weight_grad(x, g, k, stride, padding)

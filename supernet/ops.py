@@ -122,7 +122,7 @@ def depthwise_conv(x: torch.Tensor, w: torch.Tensor, stride: int, padding: int) 
 # at 8x8 slower or even)
 _DW_GRAD_MAX_ELEMENTS = 4 << 20
 
-_cpu_kernel: Callable | None = None  # cpu_kernels.dw_weight_grad once loaded (use_cpu_kernels)
+_cpu_kernel: Callable | None = None  # the loaded kernels' dw_weight_grad (use_cpu_kernels)
 
 
 def use_cpu_kernels(on: bool) -> None:
@@ -132,9 +132,10 @@ def use_cpu_kernels(on: bool) -> None:
     if on:
         from latkit.supernet import cpu_kernels  # noqa: PLC0415 -- only when asked for
 
-        if cpu_kernels.load(build=False) is None:
+        module = cpu_kernels.load(build=False)
+        if module is None:
             raise cpu_kernels.KernelBuildError("latkit's CPU kernels are not built here")
-        _cpu_kernel = cpu_kernels.dw_weight_grad
+        _cpu_kernel = module.dw_weight_grad
     else:
         _cpu_kernel = None
 

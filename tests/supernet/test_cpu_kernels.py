@@ -33,13 +33,13 @@ def _onednn_weight_grad(x, w, g, s, p):
 def test_the_kernel_gives_onednns_weight_gradient(n, c, hw, k, stride):
     """Odd map sizes, channel counts that are not a multiple of its 16-channel blocks, maps smaller
     than the kernel, both memory formats."""
-    cpu_kernels.load()  # built here once (about 40 s), then cached
+    kernels = cpu_kernels.load()  # built here once (about 40 s), then cached
     torch.manual_seed(0)
     for fmt in (torch.channels_last, torch.contiguous_format):
         x = torch.randn(n, c, hw, hw).contiguous(memory_format=fmt)
         w = torch.randn(c, 1, k, k)
         g = torch.randn_like(F.conv2d(x, w, stride=stride, padding=k // 2, groups=c))
-        got = cpu_kernels.dw_weight_grad(x, g, k, stride, k // 2)
+        got = kernels.dw_weight_grad(x, g, k, stride, k // 2)
         assert got.shape == (c, 1, k, k)
         torch.testing.assert_close(got, _onednn_weight_grad(x, w, g, stride, k // 2),
                                    rtol=1e-4, atol=1e-4)
